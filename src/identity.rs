@@ -1,0 +1,63 @@
+//! How an owner and a method are identified, without ever calling user code.
+//!
+//! An owner is its allocation: the address of the value inside the `Arc`. The address is
+//! a sound identity for as long as an entry holds a `Weak` to it, because a `Weak` keeps
+//! the allocation (not the value) alive, so the allocator cannot hand the same address to
+//! a new object while the entry exists. The owner's own `Hash` and `Eq` are never called.
+//!
+//! A method is its type. Fn items and non-capturing closures are zero-sized types unique
+//! to their definition, so `TypeId::of::<F>()` names the method and nothing else; a
+//! value that carries data (a capturing closure, a fn pointer) could change behaviour
+//! without changing type, so it is rejected at build time.
+
+use std::any::{TypeId, type_name};
+use std::marker::PhantomData;
+use std::sync::{Arc, Weak};
+
+/// The address of an owner's allocation (the data pointer, metadata dropped).
+pub(crate) fn owner_addr<T: ?Sized>(owner: &Arc<T>) -> usize {
+    Arc::as_ptr(owner).cast::<()>().addr()
+}
+
+/// The address a `Weak` points to; equal to [`owner_addr`] of every `Arc` of the same
+/// allocation, whatever `T` the `Arc` was coerced to.
+pub(crate) fn weak_addr<T: ?Sized>(owner: &Weak<T>) -> usize {
+    Weak::as_ptr(owner).cast::<()>().addr()
+}
+
+/// A method's identity: its type, and its name for messages.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MethodId {
+    pub(crate) type_id: TypeId,
+    pub(crate) name: &'static str,
+}
+
+/// Marks the cache of a method called through `try_call`: it stores the `Ok` value, so it
+/// must not share a table with the same method called through `call`.
+struct Fallible<F>(PhantomData<F>);
+
+impl MethodId {
+    /// The identity of `F` called through `call` (`fallible == false`) or `try_call`.
+    ///
+    /// Fails to build (post-monomorphization, so at `cargo build`, not `cargo check`) if
+    /// `F` is not zero-sized.
+    pub(crate) fn of<F: 'static>(fallible: bool) -> Self {
+        const {
+            assert!(
+                size_of::<F>() == 0,
+                "weakmemo: a method must be a fn item or a non-capturing closure, because \
+                 the cache identifies it by its type; a capturing closure or a fn pointer \
+                 carries data the type does not show"
+            )
+        };
+        let type_id = if fallible {
+            TypeId::of::<Fallible<F>>()
+        } else {
+            TypeId::of::<F>()
+        };
+        Self {
+            type_id,
+            name: type_name::<F>(),
+        }
+    }
+}

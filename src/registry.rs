@@ -1,0 +1,602 @@
+//! The registry: the public face of the cache.
+
+use std::any::Any;
+use std::convert::Infallible;
+use std::fmt;
+use std::hash::Hash;
+use std::num::NonZero;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
+
+use crate::directory::Directory;
+use crate::identity::{MethodId, owner_addr};
+use crate::lock_scope::assert_not_nested;
+use crate::method_cache::{ErasedCache, MethodCache};
+use crate::stats::Stats;
+
+/// Buckets one lazy purge step looks at.
+pub const PURGE_STEP_BUCKETS: usize = 64;
+
+/// Lookups between two lazy purge steps when nobody sets the interval.
+pub const DEFAULT_PURGE_INTERVAL: usize = 256;
+
+/// A cache of memoized method results, keyed by owner identity, method and arguments.
+///
+/// Owners are held as `Weak`, so the cache never keeps an owner alive; the entries of
+/// dead owners are never returned and are removed lazily by later lookups (see
+/// [`set_purge_interval`](Self::set_purge_interval)) or at once by [`purge`](Self::purge).
+///
+/// Most programs use the shared [`global()`](crate::global) registry. A registry of your
+/// own gives its methods separate tuning, statistics and `clear()`:
+///
+/// ```
+/// use std::sync::Arc;
+/// use weakmemo::Registry;
+///
+/// static SHAPES: Registry = Registry::builder().purge_interval(1024).build();
+///
+/// struct Square(f64);
+/// fn area(square: &Arc<Square>, &(): &()) -> f64 {
+///     square.0 * square.0
+/// }
+///
+/// let square = Arc::new(Square(3.0));
+/// assert_eq!(SHAPES.call(&square, area, ()), 9.0);
+/// assert_eq!(SHAPES.stats().entries, 1);
+/// ```
+pub struct Registry {
+    methods: Directory,
+    purge_interval: AtomicUsize,
+    /// Shards per method table, a power of two, or 0 for the default.
+    shards: usize,
+    cursor: Mutex<Cursor>,
+    purge_steps: AtomicU64,
+}
+
+/// Where the lazy purge resumes: a method's position in the directory, a shard of it,
+/// and a bucket of that shard.
+#[derive(Default)]
+struct Cursor {
+    method: usize,
+    shard: usize,
+    bucket: usize,
+}
+
+/// Settings for a [`Registry`], usable in `const` and `static` items.
+///
+/// ```
+/// use weakmemo::Registry;
+///
+/// static CACHE: Registry = Registry::builder().purge_interval(64).shards(32).build();
+/// assert_eq!(CACHE.purge_interval(), 64);
+/// ```
+#[derive(Clone, Copy, Debug)]
+#[must_use]
+pub struct RegistryBuilder {
+    purge_interval: usize,
+    shards: usize,
+}
+
+impl RegistryBuilder {
+    /// Lookups between lazy purge steps; see [`Registry::set_purge_interval`].
+    pub const fn purge_interval(mut self, lookups: usize) -> Self {
+        self.purge_interval = lookups;
+        self
+    }
+
+    /// Shards (independently locked parts) of each method's table, rounded up to a power
+    /// of two; 0, the default, picks 4 per available core, at least 16.
+    ///
+    /// More shards let more threads hit one method at once; each costs 128 bytes plus
+    /// its table's slack.
+    pub const fn shards(mut self, shards: usize) -> Self {
+        self.shards = if shards == 0 {
+            0
+        } else {
+            shards.next_power_of_two()
+        };
+        self
+    }
+
+    /// The registry.
+    pub const fn build(self) -> Registry {
+        Registry {
+            methods: Directory::new(),
+            purge_interval: AtomicUsize::new(self.purge_interval),
+            shards: self.shards,
+            cursor: Mutex::new(Cursor {
+                method: 0,
+                shard: 0,
+                bucket: 0,
+            }),
+            purge_steps: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("purge_interval", &self.purge_interval())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shared registry, for methods that need no registry of their own.
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// fn double(n: &Arc<i32>, &(): &()) -> i32 {
+///     **n * 2
+/// }
+/// let n = Arc::new(21);
+/// assert_eq!(weakmemo::global().call(&n, double, ()), 42);
+/// ```
+pub fn global() -> &'static Registry {
+    static GLOBAL: Registry = Registry::new();
+    &GLOBAL
+}
+
+impl Registry {
+    /// A registry with the default settings.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Settings for a new registry.
+    pub const fn builder() -> RegistryBuilder {
+        RegistryBuilder {
+            purge_interval: DEFAULT_PURGE_INTERVAL,
+            shards: 0,
+        }
+    }
+
+    /// Returns `method(owner, &args)`, computed once per live owner, method and arguments.
+    ///
+    /// The method runs outside every lock, so it may call other cached methods, or itself
+    /// with other arguments. If two threads miss the same key at once, both run the
+    /// method, and both get the value that was stored first.
+    ///
+    /// The method is identified by its type, so it must be a fn item or a non-capturing
+    /// closure; passing a capturing closure or a fn pointer fails to build, with a
+    /// message saying so. (The check runs when the code is compiled to machine code, so
+    /// `cargo check` alone does not report it.) Every call site that passes the same fn
+    /// item shares its entries.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// struct Account { rate: f64 }
+    /// impl Account {
+    ///     fn interest(self: &Arc<Self>, years: u32) -> f64 {
+    ///         weakmemo::global().call(self, Self::compute_interest, years)
+    ///     }
+    ///     fn compute_interest(self: &Arc<Self>, &years: &u32) -> f64 {
+    ///         (1.0 + self.rate).powi(years as i32)
+    ///     }
+    /// }
+    /// let account = Arc::new(Account { rate: 0.5 });
+    /// assert_eq!(account.interest(2), 2.25);
+    /// ```
+    ///
+    /// A closure that captures is refused:
+    ///
+    /// ```compile_fail
+    /// use std::sync::Arc;
+    /// let bonus = 10;
+    /// let owner = Arc::new(1);
+    /// weakmemo::global().call(&owner, move |n: &Arc<i32>, &(): &()| **n + bonus, ());
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `method` panics, the panic reaches the caller and nothing is cached; the
+    /// registry stays usable and the next call computes again. Also panics if called from
+    /// an argument's `Eq` or a value's `Clone` while the registry runs them under a lock.
+    pub fn call<T, A, V, F>(&self, owner: &Arc<T>, method: F, args: A) -> V
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        F: Fn(&Arc<T>, &A) -> V + 'static,
+    {
+        let Ok(value) = self.get_or_compute(MethodId::of::<F>(false), owner, args, |owner, args| {
+            Ok::<V, Infallible>(method(owner, args))
+        });
+        value
+    }
+
+    /// Like [`call`](Self::call), for a method that can fail: an `Ok` value is cached,
+    /// an error is returned to the caller and not cached, so the next call tries again.
+    ///
+    /// A method's `Ok` values are kept apart from its results cached by `call`; read
+    /// them with [`get_ok`](Self::get_ok).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use weakmemo::Registry;
+    ///
+    /// fn parse(text: &Arc<String>, &radix: &u32) -> Result<i64, std::num::ParseIntError> {
+    ///     i64::from_str_radix(text, radix)
+    /// }
+    /// let cache = Registry::new();
+    /// let text = Arc::new("ff".to_string());
+    /// assert!(cache.try_call(&text, parse, 10).is_err());
+    /// assert_eq!(cache.try_call(&text, parse, 16), Ok(255));
+    /// assert_eq!(cache.get_ok(&text, parse, &16), Some(255));
+    /// assert_eq!(cache.get_ok(&text, parse, &10), None);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The method's own error, when this call ran the method and it failed.
+    ///
+    /// # Panics
+    ///
+    /// As [`call`](Self::call).
+    pub fn try_call<T, A, V, E, F>(&self, owner: &Arc<T>, method: F, args: A) -> Result<V, E>
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        F: Fn(&Arc<T>, &A) -> Result<V, E> + 'static,
+    {
+        self.get_or_compute(MethodId::of::<F>(true), owner, args, method)
+    }
+
+    /// The value [`call`](Self::call) cached for these arguments, without computing it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use weakmemo::Registry;
+    ///
+    /// fn square(n: &Arc<u64>, &(): &()) -> u64 { **n * **n }
+    /// let cache = Registry::new();
+    /// let n = Arc::new(7);
+    /// assert_eq!(cache.get(&n, square, &()), None);
+    /// cache.call(&n, square, ());
+    /// assert_eq!(cache.get(&n, square, &()), Some(49));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
+    pub fn get<T, A, V, F>(&self, owner: &Arc<T>, method: F, args: &A) -> Option<V>
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        F: Fn(&Arc<T>, &A) -> V + 'static,
+    {
+        let _ = method;
+        self.peek(MethodId::of::<F>(false), owner, args)
+    }
+
+    /// The `Ok` value [`try_call`](Self::try_call) cached for these arguments, without
+    /// computing it.
+    ///
+    /// # Panics
+    ///
+    /// As [`get`](Self::get).
+    pub fn get_ok<T, A, V, E, F>(&self, owner: &Arc<T>, method: F, args: &A) -> Option<V>
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        F: Fn(&Arc<T>, &A) -> Result<V, E> + 'static,
+    {
+        let _ = method;
+        self.peek(MethodId::of::<F>(true), owner, args)
+    }
+
+    /// Removes the entry of one owner, method and arguments (whether `call` or
+    /// `try_call` stored it); returns whether there was one.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use weakmemo::Registry;
+    ///
+    /// fn len(text: &Arc<str>, &(): &()) -> usize { text.len() }
+    /// let cache = Registry::new();
+    /// let text: Arc<str> = Arc::from("four");
+    /// cache.call(&text, len, ());
+    /// assert!(cache.invalidate(&text, len, &()));
+    /// assert!(!cache.invalidate(&text, len, &()));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
+    pub fn invalidate<T, A, R, F>(&self, owner: &Arc<T>, method: F, args: &A) -> bool
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        F: Fn(&Arc<T>, &A) -> R + 'static,
+    {
+        let _ = method;
+        assert_not_nested();
+        let addr = owner_addr(owner);
+        let mut removed = false;
+        for cache in self.caches_of::<F>() {
+            removed |= cache.remove(addr, args as &dyn Any);
+        }
+        removed
+    }
+
+    /// Removes every entry of one owner, for every method; returns how many.
+    ///
+    /// This visits every method's table, so it costs time in proportion to the whole
+    /// registry. The owner's identity is its allocation: entries made through an
+    /// `Arc<dyn Trait>` and an `Arc<Concrete>` of the same object are all removed.
+    ///
+    /// # Panics
+    ///
+    /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
+    pub fn invalidate_owner<T: ?Sized>(&self, owner: &Arc<T>) -> usize {
+        assert_not_nested();
+        let addr = owner_addr(owner);
+        self.methods
+            .iter()
+            .map(|cache| cache.remove_owner(addr))
+            .sum()
+    }
+
+    /// Removes every entry of one method, for every owner; returns how many.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use weakmemo::Registry;
+    ///
+    /// fn twice(n: &Arc<i32>, &k: &i32) -> i32 { **n * k * 2 }
+    /// let cache = Registry::new();
+    /// let n = Arc::new(1);
+    /// cache.call(&n, twice, 1);
+    /// cache.call(&n, twice, 2);
+    /// assert_eq!(cache.invalidate_method(twice), 2);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
+    pub fn invalidate_method<T, A, R, F>(&self, method: F) -> usize
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        F: Fn(&Arc<T>, &A) -> R + 'static,
+    {
+        let _ = method;
+        assert_not_nested();
+        self.caches_of::<F>().map(ErasedCache::clear).sum()
+    }
+
+    /// Removes every entry; returns how many.
+    ///
+    /// # Panics
+    ///
+    /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
+    pub fn clear(&self) -> usize {
+        assert_not_nested();
+        self.methods.iter().map(ErasedCache::clear).sum()
+    }
+
+    /// Removes every dead owner's entry now, and shrinks tables left mostly empty;
+    /// returns how many entries were removed.
+    ///
+    /// Lazy purging makes this unnecessary for correctness (dead owners' entries are
+    /// never returned) and for bounded memory; call it to release memory at a moment of
+    /// your choosing, or before reading an exact [`Stats::entries`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use weakmemo::Registry;
+    ///
+    /// fn id(n: &Arc<u8>, &(): &()) -> u8 { **n }
+    /// let cache = Registry::new();
+    /// let n = Arc::new(1);
+    /// cache.call(&n, id, ());
+    /// drop(n);
+    /// assert_eq!(cache.purge(), 1);
+    /// assert_eq!(cache.stats().entries, 0);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
+    pub fn purge(&self) -> usize {
+        assert_not_nested();
+        self.methods.iter().map(ErasedCache::purge).sum()
+    }
+
+    /// Sets how many lookups pass between two lazy purge steps, at run time.
+    ///
+    /// Every lookup (`call`, `try_call`, `get`, `get_ok`) counts, hits included, so a
+    /// cache that is only read still purges. Each shard counts its own lookups and, every
+    /// `lookups`-th one, runs one step: it looks at the next
+    /// [`PURGE_STEP_BUCKETS`] buckets of the registry (all methods, all shards, in turn)
+    /// and removes the dead owners' entries there. A smaller interval frees dead owners'
+    /// values sooner and costs more time per lookup; `docs/design.md` has measurements.
+    ///
+    /// `0` turns lazy steps off: dead owners' entries then leave only when their shard
+    /// is about to grow (which keeps memory bounded) or on [`purge`](Self::purge).
+    ///
+    /// ```
+    /// weakmemo::global().set_purge_interval(1024);
+    /// assert_eq!(weakmemo::global().purge_interval(), 1024);
+    /// ```
+    pub fn set_purge_interval(&self, lookups: usize) {
+        self.purge_interval.store(lookups, Relaxed);
+    }
+
+    /// Lookups between two lazy purge steps; see
+    /// [`set_purge_interval`](Self::set_purge_interval).
+    #[must_use]
+    pub fn purge_interval(&self) -> usize {
+        self.purge_interval.load(Relaxed)
+    }
+
+    /// A snapshot of the counters; see [`Stats`] for what each counts and how exactly.
+    ///
+    /// # Panics
+    ///
+    /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        assert_not_nested();
+        let mut stats = Stats {
+            purge_steps: self.purge_steps.load(Relaxed),
+            ..Stats::default()
+        };
+        for cache in self.methods.iter() {
+            cache.add_stats(&mut stats);
+        }
+        stats
+    }
+
+    fn get_or_compute<T, A, V, E>(
+        &self,
+        method: MethodId,
+        owner: &Arc<T>,
+        args: A,
+        compute: impl FnOnce(&Arc<T>, &A) -> Result<V, E>,
+    ) -> Result<V, E>
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        assert_not_nested();
+        let cache = self.cache_or_insert::<T, A, V>(method);
+        let key = cache.key(owner, &args);
+        if let Some(value) = self.lookup(cache, key, &args) {
+            return Ok(value);
+        }
+        let value = compute(owner, &args)?;
+        Ok(cache.insert(key, owner, args, value))
+    }
+
+    fn peek<T, A, V>(&self, method: MethodId, owner: &Arc<T>, args: &A) -> Option<V>
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        assert_not_nested();
+        let cache = downcast::<T, A, V>(self.methods.find(method.type_id)?, method);
+        self.lookup(cache, cache.key(owner, args), args)
+    }
+
+    fn lookup<T, A, V>(
+        &self,
+        cache: &MethodCache<T, A, V>,
+        key: crate::method_cache::Key,
+        args: &A,
+    ) -> Option<V>
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let lookup = cache.get(key, args, self.purge_interval());
+        if lookup.purge_due {
+            self.purge_step();
+        }
+        lookup.value
+    }
+
+    fn cache_or_insert<T, A, V>(&self, method: MethodId) -> &MethodCache<T, A, V>
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let cache = self.methods.find_or_insert(method.type_id, || {
+            Box::new(MethodCache::<T, A, V>::new(self.shard_count()))
+        });
+        downcast(cache, method)
+    }
+
+    /// The tables of `F` called through `call` and through `try_call`, where they exist.
+    fn caches_of<F: 'static>(&self) -> impl Iterator<Item = &dyn ErasedCache> {
+        [MethodId::of::<F>(false), MethodId::of::<F>(true)]
+            .into_iter()
+            .filter_map(|method| self.methods.find(method.type_id))
+    }
+
+    fn shard_count(&self) -> usize {
+        if self.shards != 0 {
+            return self.shards;
+        }
+        static DEFAULT: OnceLock<usize> = OnceLock::new();
+        *DEFAULT.get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(1, NonZero::get);
+            (cores * 4).next_power_of_two().max(16)
+        })
+    }
+
+    /// One lazy purge step: [`PURGE_STEP_BUCKETS`] buckets from the cursor on, moving
+    /// through every shard of every method in turn, so that each bucket of the registry
+    /// is looked at once per lap. If another thread is stepping, this one skips its turn
+    /// rather than wait.
+    fn purge_step(&self) {
+        let Some(mut cursor) = self.cursor.try_lock() else {
+            return;
+        };
+        self.purge_steps.fetch_add(1, Relaxed);
+        let mut budget = PURGE_STEP_BUCKETS;
+        while budget > 0 {
+            let Some((position, cache)) = self.methods.next_from(cursor.method) else {
+                if cursor.method == 0 {
+                    return; // no method yet
+                }
+                *cursor = Cursor::default();
+                continue;
+            };
+            if position != cursor.method {
+                *cursor = Cursor {
+                    method: position,
+                    ..Cursor::default()
+                };
+            }
+            let step = cache.sweep_step(cursor.shard, cursor.bucket, budget);
+            // An empty shard costs one unit, so a step always ends.
+            budget = budget.saturating_sub(step.visited.max(1));
+            match step.next {
+                Some(bucket) => cursor.bucket = bucket,
+                None if cursor.shard + 1 < cache.shard_count() => {
+                    cursor.shard += 1;
+                    cursor.bucket = 0;
+                }
+                None => {
+                    *cursor = Cursor {
+                        method: position + 1,
+                        ..Cursor::default()
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// The typed table behind `cache`. A method's type fixes its owner, argument and result
+/// types, and `try_call` tables have their own identity, so this cannot fail.
+fn downcast<T, A, V>(cache: &dyn ErasedCache, method: MethodId) -> &MethodCache<T, A, V>
+where
+    T: ?Sized + Send + Sync + 'static,
+    A: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    (cache as &dyn Any)
+        .downcast_ref()
+        .unwrap_or_else(|| unreachable!("weakmemo: table of {} has other types", method.name))
+}

@@ -1,0 +1,58 @@
+//! Counters a user reads to size and tune a registry.
+
+/// A snapshot of a [`Registry`](crate::Registry)'s counters, from [`Registry::stats`].
+///
+/// Counters are summed shard by shard without stopping other threads, so a snapshot
+/// taken while other threads use the registry mixes moments; each field says what it
+/// counts and how exact it is.
+///
+/// [`Registry::stats`]: crate::Registry::stats
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Lookups (`call`, `try_call`, `get`, `get_ok`) that found a cached value.
+    ///
+    /// Counted without a locked instruction so that a hit writes no shared cache line:
+    /// when two threads hit the same shard at the same instant one count may be lost,
+    /// so under contention this may undercount slightly. Exact on one thread.
+    pub hits: u64,
+    /// Lookups that found no cached value; each miss of `call` or `try_call` runs the
+    /// method once. Exact. Lookups of a method the registry has never cached count
+    /// nowhere.
+    pub misses: u64,
+    /// Entries held now, including entries of dead owners that were not purged yet.
+    /// Right after [`Registry::purge`](crate::Registry::purge), with no other thread
+    /// inserting, this is exactly the number of live owners' entries.
+    pub entries: usize,
+    /// Entries of dead owners removed so far: by lazy purge steps, by the sweep a shard
+    /// makes before it grows, and by `purge()`. Exact.
+    pub purged: u64,
+    /// Entries removed by the `invalidate*` methods and `clear()`. Exact.
+    pub invalidated: u64,
+    /// Values computed by a call that lost a race: another caller stored the same key
+    /// first, so this value was dropped and the stored one returned. Exact. Many of these
+    /// mean threads often compute the same cold key at once.
+    pub discarded: u64,
+    /// Lazy purge steps run so far (see the purge interval). Exact.
+    pub purge_steps: u64,
+    /// Methods that have a table in this registry.
+    pub methods: usize,
+}
+
+impl Stats {
+    /// `hits / (hits + misses)`, or 0 before any lookup.
+    ///
+    /// ```
+    /// let stats = weakmemo::Registry::new().stats();
+    /// assert_eq!(stats.hit_ratio(), 0.0);
+    /// ```
+    #[must_use]
+    pub fn hit_ratio(&self) -> f64 {
+        let lookups = self.hits + self.misses;
+        if lookups == 0 {
+            0.0
+        } else {
+            self.hits as f64 / lookups as f64
+        }
+    }
+}
