@@ -1,4 +1,162 @@
-//! weakmemo (docs to come).
+//! Memoize methods on `Arc`-owned objects in a shared cache that never keeps the objects
+//! alive.
+//!
+//! Python's `functools.lru_cache` on a method puts `self` in the key, so the cache keeps
+//! every instance alive; a server that makes objects per request runs out of memory. In
+//! Rust, a global table keyed by an `Arc` clone has the same leak, and a table keyed by a
+//! raw address is worse: the allocator reuses the address, and the table hands a dead
+//! object's result to a new one. weakmemo keys each result by the owner's allocation held
+//! as a [`Weak`](std::sync::Weak), the method, and the arguments.
+//!
+//! # A first example
+//!
+//! Wrap the object in an `Arc`, and route the method through a [`Registry`]:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! struct SlowAdder { delay: Duration }
+//!
+//! impl SlowAdder {
+//!     pub fn calculate(self: &Arc<Self>, a: i64, b: i64) -> i64 {
+//!         weakmemo::global().call(self, Self::calculate_uncached, (a, b))
+//!     }
+//!     fn calculate_uncached(self: &Arc<Self>, &(a, b): &(i64, i64)) -> i64 {
+//!         std::thread::sleep(self.delay);
+//!         a + b
+//!     }
+//! }
+//!
+//! let adder = Arc::new(SlowAdder { delay: Duration::from_millis(20) });
+//! assert_eq!(adder.calculate(1, 2), 3); // sleeps
+//! assert_eq!(adder.calculate(1, 2), 3); // a lookup
+//!
+//! let watch = Arc::downgrade(&adder);
+//! drop(adder);
+//! assert!(watch.upgrade().is_none()); // the cache did not keep it alive
+//! ```
+//!
+//! # How identity works
+//!
+//! - **The owner** is its allocation. An entry holds a `Weak` to it, which keeps the
+//!   allocation's memory (not the object) from being reused, so a new object can never
+//!   be mistaken for a dead one at the same address. The owner's own `Hash` and `Eq` are
+//!   never called: two owners equal by value are two keys.
+//! - **The method** is its type. Pass a fn item (`Self::calculate_uncached`) or a
+//!   closure that captures nothing; every call site passing the same fn item shares
+//!   entries. A capturing closure or a fn pointer is refused when the code is built:
+//!
+//! ```compile_fail
+//! # use std::sync::Arc;
+//! let f: fn(&Arc<u8>, &()) -> u8 = |n, _| **n;
+//! weakmemo::global().call(&Arc::new(1), f, ()); // error: a method must be a fn item ...
+//! ```
+//!
+//! - **The arguments** are hashed to find a bucket and always compared with `Eq`, so
+//!   colliding hashes never return a wrong value. Several arguments form a tuple.
+//!
+//! Owners and values cross threads, so they must be `Send + Sync`:
+//!
+//! ```compile_fail
+//! # use std::sync::Arc;
+//! fn count(n: &Arc<std::cell::Cell<u8>>, _: &()) -> u8 { 0 }
+//! weakmemo::global().call(&Arc::new(std::cell::Cell::new(1)), count, ());
+//! ```
+//!
+//! ```compile_fail
+//! # use std::{rc::Rc, sync::Arc};
+//! fn shared(n: &Arc<u8>, _: &()) -> Rc<u8> { Rc::new(**n) }
+//! weakmemo::global().call(&Arc::new(1), shared, ());
+//! ```
+//!
+//! `Arc<dyn Trait>` owners work too:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! trait Shape: Send + Sync { fn area(&self) -> f64; }
+//! struct Square(f64);
+//! impl Shape for Square { fn area(&self) -> f64 { self.0 * self.0 } }
+//!
+//! fn area(shape: &Arc<dyn Shape>, &(): &()) -> f64 { shape.area() }
+//!
+//! let shape: Arc<dyn Shape> = Arc::new(Square(2.0));
+//! assert_eq!(weakmemo::global().call(&shape, area, ()), 4.0);
+//! ```
+//!
+//! # When entries go away
+//!
+//! An entry of a dead owner is never returned, but it still holds its arguments and value
+//! until it is removed. Removal is lazy and needs no thread of its own:
+//!
+//! - every lookup counts toward a **purge step**; every
+//!   [`purge_interval`](Registry::set_purge_interval) lookups a step looks at the next
+//!   [`PURGE_STEP_BUCKETS`] buckets of the registry and removes dead owners' entries,
+//!   so a cache that is only read is cleaned too;
+//! - before a table grows, it first drops its dead owners' entries, so memory stays
+//!   bounded even with lazy steps turned off;
+//! - [`Registry::purge`] removes them all at once.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use weakmemo::Registry;
+//!
+//! fn double(n: &Arc<u32>, &(): &()) -> u32 { **n * 2 }
+//!
+//! let cache = Registry::builder().purge_interval(1).build();
+//! let short_lived = Arc::new(1);
+//! let long_lived = Arc::new(2);
+//! cache.call(&short_lived, double, ());
+//! drop(short_lived);
+//! for _ in 0..100 {
+//!     cache.call(&long_lived, double, ()); // hits, and lazy purge steps
+//! }
+//! let stats = cache.stats();
+//! assert_eq!((stats.entries, stats.purged), (1, 1));
+//! ```
+//!
+//! # Failing methods, panics and re-entrancy
+//!
+//! [`Registry::try_call`] caches `Ok` values and returns errors without caching them. A
+//! method that panics caches nothing; the panic reaches its caller and the registry stays
+//! usable (its locks do not poison). Methods run outside every lock, so a cached method
+//! may call other cached methods, or itself with other arguments:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! struct Sequence { step: u64 }
+//!
+//! fn fib(seq: &Arc<Sequence>, &n: &u64) -> u64 {
+//!     if n < 2 {
+//!         return n * seq.step;
+//!     }
+//!     let cache = weakmemo::global();
+//!     cache.call(seq, fib, n - 1) + cache.call(seq, fib, n - 2)
+//! }
+//!
+//! let seq = Arc::new(Sequence { step: 1 });
+//! assert_eq!(weakmemo::global().call(&seq, fib, 90), 2_880_067_194_370_816_120);
+//! ```
+//!
+//! If two threads miss the same key at once, both run the method and both receive the
+//! value stored first ([`Stats::discarded`] counts the other).
+//!
+//! # A value that holds its owner
+//!
+//! Rust has no ephemerons: if a cached value holds an `Arc` to its own owner, the entry
+//! keeps the owner alive and the owner keeps the entry, until you invalidate it. Store a
+//! `Weak` in the value instead, or invalidate the owner's entries when you retire it.
+//!
+//! # Design notes and measurements
+//!
+//! [`design`] explains the data structures, the invariants the code relies on and the
+//! bound on how long dead entries stay; [`benchmarks`] records the measurements against
+//! a bare `hashbrown` lookup, quick_cache, moka and weak-table.
+//!
+//! The minimum supported Rust version is 1.86. The crate has no cargo features and no
+//! `unsafe` code.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
@@ -9,5 +167,17 @@ mod method_cache;
 mod registry;
 mod stats;
 
-pub use registry::{DEFAULT_PURGE_INTERVAL, PURGE_STEP_BUCKETS, Registry, RegistryBuilder, global};
+pub use registry::{
+    DEFAULT_PURGE_INTERVAL, PURGE_STEP_BUCKETS, Registry, RegistryBuilder, global,
+};
 pub use stats::Stats;
+
+#[doc = include_str!("../docs/design.md")]
+pub mod design {}
+
+#[doc = include_str!("../docs/benchmarks.md")]
+pub mod benchmarks {}
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;
