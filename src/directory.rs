@@ -131,3 +131,69 @@ fn home_slot(type_id: TypeId) -> usize {
     let hash = BuildHasherDefault::<TypeIdHasher>::default().hash_one(type_id);
     (hash % SLOTS as u64) as usize
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::method_cache::MethodCache;
+
+    struct Marker<const N: usize>;
+
+    fn table() -> Box<dyn ErasedCache> {
+        Box::new(MethodCache::<u8, u8, u8>::new(1))
+    }
+
+    macro_rules! ids {
+        ($($n:literal)*) => { [$(TypeId::of::<Marker<$n>>()),*] };
+    }
+
+    #[test]
+    fn chains_levels_and_keeps_every_method_findable() {
+        let ids = ids!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19
+                       20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39);
+        let directory = Directory::new();
+        let mut created = Vec::new();
+        for id in ids {
+            assert!(directory.find(id).is_none());
+            let cache: *const dyn ErasedCache = directory.find_or_insert(id, table);
+            created.push(cache.cast::<()>());
+        }
+        for (id, &cache) in ids.iter().zip(&created) {
+            let again: *const dyn ErasedCache = directory.find_or_insert(*id, || unreachable!());
+            assert_eq!(again.cast::<()>(), cache, "one table per method");
+            let found: *const dyn ErasedCache = directory.find(*id).unwrap();
+            assert_eq!(found.cast::<()>(), cache);
+        }
+        assert_eq!(directory.iter().count(), ids.len());
+        let positions: Vec<usize> = std::iter::successors(directory.next_from(0), |&(at, _)| {
+            directory.next_from(at + 1)
+        })
+        .map(|(at, _)| at)
+        .collect();
+        assert_eq!(positions.len(), ids.len());
+        assert!(positions.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(
+            positions.last().unwrap() >= &SLOTS,
+            "a second level was used"
+        );
+    }
+
+    #[test]
+    fn concurrent_inserts_of_one_method_agree_on_one_table() {
+        let directory = Directory::new();
+        let id = TypeId::of::<Marker<7>>();
+        let tables: Vec<usize> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let cache: *const dyn ErasedCache = directory.find_or_insert(id, table);
+                        cache.cast::<()>().addr()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(tables.windows(2).all(|pair| pair[0] == pair[1]));
+        assert_eq!(directory.iter().count(), 1);
+    }
+}

@@ -47,7 +47,7 @@
 //!   closure that captures nothing; every call site passing the same fn item shares
 //!   entries. A capturing closure or a fn pointer is refused when the code is built:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0080
 //! # use std::sync::Arc;
 //! let f: fn(&Arc<u8>, &()) -> u8 = |n, _| **n;
 //! weakmemo::global().call(&Arc::new(1), f, ()); // error: a method must be a fn item ...
@@ -58,13 +58,13 @@
 //!
 //! Owners and values cross threads, so they must be `Send + Sync`:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0277
 //! # use std::sync::Arc;
 //! fn count(n: &Arc<std::cell::Cell<u8>>, _: &()) -> u8 { 0 }
 //! weakmemo::global().call(&Arc::new(std::cell::Cell::new(1)), count, ());
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0277
 //! # use std::{rc::Rc, sync::Arc};
 //! fn shared(n: &Arc<u8>, _: &()) -> Rc<u8> { Rc::new(**n) }
 //! weakmemo::global().call(&Arc::new(1), shared, ());
@@ -167,9 +167,7 @@ mod method_cache;
 mod registry;
 mod stats;
 
-pub use registry::{
-    DEFAULT_PURGE_INTERVAL, PURGE_STEP_BUCKETS, Registry, RegistryBuilder, global,
-};
+pub use registry::{DEFAULT_PURGE_INTERVAL, PURGE_STEP_BUCKETS, Registry, RegistryBuilder, global};
 pub use stats::Stats;
 
 #[doc = include_str!("../docs/design.md")]

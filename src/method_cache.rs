@@ -303,7 +303,9 @@ where
                 Err(_) => None,
             }
         };
-        shard.invalidated.fetch_add(u64::from(removed.is_some()), Relaxed);
+        shard
+            .invalidated
+            .fetch_add(u64::from(removed.is_some()), Relaxed);
         removed.is_some()
     }
 

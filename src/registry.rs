@@ -192,7 +192,7 @@ impl Registry {
     ///
     /// A closure that captures is refused:
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0080
     /// use std::sync::Arc;
     /// let bonus = 10;
     /// let owner = Arc::new(1);
@@ -211,9 +211,10 @@ impl Registry {
         V: Clone + Send + Sync + 'static,
         F: Fn(&Arc<T>, &A) -> V + 'static,
     {
-        let Ok(value) = self.get_or_compute(MethodId::of::<F>(false), owner, args, |owner, args| {
-            Ok::<V, Infallible>(method(owner, args))
-        });
+        let Ok(value) =
+            self.get_or_compute(MethodId::of::<F>(false), owner, args, |owner, args| {
+                Ok::<V, Infallible>(method(owner, args))
+            });
         value
     }
 
@@ -599,4 +600,43 @@ where
     (cache as &dyn Any)
         .downcast_ref()
         .unwrap_or_else(|| unreachable!("weakmemo: table of {} has other types", method.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tagged<const N: usize>(owner: &Arc<u32>, &arg: &u32) -> u32 {
+        N as u32 * 1000 + **owner + arg
+    }
+
+    /// The lazy cursor walks every shard of every method, across directory levels, so
+    /// traffic on one method purges the dead entries of all others.
+    #[test]
+    fn lazy_steps_reach_every_method() {
+        let registry = Registry::builder().purge_interval(1).shards(4).build();
+        let live = Arc::new(1);
+        let dead = Arc::new(2);
+        macro_rules! call_all {
+            ($($n:literal)*) => { $( for arg in 0..3 { registry.call(&dead, tagged::<$n>, arg); } )* };
+        }
+        call_all!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24);
+        assert_eq!(registry.stats().methods, 25);
+        assert_eq!(registry.stats().entries, 75);
+        drop(dead);
+        for arg in 0..1000 {
+            assert_eq!(registry.call(&live, tagged::<0>, arg % 5), 1 + arg % 5);
+        }
+        let stats = registry.stats();
+        assert_eq!(stats.purged, 75);
+        assert_eq!(stats.entries, 5);
+        assert!(stats.purge_steps > 0);
+    }
+
+    #[test]
+    fn builder_rounds_shards_to_a_power_of_two() {
+        assert_eq!(Registry::builder().shards(5).build().shard_count(), 8);
+        assert!(Registry::new().shard_count().is_power_of_two());
+        assert!(Registry::new().shard_count() >= 16);
+    }
 }
