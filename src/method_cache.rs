@@ -212,19 +212,25 @@ where
     }
 }
 
-/// Before the table grows, remove dead owners' entries: if they free a quarter of it, the
-/// insert reuses their room, else the table grows anyway. Either way the full scan is paid
-/// for by the inserts that filled the table, so no insert pays more than amortized O(1),
-/// and a table whose owners die never grows past about twice its live entries.
+/// When a table is full, remove its dead owners' entries and rebuild it with room for as
+/// many new entries as it has live ones (hashbrown rounds that up to its next size).
+///
+/// The rebuild, rather than hashbrown's own growth, is what bounds memory: entries that
+/// `extract_if` removes mostly become tombstones, which give no room back, and hashbrown
+/// grows a table that is full of tombstones unless it is under half full. A rebuild has
+/// none. Its cost, O(buckets), is paid by the at least `live + 1` inserts the previous
+/// rebuild made room for, so inserts stay amortized O(1); and a table never holds more
+/// than `2 × (2 × live + 1)` entries, `live` counted at its last rebuild.
 fn make_room<T: ?Sized, A: Eq, V>(table: &mut HashTable<Entry<T, A, V>>) -> Vec<Entry<T, A, V>> {
-    let capacity = table.capacity();
-    if table.len() < capacity {
+    if table.len() < table.capacity() {
         return Vec::new();
     }
     let dead: Vec<_> = table.extract_if(|entry| entry.is_dead()).collect();
-    if dead.len() * 4 < capacity {
-        table.reserve(capacity, |entry| entry.hash);
+    let mut rebuilt = HashTable::with_capacity(2 * table.len() + 1);
+    for entry in table.drain() {
+        rebuilt.insert_unique(entry.hash, entry, |entry| entry.hash);
     }
+    *table = rebuilt;
     dead
 }
 
