@@ -1,0 +1,196 @@
+//! Helpers shared by the integration tests: drop counters, values that count their live
+//! copies, a seeded xorshift generator and a watchdog.
+//!
+//! Every test binary includes this module with `mod common;`, and each uses only part of
+//! it, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::SeqCst};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A shared counter of events (drops, invocations).
+#[derive(Clone, Debug, Default)]
+pub struct Counter(Arc<AtomicUsize>);
+
+impl Counter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn inc(&self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+    pub fn get(&self) -> usize {
+        self.0.load(SeqCst)
+    }
+}
+
+/// How many instances of a [`Val`] family exist now: +1 when one is made or cloned,
+/// -1 when one is dropped. A value the cache holds counts 1; a value dropped twice
+/// would drive the count below what the test expects.
+#[derive(Clone, Debug, Default)]
+pub struct Live(Arc<AtomicIsize>);
+
+impl Live {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn get(&self) -> isize {
+        self.0.load(SeqCst)
+    }
+}
+
+/// A cached value that counts its live copies in a [`Live`].
+#[derive(Debug)]
+pub struct Val {
+    pub n: u64,
+    live: Live,
+}
+
+impl Val {
+    pub fn new(n: u64, live: &Live) -> Self {
+        live.0.fetch_add(1, SeqCst);
+        Self {
+            n,
+            live: live.clone(),
+        }
+    }
+}
+
+impl Clone for Val {
+    fn clone(&self) -> Self {
+        Self::new(self.n, &self.live)
+    }
+}
+
+impl Drop for Val {
+    fn drop(&mut self) {
+        self.live.0.fetch_sub(1, SeqCst);
+    }
+}
+
+impl PartialEq for Val {
+    fn eq(&self, other: &Self) -> bool {
+        self.n == other.n
+    }
+}
+
+/// An owner that counts its drops and hands its methods a [`Live`] for their values.
+#[derive(Debug)]
+pub struct Owner {
+    pub id: u64,
+    pub drops: Counter,
+    pub values: Live,
+    pub invocations: Counter,
+}
+
+impl Owner {
+    /// A new owner with fresh counters.
+    pub fn new(id: u64) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            drops: Counter::new(),
+            values: Live::new(),
+            invocations: Counter::new(),
+        })
+    }
+
+    /// A new owner sharing counters with others.
+    pub fn with(id: u64, drops: &Counter, values: &Live, invocations: &Counter) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            drops: drops.clone(),
+            values: values.clone(),
+            invocations: invocations.clone(),
+        })
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.drops.inc();
+    }
+}
+
+/// Expected value of [`value`] and [`other_value`].
+pub fn expected(id: u64, method: u64, arg: u32) -> u64 {
+    id * 1000 + method * 100 + u64::from(arg)
+}
+
+/// A cached method: a pure function of the owner's id and the argument.
+pub fn value(owner: &Arc<Owner>, &arg: &u32) -> Val {
+    owner.invocations.inc();
+    Val::new(expected(owner.id, 1, arg), &owner.values)
+}
+
+/// A second method with the same signature: a different method.
+pub fn other_value(owner: &Arc<Owner>, &arg: &u32) -> Val {
+    owner.invocations.inc();
+    Val::new(expected(owner.id, 2, arg), &owner.values)
+}
+
+/// A fallible method: `Err` for odd arguments, the error also a counted value.
+pub fn checked(owner: &Arc<Owner>, &arg: &u32) -> Result<Val, Val> {
+    owner.invocations.inc();
+    let val = Val::new(expected(owner.id, 3, arg), &owner.values);
+    if arg % 2 == 0 { Ok(val) } else { Err(val) }
+}
+
+/// xorshift64*: a tiny seeded generator, so that failures replay.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform-enough in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// Runs `work` on its own thread and fails the test if it does not finish in `limit`,
+/// so that a deadlock shows as a failure instead of a hung test run. A panic in `work`
+/// is re-raised here.
+pub fn watchdog<R: Send + 'static>(
+    limit: Duration,
+    work: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    let (done, finished) = mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let result = work();
+        let _ = done.send(());
+        result
+    });
+    match finished.recv_timeout(limit) {
+        Ok(()) => handle.join().expect("the watched work panicked"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
+            Ok(_) => unreachable!("the work ended without reporting"),
+            Err(panic) => std::panic::resume_unwind(panic),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("watchdog: the work did not finish within {limit:?}; a deadlock?")
+        }
+    }
+}
+
+/// The message of a caught panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic payload>".to_string()
+    }
+}

@@ -1,0 +1,462 @@
+//! Failures cache nothing and poison nothing.
+//!
+//! - A panicking method: its payload reaches the caller unchanged, nothing is stored
+//!   (`stats().entries` unchanged, `get` returns `None`, no `Weak` taken), the registry
+//!   stays usable, and the next call runs the method again and caches its value.
+//! - `try_call` returning `Err`: the error reaches the caller, nothing is stored, the next
+//!   call runs the method again; an `Ok` later is cached and read back by `get_ok`, and
+//!   `call` and `try_call` of one method keep separate tables.
+//! - A value whose `Clone` panics on the hit path, an argument whose `Eq` panics under the
+//!   lock (in a lookup, or in the insert after the method ran), and an argument whose
+//!   `Hash` panics before any lock: each panic reaches the caller and the registry, its
+//!   locks and its entries are unharmed afterwards, also for other threads.
+//! - Arguments are hashed once per call and never again (not to grow, purge or shrink).
+//! - Looking up a method never cached finds nothing and counts nothing.
+
+mod common;
+
+use std::cell::Cell;
+use std::hash::{Hash, Hasher};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Owner, Val, checked, expected, panic_message, value, watchdog};
+use weakmemo::Registry;
+
+std::thread_local! {
+    /// While set, the test types below panic in their `Clone`, `Eq` or `Hash`, or
+    /// `flaky` panics.
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn armed() -> bool {
+    ARMED.get()
+}
+
+/// A method that panics while armed, with a payload naming its argument.
+fn flaky(owner: &Arc<Owner>, &arg: &u32) -> Val {
+    owner.invocations.inc();
+    if armed() {
+        std::panic::panic_any(format!("flaky failed on {arg}"));
+    }
+    Val::new(expected(owner.id, 9, arg), &owner.values)
+}
+
+#[test]
+fn a_panicking_method_caches_nothing_and_the_next_call_recomputes() {
+    let cache = Registry::new();
+    let owner = Owner::new(1);
+    assert_eq!(cache.call(&owner, flaky, 0).n, expected(1, 9, 0));
+    let before = cache.stats();
+
+    ARMED.set(true);
+    let caught = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, flaky, 1)));
+    ARMED.set(false);
+    let payload = caught.expect_err("the panic reaches the caller");
+    assert_eq!(
+        payload.downcast_ref::<String>().map(String::as_str),
+        Some("flaky failed on 1"),
+        "the payload is the method's own"
+    );
+
+    let after = cache.stats();
+    assert_eq!(after.entries, before.entries, "nothing stored");
+    assert_eq!(after.misses, before.misses + 1);
+    assert!(cache.get(&owner, flaky, &1).is_none());
+    assert_eq!(Arc::weak_count(&owner), 1, "only the entry of argument 0");
+    assert_eq!(owner.values.get(), 1);
+
+    // The next call runs the method again and caches.
+    assert_eq!(cache.call(&owner, flaky, 1).n, expected(1, 9, 1));
+    assert_eq!(owner.invocations.get(), 3);
+    assert_eq!(cache.call(&owner, flaky, 1).n, expected(1, 9, 1));
+    assert_eq!(owner.invocations.get(), 3);
+    assert_eq!(cache.stats().entries, 2);
+    // The old entry was untouched.
+    assert_eq!(cache.get(&owner, flaky, &0).unwrap().n, expected(1, 9, 0));
+}
+
+#[test]
+fn a_panicking_method_leaves_the_registry_usable_from_other_threads() {
+    let cache: &'static Registry = Box::leak(Box::new(Registry::new()));
+    let owner = Owner::new(2);
+    for _ in 0..10 {
+        ARMED.set(true);
+        let _ = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, flaky, 5)));
+        ARMED.set(false);
+    }
+    let shared = owner.clone();
+    let value = watchdog(Duration::from_secs(60), move || {
+        cache.call(&shared, flaky, 5).n + cache.call(&shared, value, 5).n
+    });
+    assert_eq!(value, expected(2, 9, 5) + expected(2, 1, 5));
+    assert_eq!(cache.get(&owner, flaky, &5).unwrap().n, expected(2, 9, 5));
+    let stats = cache.stats();
+    assert_eq!((stats.entries, stats.misses, stats.hits), (2, 12, 1));
+}
+
+#[test]
+fn an_error_is_not_cached_and_the_next_call_recomputes() {
+    fn sometimes(owner: &Arc<Owner>, &arg: &u32) -> Result<Val, String> {
+        owner.invocations.inc();
+        if armed() {
+            Err(format!("no {arg} today"))
+        } else {
+            Ok(Val::new(expected(owner.id, 8, arg), &owner.values))
+        }
+    }
+    let cache = Registry::new();
+    let owner = Owner::new(3);
+    ARMED.set(true);
+    for round in 1..=3 {
+        assert_eq!(
+            cache.try_call(&owner, sometimes, 4).unwrap_err(),
+            "no 4 today"
+        );
+        assert_eq!(
+            owner.invocations.get(),
+            round,
+            "each error call ran the method"
+        );
+    }
+    ARMED.set(false);
+    assert!(cache.get_ok(&owner, sometimes, &4).is_none());
+    assert_eq!(cache.stats().entries, 0);
+    assert_eq!(cache.stats().misses, 4, "three try_calls and the get_ok");
+    assert_eq!(Arc::weak_count(&owner), 0);
+
+    assert_eq!(
+        cache.try_call(&owner, sometimes, 4).unwrap().n,
+        expected(3, 8, 4)
+    );
+    assert_eq!(owner.invocations.get(), 4);
+    // Cached now: no more runs, even while the method would fail.
+    ARMED.set(true);
+    assert_eq!(
+        cache.try_call(&owner, sometimes, 4).unwrap().n,
+        expected(3, 8, 4)
+    );
+    ARMED.set(false);
+    assert_eq!(owner.invocations.get(), 4);
+    assert_eq!(
+        cache.get_ok(&owner, sometimes, &4).unwrap().n,
+        expected(3, 8, 4)
+    );
+    // `call` of the same method has its own table, holding the whole `Result`.
+    assert!(cache.get(&owner, sometimes, &4).is_none());
+    assert_eq!(
+        cache.call(&owner, sometimes, 4).unwrap().n,
+        expected(3, 8, 4)
+    );
+    assert_eq!(owner.invocations.get(), 5);
+    let stats = cache.stats();
+    assert_eq!((stats.entries, stats.methods), (2, 2));
+    // One `invalidate` removes both; `invalidate_method` too.
+    assert!(cache.invalidate(&owner, sometimes, &4));
+    assert_eq!(cache.stats().entries, 0);
+    assert_eq!(owner.values.get(), 0);
+}
+
+#[test]
+fn a_cached_error_through_call_is_a_value_like_any_other() {
+    let cache = Registry::new();
+    let owner = Owner::new(4);
+    // Through `call`, a Result is just the value: an Err is cached.
+    assert_eq!(
+        cache.call(&owner, checked, 1).unwrap_err().n,
+        expected(4, 3, 1)
+    );
+    assert_eq!(
+        cache.call(&owner, checked, 1).unwrap_err().n,
+        expected(4, 3, 1)
+    );
+    assert_eq!(owner.invocations.get(), 1);
+    // Through `try_call`, it is not.
+    assert!(cache.try_call(&owner, checked, 1).is_err());
+    assert!(cache.try_call(&owner, checked, 1).is_err());
+    assert_eq!(owner.invocations.get(), 3);
+    assert_eq!(cache.invalidate_method(checked), 1);
+}
+
+/// A value whose `Clone` panics while armed.
+#[derive(Debug)]
+struct Brittle(u64);
+
+impl Clone for Brittle {
+    fn clone(&self) -> Self {
+        if armed() {
+            panic!("brittle clone");
+        }
+        Self(self.0)
+    }
+}
+
+fn brittle(owner: &Arc<Owner>, &arg: &u32) -> Brittle {
+    owner.invocations.inc();
+    Brittle(expected(owner.id, 7, arg))
+}
+
+#[test]
+fn a_panicking_clone_on_the_hit_path_poisons_nothing() {
+    let cache: &'static Registry = Box::leak(Box::new(Registry::new()));
+    let owner = Owner::new(5);
+    assert_eq!(cache.call(&owner, brittle, 1).0, expected(5, 7, 1));
+    for _ in 0..3 {
+        ARMED.set(true);
+        let caught = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, brittle, 1)));
+        ARMED.set(false);
+        assert_eq!(panic_message(&*caught.unwrap_err()), "brittle clone");
+        ARMED.set(true);
+        let caught = catch_unwind(AssertUnwindSafe(|| cache.get(&owner, brittle, &1)));
+        ARMED.set(false);
+        assert_eq!(panic_message(&*caught.unwrap_err()), "brittle clone");
+    }
+    // The shard lock was released (a writer on another thread gets it) and the entry
+    // is intact.
+    let shared = owner.clone();
+    let (inserted, invalidated) = watchdog(Duration::from_secs(60), move || {
+        let inserted = cache.call(&shared, brittle, 2).0;
+        (inserted, cache.invalidate(&shared, brittle, &2))
+    });
+    assert_eq!(inserted, expected(5, 7, 2));
+    assert!(invalidated);
+    assert_eq!(cache.call(&owner, brittle, 1).0, expected(5, 7, 1));
+    assert_eq!(owner.invocations.get(), 2);
+    assert_eq!(cache.stats().entries, 1);
+    assert_eq!(cache.clear(), 1);
+}
+
+/// An argument whose `Eq` panics while armed (it runs under the shard lock).
+#[derive(Debug)]
+struct Touchy(u32);
+
+impl Hash for Touchy {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for Touchy {
+    fn eq(&self, other: &Self) -> bool {
+        if armed() {
+            panic!("touchy eq");
+        }
+        self.0 == other.0
+    }
+}
+
+impl Eq for Touchy {}
+
+fn touchy(owner: &Arc<Owner>, arg: &Touchy) -> u64 {
+    owner.invocations.inc();
+    expected(owner.id, 6, arg.0)
+}
+
+#[test]
+fn a_panicking_argument_eq_poisons_nothing() {
+    let cache: &'static Registry = Box::leak(Box::new(Registry::new()));
+    let owner = Owner::new(6);
+    assert_eq!(cache.call(&owner, touchy, Touchy(1)), expected(6, 6, 1));
+    for _ in 0..3 {
+        ARMED.set(true);
+        let caught = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, touchy, Touchy(1))));
+        ARMED.set(false);
+        assert_eq!(panic_message(&*caught.unwrap_err()), "touchy eq");
+        ARMED.set(true);
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            cache.invalidate(&owner, touchy, &Touchy(1))
+        }));
+        ARMED.set(false);
+        assert_eq!(panic_message(&*caught.unwrap_err()), "touchy eq");
+    }
+    let shared = owner.clone();
+    let got = watchdog(Duration::from_secs(60), move || {
+        (
+            cache.call(&shared, touchy, Touchy(1)),
+            cache.call(&shared, touchy, Touchy(2)),
+        )
+    });
+    assert_eq!(got, (expected(6, 6, 1), expected(6, 6, 2)));
+    assert_eq!(owner.invocations.get(), 2);
+    assert_eq!(cache.stats().entries, 2);
+    assert!(cache.invalidate(&owner, touchy, &Touchy(1)));
+    assert_eq!(cache.stats().entries, 1);
+}
+
+/// An argument whose `Eq`, while armed, answers "different" once (so the lookup misses
+/// and the method runs) and then panics (in the insert, under the shard's write lock).
+#[derive(Debug)]
+struct Fickle(u32);
+
+std::thread_local! {
+    static FICKLE_CALLS: Cell<u32> = const { Cell::new(0) };
+}
+
+impl Hash for Fickle {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for Fickle {
+    fn eq(&self, other: &Self) -> bool {
+        if armed() {
+            let calls = FICKLE_CALLS.get() + 1;
+            FICKLE_CALLS.set(calls);
+            if calls == 1 {
+                return false;
+            }
+            panic!("fickle eq");
+        }
+        self.0 == other.0
+    }
+}
+
+impl Eq for Fickle {}
+
+fn fickle(owner: &Arc<Owner>, arg: &Fickle) -> Val {
+    owner.invocations.inc();
+    Val::new(expected(owner.id, 4, arg.0), &owner.values)
+}
+
+#[test]
+fn a_panicking_argument_eq_during_insert_poisons_nothing() {
+    // One shard, so that the other thread below needs the very lock that was held.
+    let cache: &'static Registry = Box::leak(Box::new(Registry::builder().shards(1).build()));
+    let owner = Owner::new(10);
+    assert_eq!(cache.call(&owner, fickle, Fickle(1)).n, expected(10, 4, 1));
+    FICKLE_CALLS.set(0);
+    ARMED.set(true);
+    let caught = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, fickle, Fickle(1))));
+    ARMED.set(false);
+    assert_eq!(panic_message(&*caught.unwrap_err()), "fickle eq");
+    assert_eq!(
+        FICKLE_CALLS.get(),
+        2,
+        "the lookup compared, then the insert did"
+    );
+    assert_eq!(
+        owner.invocations.get(),
+        2,
+        "the method ran for the failed call"
+    );
+    assert_eq!(
+        owner.values.get(),
+        1,
+        "its value was dropped; the stored one stays"
+    );
+    assert_eq!(cache.stats().entries, 1);
+
+    let shared = owner.clone();
+    let got = watchdog(Duration::from_secs(60), move || {
+        let first = cache.call(&shared, fickle, Fickle(1)).n;
+        let second = cache.call(&shared, fickle, Fickle(2)).n;
+        (first, second, cache.invalidate(&shared, fickle, &Fickle(2)))
+    });
+    assert_eq!(got, (expected(10, 4, 1), expected(10, 4, 2), true));
+    assert_eq!(owner.invocations.get(), 3);
+    assert_eq!(cache.stats().entries, 1);
+}
+
+/// An argument whose `Hash` panics while armed (it runs before any lock).
+#[derive(Debug, PartialEq, Eq)]
+struct Unhashable(u32);
+
+impl Hash for Unhashable {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        if armed() {
+            panic!("unhashable");
+        }
+        self.0.hash(state);
+    }
+}
+
+fn unhashable(owner: &Arc<Owner>, arg: &Unhashable) -> u64 {
+    owner.invocations.inc();
+    expected(owner.id, 5, arg.0)
+}
+
+#[test]
+fn a_panicking_argument_hash_poisons_nothing() {
+    let cache = Registry::new();
+    let owner = Owner::new(7);
+    assert_eq!(
+        cache.call(&owner, unhashable, Unhashable(1)),
+        expected(7, 5, 1)
+    );
+    ARMED.set(true);
+    for result in [
+        catch_unwind(AssertUnwindSafe(|| {
+            let _ = cache.call(&owner, unhashable, Unhashable(2));
+        })),
+        catch_unwind(AssertUnwindSafe(|| {
+            let _ = cache.get(&owner, unhashable, &Unhashable(1));
+        })),
+        catch_unwind(AssertUnwindSafe(|| {
+            let _ = cache.invalidate(&owner, unhashable, &Unhashable(1));
+        })),
+    ] {
+        assert_eq!(panic_message(&*result.unwrap_err()), "unhashable");
+    }
+    ARMED.set(false);
+    assert_eq!(
+        owner.invocations.get(),
+        1,
+        "the method never ran for the failed call"
+    );
+    assert_eq!(
+        cache.get(&owner, unhashable, &Unhashable(1)),
+        Some(expected(7, 5, 1))
+    );
+    assert_eq!(cache.stats().entries, 1);
+    // The registry's own maintenance runs no `Hash`: growing and purging work while armed.
+    ARMED.set(true);
+    let purged = cache.purge();
+    let cleared = cache.clear();
+    ARMED.set(false);
+    assert_eq!((purged, cleared), (0, 1));
+}
+
+#[test]
+fn the_table_never_rehashes_arguments() {
+    // Each call hashes its own key once, before any lock; growing, purging and shrinking
+    // use the stored hashes. So a `Hash` that panics or disagrees later cannot break the
+    // table's maintenance.
+    let cache = Registry::builder().shards(1).build();
+    let owner = Owner::new(8);
+    std::thread_local! {
+        static HASHES: Cell<usize> = const { Cell::new(0) };
+    }
+    #[derive(Debug, PartialEq, Eq)]
+    struct Counted(u32);
+    impl Hash for Counted {
+        fn hash<H: Hasher>(&self, state: &mut H) {
+            HASHES.set(HASHES.get() + 1);
+            self.0.hash(state);
+        }
+    }
+    fn counted(owner: &Arc<Owner>, arg: &Counted) -> u64 {
+        owner.id + u64::from(arg.0)
+    }
+    for i in 0..1000 {
+        assert_eq!(cache.call(&owner, counted, Counted(i)), 8 + u64::from(i));
+    }
+    assert_eq!(HASHES.get(), 1000, "one hash per call, none for growth");
+    drop(owner);
+    assert_eq!(cache.purge(), 1000);
+    assert_eq!(HASHES.get(), 1000, "none for purge or shrink");
+}
+
+#[test]
+fn looking_up_a_method_never_cached_finds_nothing_and_counts_nothing() {
+    let cache = Registry::new();
+    let owner = Owner::new(9);
+    assert!(cache.get(&owner, value, &1).is_none());
+    assert!(cache.get_ok(&owner, checked, &0).is_none());
+    assert!(!cache.invalidate(&owner, value, &1));
+    assert_eq!(cache.invalidate_method(value), 0);
+    assert_eq!(cache.invalidate_owner(&owner), 0);
+    let stats = cache.stats();
+    assert_eq!((stats.misses, stats.hits, stats.methods), (0, 0, 0));
+}
