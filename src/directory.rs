@@ -34,9 +34,20 @@ impl Directory {
         }
     }
 
-    /// The cache of `type_id`, if it was ever created.
+    /// The cache of `type_id`, if it was ever created. A method usually sits in its
+    /// home slot, so the hit path is one acquire load and one comparison.
+    #[inline]
     pub(crate) fn find(&self, type_id: TypeId) -> Option<&dyn ErasedCache> {
         let home = home_slot(type_id);
+        match self.slots[home].get() {
+            Some(slot) if slot.type_id == type_id => Some(&*slot.cache),
+            Some(_) => self.probe(type_id, home),
+            None => None,
+        }
+    }
+
+    #[cold]
+    fn probe(&self, type_id: TypeId, home: usize) -> Option<&dyn ErasedCache> {
         let mut level = self;
         loop {
             for probe in 0..SLOTS {
@@ -50,10 +61,25 @@ impl Directory {
         }
     }
 
-    /// The cache of `type_id`, created by `make` if absent. Concurrent callers for one
-    /// method agree on one cache: `OnceLock` lets exactly one of them fill the first empty
-    /// slot of the probe sequence, and the others then find it there.
+    /// The cache of `type_id`, created by `make` if absent.
+    #[inline]
     pub(crate) fn find_or_insert(
+        &self,
+        type_id: TypeId,
+        make: impl FnOnce() -> Box<dyn ErasedCache>,
+    ) -> &dyn ErasedCache {
+        match self.find(type_id) {
+            Some(cache) => cache,
+            None => self.insert(type_id, make),
+        }
+    }
+
+    /// Concurrent callers for one method agree on one cache: `OnceLock` lets exactly one
+    /// of them fill the first empty slot of the probe sequence, and the others then find
+    /// it there.
+    #[cold]
+    #[inline(never)]
+    fn insert(
         &self,
         type_id: TypeId,
         make: impl FnOnce() -> Box<dyn ErasedCache>,
@@ -127,6 +153,7 @@ impl Hasher for TypeIdHasher {
     }
 }
 
+#[inline]
 fn home_slot(type_id: TypeId) -> usize {
     let hash = BuildHasherDefault::<TypeIdHasher>::default().hash_one(type_id);
     (hash % SLOTS as u64) as usize

@@ -10,7 +10,7 @@
 //! value that carries data (a capturing closure, a fn pointer) could change behaviour
 //! without changing type, so it is rejected at build time.
 
-use std::any::{TypeId, type_name};
+use std::any::TypeId;
 use std::marker::PhantomData;
 use std::sync::{Arc, Weak};
 
@@ -25,39 +25,27 @@ pub(crate) fn weak_addr<T: ?Sized>(owner: &Weak<T>) -> usize {
     Weak::as_ptr(owner).cast::<()>().addr()
 }
 
-/// A method's identity: its type, and its name for messages.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct MethodId {
-    pub(crate) type_id: TypeId,
-    pub(crate) name: &'static str,
-}
-
-/// Marks the cache of a method called through `try_call`: it stores the `Ok` value, so it
+/// Marks the table of a method called through `try_call`: it stores the `Ok` value, so it
 /// must not share a table with the same method called through `call`.
 struct Fallible<F>(PhantomData<F>);
 
-impl MethodId {
-    /// The identity of `F` called through `call` (`fallible == false`) or `try_call`.
-    ///
-    /// Fails to build (post-monomorphization, so at `cargo build`, not `cargo check`) if
-    /// `F` is not zero-sized.
-    pub(crate) fn of<F: 'static>(fallible: bool) -> Self {
-        const {
-            assert!(
-                size_of::<F>() == 0,
-                "weakmemo: a method must be a fn item or a non-capturing closure, because \
-                 the cache identifies it by its type; a capturing closure or a fn pointer \
-                 carries data the type does not show"
-            )
-        };
-        let type_id = if fallible {
-            TypeId::of::<Fallible<F>>()
-        } else {
-            TypeId::of::<F>()
-        };
-        Self {
-            type_id,
-            name: type_name::<F>(),
-        }
+/// The identity of method `F`, called through `call` (`fallible == false`) or `try_call`.
+///
+/// Fails to build (post-monomorphization, so at `cargo build`, not `cargo check`) if `F`
+/// is not zero-sized.
+#[inline]
+pub(crate) fn method_id<F: 'static>(fallible: bool) -> TypeId {
+    const {
+        assert!(
+            size_of::<F>() == 0,
+            "weakmemo: a method must be a fn item or a non-capturing closure, because \
+             the cache identifies it by its type; a capturing closure or a fn pointer \
+             carries data the type does not show"
+        )
+    };
+    if fallible {
+        TypeId::of::<Fallible<F>>()
+    } else {
+        TypeId::of::<F>()
     }
 }

@@ -2,41 +2,58 @@
 //!
 //! Only two kinds of user code run under a shard lock: the arguments' `Eq` (to compare
 //! keys) and the values' `Clone` (to hand out a copy). If either called back into a
-//! registry, the nested call could wait for a lock its own thread holds. A thread-local
-//! count of held locks turns that hang into a panic with a precise message; it costs a
-//! thread-local increment and decrement per lock, which the hit benchmark includes.
+//! registry, the nested call could wait for a lock its own thread holds. The registry
+//! never holds two of these locks at once, so one thread-local flag, checked and set as a
+//! lock is taken and cleared as it is released, turns that hang into a panic with a
+//! precise message, for two thread-local accesses per lock.
 
 use std::cell::Cell;
 use std::ops::{Deref, DerefMut};
 
 thread_local! {
-    static LOCKS_HELD: Cell<usize> = const { Cell::new(0) };
+    static LOCKED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Panics if this thread is inside an `Eq` or `Clone` that a registry runs under a lock.
-#[track_caller]
-pub(crate) fn assert_not_nested() {
-    if LOCKS_HELD.get() != 0 {
-        panic!(
-            "weakmemo: a registry was called from an argument's `Eq` or a value's `Clone` \
-             while a registry lock is held; these impls must not use a weakmemo registry"
-        );
-    }
-}
-
-/// A lock guard that counts itself in [`LOCKS_HELD`] while it lives.
+/// A lock guard, taken only if this thread holds no other registry lock.
 pub(crate) struct Scoped<G>(G);
 
 impl<G> Scoped<G> {
-    pub(crate) fn new(guard: G) -> Self {
-        LOCKS_HELD.set(LOCKS_HELD.get() + 1);
-        Self(guard)
+    /// Runs `acquire` (which takes a lock) and wraps its guard.
+    ///
+    /// # Panics
+    ///
+    /// If this thread already holds a registry lock: it is inside an argument's `Eq` or
+    /// a value's `Clone` that the registry runs under a lock.
+    #[inline]
+    pub(crate) fn lock(acquire: impl FnOnce() -> G) -> Self {
+        if LOCKED.replace(true) {
+            nested_call();
+        }
+        Self(acquire())
     }
 }
 
+/// Panics like [`Scoped::lock`] would, for entry points that may take no lock at all
+/// (a registry with no table yet) but should fail the same way whatever its contents.
+pub(crate) fn assert_unlocked() {
+    if LOCKED.get() {
+        nested_call();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn nested_call() -> ! {
+    panic!(
+        "weakmemo: a registry was called from an argument's `Eq` or a value's `Clone` \
+         while a registry lock is held; these impls must not use a weakmemo registry"
+    );
+}
+
 impl<G> Drop for Scoped<G> {
+    #[inline]
     fn drop(&mut self) {
-        LOCKS_HELD.set(LOCKS_HELD.get() - 1);
+        LOCKED.set(false);
     }
 }
 

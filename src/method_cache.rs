@@ -120,6 +120,7 @@ impl<T: ?Sized, A, V> Default for Shard<T, A, V> {
 
 impl<T: ?Sized, A, V> Shard<T, A, V> {
     /// Counts one lookup; true once every `interval` lookups (never when it is 0).
+    #[inline]
     fn count_lookup(&self, hit: bool, interval: usize) -> bool {
         if hit {
             self.hits
@@ -162,6 +163,7 @@ where
         }
     }
 
+    #[inline]
     pub(crate) fn key(&self, owner: &Arc<T>, args: &A) -> Key {
         let addr = owner_addr(owner);
         Key {
@@ -170,14 +172,16 @@ where
         }
     }
 
+    #[inline]
     fn shard(&self, hash: u64) -> &Shard<T, A, V> {
         // hashbrown places by the low bits and tags by the top seven; use the middle.
         &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)]
     }
 
+    #[inline]
     pub(crate) fn get(&self, key: Key, args: &A, purge_interval: usize) -> Lookup<V> {
         let shard = self.shard(key.hash);
-        let value = Scoped::new(shard.table.read())
+        let value = Scoped::lock(|| shard.table.read())
             .find(key.hash, |entry| entry.matches(key, args))
             .map(|entry| entry.value.clone());
         let purge_due = shard.count_lookup(value.is_some(), purge_interval);
@@ -195,7 +199,7 @@ where
             value: value.clone(),
         };
         let (stored, lost, swept) = {
-            let mut table = Scoped::new(shard.table.write());
+            let mut table = Scoped::lock(|| shard.table.write());
             if let Some(first) = table.find(key.hash, |stored| stored.matches(key, &entry.args)) {
                 (first.value.clone(), Some((entry, value)), Vec::new())
             } else {
@@ -213,20 +217,21 @@ where
 }
 
 /// When a table is full, remove its dead owners' entries and rebuild it with room for as
-/// many new entries as it has live ones (hashbrown rounds that up to its next size).
+/// many new entries as it has live ones: twice the live entries, which hashbrown rounds
+/// up to its next size (with no dead entries, that is exactly its usual doubling).
 ///
 /// The rebuild, rather than hashbrown's own growth, is what bounds memory: entries that
 /// `extract_if` removes mostly become tombstones, which give no room back, and hashbrown
 /// grows a table that is full of tombstones unless it is under half full. A rebuild has
-/// none. Its cost, O(buckets), is paid by the at least `live + 1` inserts the previous
+/// none. Its cost, O(buckets), is paid by the at least `live` inserts (3 if none) the previous
 /// rebuild made room for, so inserts stay amortized O(1); and a table never holds more
-/// than `2 × (2 × live + 1)` entries, `live` counted at its last rebuild.
+/// than `4 × live` entries (or 3), `live` counted at its last rebuild.
 fn make_room<T: ?Sized, A: Eq, V>(table: &mut HashTable<Entry<T, A, V>>) -> Vec<Entry<T, A, V>> {
     if table.len() < table.capacity() {
         return Vec::new();
     }
     let dead: Vec<_> = table.extract_if(|entry| entry.is_dead()).collect();
-    let mut rebuilt = HashTable::with_capacity(2 * table.len() + 1);
+    let mut rebuilt = HashTable::with_capacity((2 * table.len()).max(3));
     for entry in table.drain() {
         rebuilt.insert_unique(entry.hash, entry, |entry| entry.hash);
     }
@@ -248,7 +253,7 @@ where
         let shard = &self.shards[shard];
         // Look under the read lock, so hits go on; write-lock only to remove.
         let (end, buckets, dead_at) = {
-            let table = Scoped::new(shard.table.read());
+            let table = Scoped::lock(|| shard.table.read());
             let buckets = table.num_buckets();
             let end = buckets.min(from.saturating_add(budget));
             let dead_at: Vec<usize> = (from..end)
@@ -258,7 +263,7 @@ where
         };
         let mut removed = Vec::new();
         if !dead_at.is_empty() {
-            let mut table = Scoped::new(shard.table.write());
+            let mut table = Scoped::lock(|| shard.table.write());
             for index in dead_at {
                 // The table may have changed in between: check again before removing.
                 if let Ok(entry) = table.get_bucket_entry(index) {
@@ -279,7 +284,7 @@ where
         let mut purged = 0;
         for shard in &self.shards {
             let dead: Vec<_> = {
-                let mut table = Scoped::new(shard.table.write());
+                let mut table = Scoped::lock(|| shard.table.write());
                 let dead = table.extract_if(|entry| entry.is_dead()).collect();
                 // Give memory back after a burst, with slack so that purges do not
                 // shrink and regrow a table again and again.
@@ -303,7 +308,7 @@ where
         let key = Key { hash, addr };
         let shard = self.shard(hash);
         let removed = {
-            let mut table = Scoped::new(shard.table.write());
+            let mut table = Scoped::lock(|| shard.table.write());
             match table.find_entry(hash, |entry| entry.matches(key, args)) {
                 Ok(entry) => Some(entry.remove().0),
                 Err(_) => None,
@@ -318,7 +323,7 @@ where
     fn remove_owner(&self, addr: usize) -> usize {
         let mut count = 0;
         for shard in &self.shards {
-            let removed: Vec<_> = Scoped::new(shard.table.write())
+            let removed: Vec<_> = Scoped::lock(|| shard.table.write())
                 .extract_if(|entry| entry.belongs_to(addr))
                 .collect();
             shard.invalidated.fetch_add(removed.len() as u64, Relaxed);
@@ -330,7 +335,7 @@ where
     fn clear(&self) -> usize {
         let mut count = 0;
         for shard in &self.shards {
-            let removed = mem::take(&mut *Scoped::new(shard.table.write()));
+            let removed = mem::take(&mut *Scoped::lock(|| shard.table.write()));
             shard.invalidated.fetch_add(removed.len() as u64, Relaxed);
             count += removed.len();
         }
@@ -341,7 +346,7 @@ where
         for shard in &self.shards {
             stats.hits += shard.hits.load(Relaxed);
             stats.misses += shard.misses.load(Relaxed);
-            stats.entries += Scoped::new(shard.table.read()).len();
+            stats.entries += Scoped::lock(|| shard.table.read()).len();
             stats.purged += shard.purged.load(Relaxed);
             stats.invalidated += shard.invalidated.load(Relaxed);
             stats.discarded += shard.discarded.load(Relaxed);

@@ -1,6 +1,6 @@
 //! The registry: the public face of the cache.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::convert::Infallible;
 use std::fmt;
 use std::hash::Hash;
@@ -11,9 +11,9 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 
 use crate::directory::Directory;
-use crate::identity::{MethodId, owner_addr};
-use crate::lock_scope::assert_not_nested;
-use crate::method_cache::{ErasedCache, MethodCache};
+use crate::identity::{method_id, owner_addr};
+use crate::lock_scope::assert_unlocked;
+use crate::method_cache::{ErasedCache, Key, MethodCache};
 use crate::stats::Stats;
 
 /// Buckets one lazy purge step looks at.
@@ -87,10 +87,11 @@ impl RegistryBuilder {
     }
 
     /// Shards (independently locked parts) of each method's table, rounded up to a power
-    /// of two; 0, the default, picks 4 per available core, at least 16.
+    /// of two; 0, the default, picks 64 per available core, from 128 to 1024.
     ///
-    /// More shards let more threads hit one method at once; each costs 128 bytes plus
-    /// its table's slack.
+    /// More shards let more threads hit one method at once without meeting on a lock;
+    /// each costs 128 bytes (16 KiB per method at 128 shards) plus its table's slack. A
+    /// program with very many cached methods and few threads can lower it.
     pub const fn shards(mut self, shards: usize) -> Self {
         self.shards = if shards == 0 {
             0
@@ -211,10 +212,9 @@ impl Registry {
         V: Clone + Send + Sync + 'static,
         F: Fn(&Arc<T>, &A) -> V + 'static,
     {
-        let Ok(value) =
-            self.get_or_compute(MethodId::of::<F>(false), owner, args, |owner, args| {
-                Ok::<V, Infallible>(method(owner, args))
-            });
+        let Ok(value) = self.get_or_compute(method_id::<F>(false), owner, args, |owner, args| {
+            Ok::<V, Infallible>(method(owner, args))
+        });
         value
     }
 
@@ -253,7 +253,7 @@ impl Registry {
         V: Clone + Send + Sync + 'static,
         F: Fn(&Arc<T>, &A) -> Result<V, E> + 'static,
     {
-        self.get_or_compute(MethodId::of::<F>(true), owner, args, method)
+        self.get_or_compute(method_id::<F>(true), owner, args, method)
     }
 
     /// The value [`call`](Self::call) cached for these arguments, without computing it.
@@ -281,7 +281,7 @@ impl Registry {
         F: Fn(&Arc<T>, &A) -> V + 'static,
     {
         let _ = method;
-        self.peek(MethodId::of::<F>(false), owner, args)
+        self.peek(method_id::<F>(false), owner, args)
     }
 
     /// The `Ok` value [`try_call`](Self::try_call) cached for these arguments, without
@@ -298,7 +298,7 @@ impl Registry {
         F: Fn(&Arc<T>, &A) -> Result<V, E> + 'static,
     {
         let _ = method;
-        self.peek(MethodId::of::<F>(true), owner, args)
+        self.peek(method_id::<F>(true), owner, args)
     }
 
     /// Removes the entry of one owner, method and arguments (whether `call` or
@@ -325,8 +325,8 @@ impl Registry {
         A: Hash + Eq + Send + Sync + 'static,
         F: Fn(&Arc<T>, &A) -> R + 'static,
     {
+        assert_unlocked();
         let _ = method;
-        assert_not_nested();
         let addr = owner_addr(owner);
         let mut removed = false;
         for cache in self.caches_of::<F>() {
@@ -345,7 +345,7 @@ impl Registry {
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
     pub fn invalidate_owner<T: ?Sized>(&self, owner: &Arc<T>) -> usize {
-        assert_not_nested();
+        assert_unlocked();
         let addr = owner_addr(owner);
         self.methods
             .iter()
@@ -376,8 +376,8 @@ impl Registry {
         A: Hash + Eq + Send + Sync + 'static,
         F: Fn(&Arc<T>, &A) -> R + 'static,
     {
+        assert_unlocked();
         let _ = method;
-        assert_not_nested();
         self.caches_of::<F>().map(ErasedCache::clear).sum()
     }
 
@@ -387,7 +387,7 @@ impl Registry {
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
     pub fn clear(&self) -> usize {
-        assert_not_nested();
+        assert_unlocked();
         self.methods.iter().map(ErasedCache::clear).sum()
     }
 
@@ -415,7 +415,7 @@ impl Registry {
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
     pub fn purge(&self) -> usize {
-        assert_not_nested();
+        assert_unlocked();
         self.methods.iter().map(ErasedCache::purge).sum()
     }
 
@@ -442,6 +442,7 @@ impl Registry {
     /// Lookups between two lazy purge steps; see
     /// [`set_purge_interval`](Self::set_purge_interval).
     #[must_use]
+    #[inline]
     pub fn purge_interval(&self) -> usize {
         self.purge_interval.load(Relaxed)
     }
@@ -453,7 +454,7 @@ impl Registry {
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
     #[must_use]
     pub fn stats(&self) -> Stats {
-        assert_not_nested();
+        assert_unlocked();
         let mut stats = Stats {
             purge_steps: self.purge_steps.load(Relaxed),
             ..Stats::default()
@@ -464,9 +465,10 @@ impl Registry {
         stats
     }
 
+    #[inline]
     fn get_or_compute<T, A, V, E>(
         &self,
-        method: MethodId,
+        method: TypeId,
         owner: &Arc<T>,
         args: A,
         compute: impl FnOnce(&Arc<T>, &A) -> Result<V, E>,
@@ -476,33 +478,26 @@ impl Registry {
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        assert_not_nested();
         let cache = self.cache_or_insert::<T, A, V>(method);
         let key = cache.key(owner, &args);
-        if let Some(value) = self.lookup(cache, key, &args) {
-            return Ok(value);
+        match self.lookup(cache, key, &args) {
+            Some(value) => Ok(value),
+            None => compute_and_insert(cache, key, owner, args, compute),
         }
-        let value = compute(owner, &args)?;
-        Ok(cache.insert(key, owner, args, value))
     }
 
-    fn peek<T, A, V>(&self, method: MethodId, owner: &Arc<T>, args: &A) -> Option<V>
+    fn peek<T, A, V>(&self, method: TypeId, owner: &Arc<T>, args: &A) -> Option<V>
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        assert_not_nested();
-        let cache = downcast::<T, A, V>(self.methods.find(method.type_id)?, method);
+        let cache = downcast::<T, A, V>(self.methods.find(method)?);
         self.lookup(cache, cache.key(owner, args), args)
     }
 
-    fn lookup<T, A, V>(
-        &self,
-        cache: &MethodCache<T, A, V>,
-        key: crate::method_cache::Key,
-        args: &A,
-    ) -> Option<V>
+    #[inline]
+    fn lookup<T, A, V>(&self, cache: &MethodCache<T, A, V>, key: Key, args: &A) -> Option<V>
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
@@ -515,23 +510,24 @@ impl Registry {
         lookup.value
     }
 
-    fn cache_or_insert<T, A, V>(&self, method: MethodId) -> &MethodCache<T, A, V>
+    #[inline]
+    fn cache_or_insert<T, A, V>(&self, method: TypeId) -> &MethodCache<T, A, V>
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        let cache = self.methods.find_or_insert(method.type_id, || {
+        let cache = self.methods.find_or_insert(method, || {
             Box::new(MethodCache::<T, A, V>::new(self.shard_count()))
         });
-        downcast(cache, method)
+        downcast(cache)
     }
 
     /// The tables of `F` called through `call` and through `try_call`, where they exist.
     fn caches_of<F: 'static>(&self) -> impl Iterator<Item = &dyn ErasedCache> {
-        [MethodId::of::<F>(false), MethodId::of::<F>(true)]
+        [method_id::<F>(false), method_id::<F>(true)]
             .into_iter()
-            .filter_map(|method| self.methods.find(method.type_id))
+            .filter_map(|method| self.methods.find(method))
     }
 
     fn shard_count(&self) -> usize {
@@ -541,7 +537,7 @@ impl Registry {
         static DEFAULT: OnceLock<usize> = OnceLock::new();
         *DEFAULT.get_or_init(|| {
             let cores = std::thread::available_parallelism().map_or(1, NonZero::get);
-            (cores * 4).next_power_of_two().max(16)
+            (cores * 64).next_power_of_two().clamp(128, 1024)
         })
     }
 
@@ -589,9 +585,28 @@ impl Registry {
     }
 }
 
+/// The miss path, kept out of line so that the hit path stays small.
+#[inline(never)]
+fn compute_and_insert<T, A, V, E>(
+    cache: &MethodCache<T, A, V>,
+    key: Key,
+    owner: &Arc<T>,
+    args: A,
+    compute: impl FnOnce(&Arc<T>, &A) -> Result<V, E>,
+) -> Result<V, E>
+where
+    T: ?Sized + Send + Sync + 'static,
+    A: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    let value = compute(owner, &args)?;
+    Ok(cache.insert(key, owner, args, value))
+}
+
 /// The typed table behind `cache`. A method's type fixes its owner, argument and result
 /// types, and `try_call` tables have their own identity, so this cannot fail.
-fn downcast<T, A, V>(cache: &dyn ErasedCache, method: MethodId) -> &MethodCache<T, A, V>
+#[inline]
+fn downcast<T, A, V>(cache: &dyn ErasedCache) -> &MethodCache<T, A, V>
 where
     T: ?Sized + Send + Sync + 'static,
     A: Hash + Eq + Send + Sync + 'static,
@@ -599,7 +614,7 @@ where
 {
     (cache as &dyn Any)
         .downcast_ref()
-        .unwrap_or_else(|| unreachable!("weakmemo: table of {} has other types", method.name))
+        .expect("a method's table has the types of its method")
 }
 
 #[cfg(test)]
@@ -637,6 +652,6 @@ mod tests {
     fn builder_rounds_shards_to_a_power_of_two() {
         assert_eq!(Registry::builder().shards(5).build().shard_count(), 8);
         assert!(Registry::new().shard_count().is_power_of_two());
-        assert!(Registry::new().shard_count() >= 16);
+        assert!(Registry::new().shard_count() >= 128);
     }
 }
