@@ -24,6 +24,21 @@ use common::{Counter, Live, Owner, Val, checked, expected, other_value, value};
 use weakmemo::Registry;
 
 /// One owner with three entries of `value`; returns the owner.
+/// Drops the test's last `Arc` of `owner`, checks that its `Drop` ran at once, purges,
+/// and checks that every value it had in the cache is gone; returns what `purge()` said.
+fn drop_then_purge(cache: &Registry, owner: Arc<Owner>) -> usize {
+    let (drops, values) = (owner.drops.clone(), owner.values.clone());
+    drop(owner);
+    assert_eq!(drops.get(), 1, "the owner's Drop ran at once");
+    let purged = cache.purge();
+    assert_eq!(
+        values.get(),
+        0,
+        "purge dropped every value of the dead owner"
+    );
+    purged
+}
+
 fn owner_with_three(cache: &Registry, id: u64) -> Arc<Owner> {
     let owner = Owner::new(id);
     for arg in 0..3 {
@@ -76,7 +91,7 @@ fn call_keeps_no_owner_alive_and_purge_drops_each_value_once() {
 fn try_call_ok_keeps_no_owner_alive() {
     let cache = Registry::new();
     let owner = Owner::new(2);
-    let (drops, values) = (owner.drops.clone(), owner.values.clone());
+    let values = owner.values.clone();
     assert_eq!(
         cache.try_call(&owner, checked, 0).unwrap().n,
         expected(2, 3, 0)
@@ -90,18 +105,15 @@ fn try_call_ok_keeps_no_owner_alive() {
     assert_eq!(values.get(), 2);
     assert_eq!(owner.invocations.get(), 2);
 
-    drop(owner);
-    assert_eq!(drops.get(), 1);
     assert_eq!(cache.stats().entries, 2);
-    assert_eq!(cache.purge(), 2);
-    assert_eq!(values.get(), 0);
+    assert_eq!(drop_then_purge(&cache, owner), 2);
 }
 
 #[test]
 fn try_call_err_stores_nothing_and_keeps_nothing() {
     let cache = Registry::new();
     let owner = Owner::new(3);
-    let (drops, values) = (owner.drops.clone(), owner.values.clone());
+    let values = owner.values.clone();
     let err = cache.try_call(&owner, checked, 1).unwrap_err();
     assert_eq!(err.n, expected(3, 3, 1));
     drop(err);
@@ -110,16 +122,14 @@ fn try_call_err_stores_nothing_and_keeps_nothing() {
     assert_eq!(Arc::strong_count(&owner), 1);
     assert_eq!(cache.stats().entries, 0);
 
-    drop(owner);
-    assert_eq!(drops.get(), 1);
-    assert_eq!(cache.purge(), 0);
+    assert_eq!(drop_then_purge(&cache, owner), 0);
 }
 
 #[test]
 fn get_and_get_ok_keep_no_owner_alive() {
     let cache = Registry::new();
     let owner = Owner::new(4);
-    let (drops, values) = (owner.drops.clone(), owner.values.clone());
+    let values = owner.values.clone();
     drop(cache.call(&owner, value, 7));
     drop(cache.try_call(&owner, checked, 8));
     for _ in 0..10 {
@@ -135,18 +145,15 @@ fn get_and_get_ok_keep_no_owner_alive() {
     assert_eq!(Arc::weak_count(&owner), 2);
     assert_eq!(values.get(), 2);
 
-    drop(owner);
-    assert_eq!(drops.get(), 1);
     assert_eq!(cache.stats().entries, 2);
-    assert_eq!(cache.purge(), 2);
-    assert_eq!(values.get(), 0);
+    assert_eq!(drop_then_purge(&cache, owner), 2);
 }
 
 #[test]
 fn invalidate_drops_the_value_at_once_and_exactly_once() {
     let cache = Registry::new();
     let owner = owner_with_three(&cache, 5);
-    let (drops, values) = (owner.drops.clone(), owner.values.clone());
+    let values = owner.values.clone();
     drop(cache.try_call(&owner, checked, 0));
     assert_eq!(values.get(), 4);
 
@@ -160,10 +167,7 @@ fn invalidate_drops_the_value_at_once_and_exactly_once() {
     assert_eq!(values.get(), 2);
     assert_eq!(cache.stats().invalidated, 2);
 
-    drop(owner);
-    assert_eq!(drops.get(), 1);
-    assert_eq!(cache.purge(), 2);
-    assert_eq!(values.get(), 0);
+    assert_eq!(drop_then_purge(&cache, owner), 2);
 }
 
 #[test]
