@@ -55,6 +55,12 @@ pub struct Registry {
     purge_steps: AtomicU64,
 }
 
+// A registry is shared between threads by design (the global one is a `static`).
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Registry>();
+};
+
 /// Where the lazy purge resumes: a method's position in the directory, a shard of it,
 /// and a bucket of that shard.
 #[derive(Default)]
