@@ -17,12 +17,15 @@
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use hashbrown::HashMap;
 use parking_lot::Mutex;
 use weakmemo::Registry;
+
+mod support;
+use support::{config, rss_kib};
 
 const ITERATIONS: u64 = 1_000_000;
 const SAMPLE_EVERY: u64 = 10_000;
@@ -59,23 +62,12 @@ fn expected(id: u64) -> u64 {
     id * 1000 + ARG
 }
 
-/// The process's resident memory in KiB, from /proc/self/status (0 where unavailable).
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmRSS:"))
-                .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// A memo table under test: a call, and the number of entries it holds.
 trait Memo {
     fn call(&self, owner: &Arc<Owner>, k: u64) -> u64;
     fn entries(&self) -> usize;
+    /// Called outside the timer after each timed batch.
+    fn trim(&self) {}
 }
 
 /// The trap: keyed by address, holding an `Arc` clone so the address stays valid.
@@ -100,6 +92,13 @@ impl Memo for Naive {
     }
     fn entries(&self) -> usize {
         self.0.lock().len()
+    }
+    /// Empties the table once it passes a million entries, or the leak would fill memory
+    /// over a run (the naive table never frees its owners in real use either).
+    fn trim(&self) {
+        if self.entries() > ITERATIONS as usize {
+            self.0.lock().clear();
+        }
     }
 }
 
@@ -210,57 +209,43 @@ fn churn_report() {
     eprintln!();
 }
 
+/// Times one churn iteration of `memo`, counting wrong values outside the timer.
+fn bench_churn(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    memo: &impl Memo,
+    next_id: &mut u64,
+) {
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut wrong = 0;
+            let start = Instant::now();
+            for _ in 0..iters {
+                wrong += churn_once(memo, *next_id);
+                *next_id += 1;
+            }
+            let elapsed = start.elapsed();
+            assert_eq!(wrong, 0);
+            memo.trim();
+            elapsed
+        });
+    });
+}
+
 fn churn(c: &mut Criterion) {
     let mut group = c.benchmark_group("churn");
     group.throughput(Throughput::Elements(1));
     let mut next_id = 0u64;
-    {
-        let memo = Naive::default();
-        group.bench_function("naive_arc_mutex_hashmap", |b| {
-            b.iter_custom(|iters| {
-                let mut wrong = 0;
-                let start = Instant::now();
-                for _ in 0..iters {
-                    wrong += churn_once(&memo, next_id);
-                    next_id += 1;
-                }
-                let elapsed = start.elapsed();
-                assert_eq!(wrong, 0);
-                // Outside the timer, or the leak would fill memory over a run: the
-                // naive table never frees its owners in real use either.
-                if memo.entries() > ITERATIONS as usize {
-                    memo.0.lock().clear();
-                }
-                elapsed
-            });
-        });
-    }
-    {
-        let memo = Weakmemo(Registry::new());
-        group.bench_function("weakmemo_call", |b| {
-            b.iter_custom(|iters| {
-                let mut wrong = 0;
-                let start = Instant::now();
-                for _ in 0..iters {
-                    wrong += churn_once(&memo, next_id);
-                    next_id += 1;
-                }
-                let elapsed = start.elapsed();
-                assert_eq!(wrong, 0);
-                elapsed
-            });
-        });
-        eprintln!("weakmemo after the timed run: {:?}", memo.0.stats());
-    }
+    bench_churn(
+        &mut group,
+        "naive_arc_mutex_hashmap",
+        &Naive::default(),
+        &mut next_id,
+    );
+    let memo = Weakmemo(Registry::new());
+    bench_churn(&mut group, "weakmemo_call", &memo, &mut next_id);
+    eprintln!("weakmemo after the timed run: {:?}", memo.0.stats());
     group.finish();
-}
-
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_millis(2500))
-        .without_plots()
 }
 
 criterion_group! {

@@ -28,6 +28,9 @@ use parking_lot::{Mutex, RwLock};
 use weak_table::PtrWeakKeyHashMap;
 use weakmemo::Registry;
 
+mod support;
+use support::config;
+
 /// Lookups per timed iteration, so that the timer's own cost is negligible.
 const BATCH: usize = 1024;
 /// Arguments per owner.
@@ -585,14 +588,6 @@ fn purge_interval(c: &mut Criterion) {
 }
 
 // ---------------------------------------------------------------------------------------
-
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_millis(2500))
-        .without_plots()
-}
 
 criterion_group! {
     name = benches;

@@ -19,6 +19,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use hashbrown::HashMap;
 use parking_lot::Mutex;
 
+#[path = "../benches/support/mod.rs"]
+mod support;
+use support::rss_kib;
+
 const ITERATIONS: u64 = 1_000_000;
 const SAMPLE_EVERY: u64 = 10_000;
 const PAYLOAD: usize = 256;
@@ -39,18 +43,6 @@ impl Drop for Owner {
 
 fn method(owner: &Arc<Owner>, &k: &u64) -> u64 {
     owner.id * 1000 + k + u64::from(owner.payload[PAYLOAD - 1] ^ owner.id as u8)
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmRSS:"))
-                .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Runs one scenario and prints `iteration rss_kib live entries` lines.
