@@ -1,0 +1,7 @@
+use std::sync::Arc;
+
+fn main() {
+    let bonus = 10;
+    let owner = Arc::new(1);
+    weakmemo::global().call(&owner, move |n: &Arc<i32>, &(): &()| **n + bonus, ());
+}
