@@ -140,8 +140,10 @@
 //! assert_eq!(weakmemo::global().call(&seq, fib, 90), 2_880_067_194_370_816_120);
 //! ```
 //!
-//! If two threads miss the same key at once, both run the method and both receive the
-//! value stored first ([`Stats::discarded`] counts the other).
+//! If several threads miss the same key at once, one runs the method and the others wait
+//! for it and receive its value (single flight, [`Stats::waited`]). A call that would
+//! wait for itself (a method re-entering the key it is computing) or close a cycle of
+//! threads waiting for each other panics with a message saying so, instead of hanging.
 //!
 //! # A value that holds its owner
 //!
@@ -161,11 +163,16 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod directory;
+mod flight;
 mod identity;
 mod lock_scope;
 mod method_cache;
+#[cfg(all(test, feature = "shuttle"))]
+mod model;
 mod registry;
 mod stats;
+mod sync;
+mod waits;
 
 pub use registry::{DEFAULT_PURGE_INTERVAL, PURGE_STEP_BUCKETS, Registry, RegistryBuilder, global};
 pub use stats::Stats;

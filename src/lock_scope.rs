@@ -10,6 +10,8 @@
 use std::cell::Cell;
 use std::ops::{Deref, DerefMut};
 
+use crate::sync::thread_local;
+
 thread_local! {
     static LOCKED: Cell<bool> = const { Cell::new(false) };
 }
@@ -26,7 +28,7 @@ impl<G> Scoped<G> {
     /// a value's `Clone` that the registry runs under a lock.
     #[inline]
     pub(crate) fn lock(acquire: impl FnOnce() -> G) -> Self {
-        if LOCKED.replace(true) {
+        if LOCKED.with(|locked| locked.replace(true)) {
             nested_call();
         }
         Self(acquire())
@@ -36,7 +38,7 @@ impl<G> Scoped<G> {
 /// Panics like [`Scoped::lock`] would, for entry points that may take no lock at all
 /// (a registry with no table yet) but should fail the same way whatever its contents.
 pub(crate) fn assert_unlocked() {
-    if LOCKED.get() {
+    if LOCKED.with(Cell::get) {
         nested_call();
     }
 }
@@ -53,7 +55,7 @@ fn nested_call() -> ! {
 impl<G> Drop for Scoped<G> {
     #[inline]
     fn drop(&mut self) {
-        LOCKED.set(false);
+        LOCKED.with(|locked| locked.set(false));
     }
 }
 

@@ -22,12 +22,14 @@ use std::mem;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 
+use crate::sync::RwLock;
 use hashbrown::{DefaultHashBuilder, HashTable};
-use parking_lot::RwLock;
 
+use crate::flight::Flight;
 use crate::identity::{owner_addr, weak_addr};
 use crate::lock_scope::Scoped;
 use crate::stats::Stats;
+use crate::waits::Token;
 
 /// The operations the registry runs over every method, whatever its types.
 pub(crate) trait ErasedCache: Any + Send + Sync {
@@ -75,6 +77,45 @@ impl<T: ?Sized, A: Eq, V> Entry<T, A, V> {
     }
 }
 
+/// A shard's entries: the stored results, and the keys being computed now.
+struct Tables<T: ?Sized, A, V> {
+    ready: HashTable<Entry<T, A, V>>,
+    /// Usually empty; kept apart so that entries stay small and the hit path probes
+    /// only stored results.
+    pending: HashTable<Pending<A>>,
+}
+
+/// A key whose method is running now (see [`crate::flight`]).
+struct Pending<A> {
+    hash: u64,
+    /// The owner's address; the computing caller holds a strong `Arc` to it until the
+    /// entry leaves, so the address cannot be reused meanwhile.
+    addr: usize,
+    /// Shared with the computing caller, which borrows them for the method; waiters only
+    /// compare them, under the lock, and never clone this `Arc`.
+    args: Arc<A>,
+    computer: Token,
+    /// Made by the first waiter.
+    flight: Option<Arc<Flight>>,
+}
+
+/// What a caller that missed must do about its key.
+pub(crate) enum Claim<A, V> {
+    /// Another caller stored it meanwhile.
+    Ready(V),
+    /// This caller computes it: run the method on these arguments, then `complete` or
+    /// `abandon`.
+    Compute(Arc<A>),
+    /// Another thread computes it: wait for the flight, then claim again.
+    Wait {
+        args: A,
+        flight: Arc<Flight>,
+        computer: Token,
+    },
+    /// This thread computes it already, further up its stack.
+    Recursive,
+}
+
 /// A call's key, computed once before any lock is taken.
 #[derive(Clone, Copy)]
 pub(crate) struct Key {
@@ -92,7 +133,7 @@ pub(crate) struct Lookup<V> {
 // shards from different cores do not share a line.
 #[repr(align(128))]
 struct Shard<T: ?Sized, A, V> {
-    table: RwLock<HashTable<Entry<T, A, V>>>,
+    tables: RwLock<Tables<T, A, V>>,
     /// Counted with a plain load and store, not a locked add: a hit then writes only the
     /// line its lock already owns, at the price of losing increments under contention.
     hits: AtomicU64,
@@ -102,18 +143,23 @@ struct Shard<T: ?Sized, A, V> {
     purged: AtomicU64,
     invalidated: AtomicU64,
     discarded: AtomicU64,
+    waited: AtomicU64,
 }
 
 impl<T: ?Sized, A, V> Default for Shard<T, A, V> {
     fn default() -> Self {
         Self {
-            table: RwLock::new(HashTable::new()),
+            tables: RwLock::new(Tables {
+                ready: HashTable::new(),
+                pending: HashTable::new(),
+            }),
             hits: AtomicU64::new(0),
             until_purge: AtomicUsize::new(0),
             misses: AtomicU64::new(0),
             purged: AtomicU64::new(0),
             invalidated: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
+            waited: AtomicU64::new(0),
         }
     }
 }
@@ -181,7 +227,8 @@ where
     #[inline]
     pub(crate) fn get(&self, key: Key, args: &A, purge_interval: usize) -> Lookup<V> {
         let shard = self.shard(key.hash);
-        let value = Scoped::lock(|| shard.table.read())
+        let value = Scoped::lock(|| shard.tables.read())
+            .ready
             .find(key.hash, |entry| entry.matches(key, args))
             .map(|entry| entry.value.clone());
         let purge_due = shard.count_lookup(value.is_some(), purge_interval);
@@ -199,11 +246,12 @@ where
             value: value.clone(),
         };
         let (stored, lost, swept) = {
-            let mut table = Scoped::lock(|| shard.table.write());
+            let mut tables = Scoped::lock(|| shard.tables.write());
+            let table = &mut tables.ready;
             if let Some(first) = table.find(key.hash, |stored| stored.matches(key, &entry.args)) {
                 (first.value.clone(), Some((entry, value)), Vec::new())
             } else {
-                let swept = make_room(&mut table);
+                let swept = make_room(table);
                 table.insert_unique(key.hash, entry, |entry| entry.hash);
                 (value, None, swept)
             }
@@ -213,6 +261,125 @@ where
         }
         shard.purged.fetch_add(swept.len() as u64, Relaxed);
         stored
+    }
+
+    /// Decides, under the write lock, who computes a key that missed: this caller, if
+    /// nobody is computing it (the key becomes pending); else it waits, unless its own
+    /// thread is the computer.
+    pub(crate) fn claim(&self, key: Key, owner: &Arc<T>, args: A, me: Token) -> Claim<A, V> {
+        let shard = self.shard(key.hash);
+        let args = {
+            let mut tables = Scoped::lock(|| shard.tables.write());
+            if let Some(stored) = tables
+                .ready
+                .find(key.hash, |entry| entry.matches(key, &args))
+            {
+                return Claim::Ready(stored.value.clone());
+            }
+            let found = tables.pending.find_mut(key.hash, |pending| {
+                pending.hash == key.hash && pending.addr == key.addr && *pending.args == args
+            });
+            if let Some(pending) = found {
+                if pending.computer == me {
+                    return Claim::Recursive;
+                }
+                let flight = Arc::clone(pending.flight.get_or_insert_with(Arc::default));
+                let computer = pending.computer;
+                drop(tables);
+                shard.waited.fetch_add(1, Relaxed);
+                return Claim::Wait {
+                    args,
+                    flight,
+                    computer,
+                };
+            }
+            let args = Arc::new(args);
+            let pending = Pending {
+                hash: key.hash,
+                addr: owner_addr(owner),
+                args: Arc::clone(&args),
+                computer: me,
+                flight: None,
+            };
+            tables
+                .pending
+                .insert_unique(key.hash, pending, |pending| pending.hash);
+            args
+        };
+        Claim::Compute(args)
+    }
+
+    /// Stores the value of a key this caller claimed, and wakes its waiters. `copy` is
+    /// the clone to store, made by the caller while it could still abandon the key.
+    pub(crate) fn complete(&self, key: Key, owner: &Arc<T>, args: Arc<A>, value: V, copy: V) -> V {
+        let shard = self.shard(key.hash);
+        let owner = Arc::downgrade(owner);
+        let mut finished = FinishOnDrop(None);
+        let swept = {
+            let mut tables = Scoped::lock(|| shard.tables.write());
+            // First the pending entry, found by identity (no user code), so that waiters
+            // are woken however the rest goes.
+            let pending = take_pending(&mut tables.pending, key, &args);
+            finished.0 = pending.flight;
+            drop(pending.args);
+            let args = Arc::try_unwrap(args)
+                .unwrap_or_else(|_| unreachable!("waiters never keep a pending key's arguments"));
+            let entry = Entry {
+                hash: key.hash,
+                owner,
+                args,
+                value: copy,
+            };
+            // Only a registry whose single flight was turned off meanwhile can have
+            // stored this key meanwhile; the first value stays.
+            let first = tables
+                .ready
+                .find(key.hash, |stored| stored.matches(key, &entry.args))
+                .map(|first| first.value.clone());
+            if let Some(first) = first {
+                drop(tables);
+                shard.discarded.fetch_add(1, Relaxed);
+                drop((entry, value));
+                return first;
+            }
+            let swept = make_room(&mut tables.ready);
+            tables
+                .ready
+                .insert_unique(key.hash, entry, |entry| entry.hash);
+            swept
+        };
+        shard.purged.fetch_add(swept.len() as u64, Relaxed);
+        value
+    }
+
+    /// Gives up a key this caller claimed (its method panicked or failed): the key is
+    /// absent again, and its waiters wake to claim it themselves.
+    pub(crate) fn abandon(&self, key: Key, args: Arc<A>) {
+        let shard = self.shard(key.hash);
+        let pending = {
+            let mut tables = Scoped::lock(|| shard.tables.write());
+            take_pending(&mut tables.pending, key, &args)
+        };
+        let _finished = FinishOnDrop(pending.flight);
+    }
+}
+
+/// Removes the pending entry that shares `args` (identity, not equality: no user code).
+fn take_pending<A>(pending: &mut HashTable<Pending<A>>, key: Key, args: &Arc<A>) -> Pending<A> {
+    match pending.find_entry(key.hash, |pending| Arc::ptr_eq(&pending.args, args)) {
+        Ok(entry) => entry.remove().0,
+        Err(_) => unreachable!("a claimed key stays pending until its caller ends it"),
+    }
+}
+
+/// Finishes a flight when dropped, so that waiters wake even if what follows panics.
+struct FinishOnDrop(Option<Arc<Flight>>);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        if let Some(flight) = self.0.take() {
+            flight.finish();
+        }
     }
 }
 
@@ -253,7 +420,8 @@ where
         let shard = &self.shards[shard];
         // Look under the read lock, so hits go on; write-lock only to remove.
         let (end, buckets, dead_at) = {
-            let table = Scoped::lock(|| shard.table.read());
+            let tables = Scoped::lock(|| shard.tables.read());
+            let table = &tables.ready;
             let buckets = table.num_buckets();
             let end = buckets.min(from.saturating_add(budget));
             let dead_at: Vec<usize> = (from..end)
@@ -263,7 +431,8 @@ where
         };
         let mut removed = Vec::new();
         if !dead_at.is_empty() {
-            let mut table = Scoped::lock(|| shard.table.write());
+            let mut tables = Scoped::lock(|| shard.tables.write());
+            let table = &mut tables.ready;
             for index in dead_at {
                 // The table may have changed in between: check again before removing.
                 if let Ok(entry) = table.get_bucket_entry(index) {
@@ -284,7 +453,8 @@ where
         let mut purged = 0;
         for shard in &self.shards {
             let dead: Vec<_> = {
-                let mut table = Scoped::lock(|| shard.table.write());
+                let mut tables = Scoped::lock(|| shard.tables.write());
+                let table = &mut tables.ready;
                 let dead = table.extract_if(|entry| entry.is_dead()).collect();
                 // Give memory back after a burst, with slack so that purges do not
                 // shrink and regrow a table again and again.
@@ -308,8 +478,11 @@ where
         let key = Key { hash, addr };
         let shard = self.shard(hash);
         let removed = {
-            let mut table = Scoped::lock(|| shard.table.write());
-            match table.find_entry(hash, |entry| entry.matches(key, args)) {
+            let mut tables = Scoped::lock(|| shard.tables.write());
+            match tables
+                .ready
+                .find_entry(hash, |entry| entry.matches(key, args))
+            {
                 Ok(entry) => Some(entry.remove().0),
                 Err(_) => None,
             }
@@ -323,7 +496,8 @@ where
     fn remove_owner(&self, addr: usize) -> usize {
         let mut count = 0;
         for shard in &self.shards {
-            let removed: Vec<_> = Scoped::lock(|| shard.table.write())
+            let removed: Vec<_> = Scoped::lock(|| shard.tables.write())
+                .ready
                 .extract_if(|entry| entry.belongs_to(addr))
                 .collect();
             shard.invalidated.fetch_add(removed.len() as u64, Relaxed);
@@ -335,7 +509,7 @@ where
     fn clear(&self) -> usize {
         let mut count = 0;
         for shard in &self.shards {
-            let removed = mem::take(&mut *Scoped::lock(|| shard.table.write()));
+            let removed = mem::take(&mut Scoped::lock(|| shard.tables.write()).ready);
             shard.invalidated.fetch_add(removed.len() as u64, Relaxed);
             count += removed.len();
         }
@@ -346,10 +520,11 @@ where
         for shard in &self.shards {
             stats.hits += shard.hits.load(Relaxed);
             stats.misses += shard.misses.load(Relaxed);
-            stats.entries += Scoped::lock(|| shard.table.read()).len();
+            stats.entries += Scoped::lock(|| shard.tables.read()).ready.len();
             stats.purged += shard.purged.load(Relaxed);
             stats.invalidated += shard.invalidated.load(Relaxed);
             stats.discarded += shard.discarded.load(Relaxed);
+            stats.waited += shard.waited.load(Relaxed);
         }
         stats.methods += 1;
     }

@@ -1,20 +1,20 @@
 //! The registry: the public face of the cache.
 
-use std::any::{Any, TypeId};
+use std::any::{Any, TypeId, type_name};
 use std::convert::Infallible;
 use std::fmt;
 use std::hash::Hash;
 use std::num::NonZero;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
-
-use parking_lot::Mutex;
 
 use crate::directory::Directory;
 use crate::identity::{method_id, owner_addr};
 use crate::lock_scope::assert_unlocked;
-use crate::method_cache::{ErasedCache, Key, MethodCache};
+use crate::method_cache::{Claim, ErasedCache, Key, MethodCache};
 use crate::stats::Stats;
+use crate::sync::Mutex;
+use crate::waits;
 
 /// Buckets one lazy purge step looks at.
 pub const PURGE_STEP_BUCKETS: usize = 64;
@@ -49,6 +49,7 @@ pub const DEFAULT_PURGE_INTERVAL: usize = 256;
 pub struct Registry {
     methods: Directory,
     purge_interval: AtomicUsize,
+    single_flight: AtomicBool,
     /// Shards per method table, a power of two, or 0 for the default.
     shards: usize,
     cursor: Mutex<Cursor>,
@@ -83,6 +84,7 @@ struct Cursor {
 pub struct RegistryBuilder {
     purge_interval: usize,
     shards: usize,
+    single_flight: bool,
 }
 
 impl RegistryBuilder {
@@ -107,11 +109,20 @@ impl RegistryBuilder {
         self
     }
 
+    /// Whether callers that miss a key another thread is computing wait for that
+    /// computation (the default) or run the method themselves; see
+    /// [`Registry::set_single_flight`].
+    pub const fn single_flight(mut self, on: bool) -> Self {
+        self.single_flight = on;
+        self
+    }
+
     /// The registry.
     pub const fn build(self) -> Registry {
         Registry {
             methods: Directory::new(),
             purge_interval: AtomicUsize::new(self.purge_interval),
+            single_flight: AtomicBool::new(self.single_flight),
             shards: self.shards,
             cursor: Mutex::new(Cursor {
                 method: 0,
@@ -166,14 +177,16 @@ impl Registry {
         RegistryBuilder {
             purge_interval: DEFAULT_PURGE_INTERVAL,
             shards: 0,
+            single_flight: true,
         }
     }
 
     /// Returns `method(owner, &args)`, computed once per live owner, method and arguments.
     ///
     /// The method runs outside every lock, so it may call other cached methods, or itself
-    /// with other arguments. If two threads miss the same key at once, both run the
-    /// method, and both get the value that was stored first.
+    /// with other arguments. If several threads miss the same key at once, one runs the
+    /// method and the others wait for it, holding no lock, and receive a clone of its
+    /// value (single flight; see [`set_single_flight`](Self::set_single_flight)).
     ///
     /// The method is identified by its type, so it must be a fn item or a non-capturing
     /// closure; passing a capturing closure or a fn pointer fails to build, with a
@@ -208,9 +221,18 @@ impl Registry {
     ///
     /// # Panics
     ///
-    /// If `method` panics, the panic reaches the caller and nothing is cached; the
-    /// registry stays usable and the next call computes again. Also panics if called from
-    /// an argument's `Eq` or a value's `Clone` while the registry runs them under a lock.
+    /// - If `method` panics: the panic reaches this caller with its payload, nothing is
+    ///   cached, and the registry stays usable. Callers waiting for this computation
+    ///   wake, and one of them runs the method afresh.
+    /// - If the call re-enters the key it is computing, on the same thread, directly or
+    ///   through other cached methods: it would wait for itself, so it panics at once
+    ///   with a message naming the method ("recursive call for the same key").
+    /// - If waiting for another thread's computation would close a cycle of threads
+    ///   waiting for each other (thread 1 computes key A and needs key B while thread 2
+    ///   computes B and needs A): one of them panics ("deadlock avoided") instead of
+    ///   hanging.
+    /// - If called from an argument's `Eq` or a value's `Clone` while the registry runs
+    ///   them under a lock.
     pub fn call<T, A, V, F>(&self, owner: &Arc<T>, method: F, args: A) -> V
     where
         T: ?Sized + Send + Sync + 'static,
@@ -218,9 +240,13 @@ impl Registry {
         V: Clone + Send + Sync + 'static,
         F: Fn(&Arc<T>, &A) -> V + 'static,
     {
-        let Ok(value) = self.get_or_compute(method_id::<F>(false), owner, args, |owner, args| {
-            Ok::<V, Infallible>(method(owner, args))
-        });
+        let Ok(value) = self.get_or_compute(
+            method_id::<F>(false),
+            type_name::<F>(),
+            owner,
+            args,
+            |owner, args| Ok::<V, Infallible>(method(owner, args)),
+        );
         value
     }
 
@@ -247,7 +273,9 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// The method's own error, when this call ran the method and it failed.
+    /// The method's own error, when this call ran the method and it failed. Callers that
+    /// were waiting for that computation do not receive the error: they wake, and one of
+    /// them runs the method itself.
     ///
     /// # Panics
     ///
@@ -259,7 +287,7 @@ impl Registry {
         V: Clone + Send + Sync + 'static,
         F: Fn(&Arc<T>, &A) -> Result<V, E> + 'static,
     {
-        self.get_or_compute(method_id::<F>(true), owner, args, method)
+        self.get_or_compute(method_id::<F>(true), type_name::<F>(), owner, args, method)
     }
 
     /// The value [`call`](Self::call) cached for these arguments, without computing it.
@@ -445,6 +473,24 @@ impl Registry {
         self.purge_interval.store(lookups, Relaxed);
     }
 
+    /// Turns single flight on (the default) or off, at run time.
+    ///
+    /// With single flight, when several threads miss the same key at once, one runs the
+    /// method and the others wait for it (holding no lock) and receive a clone of its
+    /// value; if it panics or returns an error, nothing is stored, the waiters wake, and
+    /// one of them runs the method in turn. Without it, each of them runs the method and
+    /// all receive the value stored first ([`Stats::discarded`] counts the others):
+    /// duplicate work instead of waiting.
+    pub fn set_single_flight(&self, on: bool) {
+        self.single_flight.store(on, Relaxed);
+    }
+
+    /// Whether single flight is on; see [`set_single_flight`](Self::set_single_flight).
+    #[must_use]
+    pub fn single_flight(&self) -> bool {
+        self.single_flight.load(Relaxed)
+    }
+
     /// Lookups between two lazy purge steps; see
     /// [`set_purge_interval`](Self::set_purge_interval).
     #[must_use]
@@ -475,6 +521,7 @@ impl Registry {
     fn get_or_compute<T, A, V, E>(
         &self,
         method: TypeId,
+        name: &'static str,
         owner: &Arc<T>,
         args: A,
         compute: impl FnOnce(&Arc<T>, &A) -> Result<V, E>,
@@ -488,6 +535,9 @@ impl Registry {
         let key = cache.key(owner, &args);
         match self.lookup(cache, key, &args) {
             Some(value) => Ok(value),
+            None if self.single_flight.load(Relaxed) => {
+                compute_once(cache, key, owner, args, compute, name)
+            }
             None => compute_and_insert(cache, key, owner, args, compute),
         }
     }
@@ -607,6 +657,98 @@ where
 {
     let value = compute(owner, &args)?;
     Ok(cache.insert(key, owner, args, value))
+}
+
+/// The miss path with single flight: claim the key, or wait for its computer and try
+/// again, or compute it; the [`Claimed`] guard ends the claim however the method ends.
+#[inline(never)]
+fn compute_once<T, A, V, E>(
+    cache: &MethodCache<T, A, V>,
+    key: Key,
+    owner: &Arc<T>,
+    mut args: A,
+    compute: impl FnOnce(&Arc<T>, &A) -> Result<V, E>,
+    method: &'static str,
+) -> Result<V, E>
+where
+    T: ?Sized + Send + Sync + 'static,
+    A: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    let me = waits::current();
+    loop {
+        match cache.claim(key, owner, args, me) {
+            Claim::Ready(value) => return Ok(value),
+            Claim::Recursive => panic!(
+                "weakmemo: recursive call for the same key: `{method}` was called, directly \
+                 or through other cached methods, with the owner and arguments it is \
+                 computing, and would wait for its own result"
+            ),
+            Claim::Wait {
+                args: returned,
+                flight,
+                computer,
+            } => {
+                waits::wait_for(me, computer, &flight, method);
+                args = returned;
+            }
+            Claim::Compute(args) => {
+                let claimed = Claimed {
+                    cache,
+                    key,
+                    args: Some(args),
+                };
+                let value = compute(owner, claimed.args())?;
+                return Ok(claimed.complete(owner, value));
+            }
+        }
+    }
+}
+
+/// A key this caller is computing. Dropped before [`Claimed::complete`] (the method
+/// panicked or returned an error), it abandons the key so that waiters take over.
+struct Claimed<'a, T: ?Sized, A, V>
+where
+    T: Send + Sync + 'static,
+    A: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    cache: &'a MethodCache<T, A, V>,
+    key: Key,
+    args: Option<Arc<A>>,
+}
+
+impl<T: ?Sized, A, V> Claimed<'_, T, A, V>
+where
+    T: Send + Sync + 'static,
+    A: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn args(&self) -> &A {
+        self.args
+            .as_deref()
+            .expect("a claim holds its arguments until it ends")
+    }
+
+    fn complete(mut self, owner: &Arc<T>, value: V) -> V {
+        // The one user code left (`Clone`) runs while the guard can still abandon.
+        let copy = value.clone();
+        let args = self.args.take().expect("a claim ends once");
+        self.cache.complete(self.key, owner, args, value, copy)
+    }
+}
+
+impl<T: ?Sized, A, V> Drop for Claimed<'_, T, A, V>
+where
+    T: Send + Sync + 'static,
+    A: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        if let Some(args) = self.args.take() {
+            self.cache.abandon(self.key, args);
+        }
+    }
 }
 
 /// The typed table behind `cache`. A method's type fixes its owner, argument and result

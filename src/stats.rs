@@ -16,9 +16,9 @@ pub struct Stats {
     /// when two threads hit the same shard at the same instant one count may be lost,
     /// so under contention this may undercount slightly. Exact on one thread.
     pub hits: u64,
-    /// Lookups that found no cached value; each miss of `call` or `try_call` runs the
-    /// method once. Exact. Lookups of a method the registry has never cached count
-    /// nowhere.
+    /// Lookups that found no cached value. Exact. A miss of `call` or `try_call` either
+    /// runs the method or, with single flight, receives the value of another thread's run
+    /// (see `waited`). Lookups of a method the registry has never cached count nowhere.
     pub misses: u64,
     /// Entries held now, including entries of dead owners that were not purged yet.
     /// Right after [`Registry::purge`](crate::Registry::purge), with no other thread
@@ -30,9 +30,13 @@ pub struct Stats {
     /// Entries removed by the `invalidate*` methods and `clear()`. Exact.
     pub invalidated: u64,
     /// Values computed by a call that lost a race: another caller stored the same key
-    /// first, so this value was dropped and the stored one returned. Exact. Many of these
-    /// mean threads often compute the same cold key at once.
+    /// first, so this value was dropped and the stored one returned. Exact. Only happens
+    /// with single flight off; many of these mean threads often compute the same cold
+    /// key at once, which single flight would coalesce.
     pub discarded: u64,
+    /// Calls that found their key being computed by another thread and waited for that
+    /// computation instead of running the method themselves (single flight). Exact.
+    pub waited: u64,
     /// Lazy purge steps run so far (see the purge interval). Exact.
     pub purge_steps: u64,
     /// Methods that have a table in this registry.

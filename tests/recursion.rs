@@ -100,9 +100,12 @@ fn a_cached_method_may_call_a_cached_method_of_another_owner() {
     assert_eq!(CACHE.stats().entries, 1);
 }
 
+/// Without single flight, a method that re-enters its own key runs twice, and the first
+/// value stored wins. (With single flight, the default, the same re-entry panics:
+/// tests/single_flight.rs.)
 #[test]
-fn a_method_may_reenter_its_own_key_once() {
-    static CACHE: Registry = Registry::new();
+fn without_single_flight_a_method_may_reenter_its_own_key_once() {
+    static CACHE: Registry = Registry::builder().single_flight(false).build();
     std::thread_local! {
         static DEPTH: Cell<u64> = const { Cell::new(0) };
     }
@@ -422,7 +425,8 @@ fn values_dropped_by_the_sweep_before_growth_may_use_the_registry() {
 
 #[test]
 fn a_value_discarded_after_a_lost_race_may_use_the_registry() {
-    let cache = leak(Registry::new());
+    // A race needs two runs of one key: single flight off.
+    let cache = leak(Registry::builder().single_flight(false).build());
     std::thread_local! {
         static DEPTH: Cell<u32> = const { Cell::new(0) };
     }

@@ -190,10 +190,11 @@ fn random_concurrent_operations_keep_values_right_and_counts_exact() {
         let runs = world.invocations.get() as u64;
         let stats = cache.stats();
         eprintln!("threads: {stats:?}, {runs} runs, {errors} errors, {nones} nones");
-        assert_eq!(
-            stats.misses,
-            runs + nones,
-            "a miss is a method run or a None"
+        // Every run and every `None` is a miss of its own; with single flight a miss may
+        // also end with another thread's value (after waiting for it, or not).
+        assert!(
+            runs + nones <= stats.misses,
+            "a miss is a method run, a None, or another thread's value: {stats:?}"
         );
         assert!(
             stats.hits + stats.misses <= lookups + 3,
@@ -267,7 +268,9 @@ fn rendezvous(owner: &Arc<Rendezvous>, &(): &()) -> u64 {
 fn two_threads_missing_one_key_both_get_the_value_stored_first() {
     for _ in 0..20 {
         let (results, owner, stats) = watchdog(LIMIT, || {
-            let cache = Arc::new(Registry::new());
+            // Both must run the method (it waits for both at a barrier): the race that
+            // single flight prevents, so it is off here.
+            let cache = Arc::new(Registry::builder().single_flight(false).build());
             let owner = Arc::new(Rendezvous {
                 barrier: Barrier::new(2),
                 runs: AtomicU64::new(0),

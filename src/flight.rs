@@ -1,0 +1,55 @@
+//! An in-flight computation: the one thing waiters of a cold key wait on.
+//!
+//! The state machine of a key, all under its shard's write lock:
+//!
+//! ```text
+//!   absent ──claim──▶ pending(computer, args, flight?) ──complete──▶ ready(value)
+//!                          │
+//!                          └──abandon (panic or error)──▶ absent
+//! ```
+//!
+//! A caller that finds the key pending takes (or creates) its `Flight`, releases the
+//! lock, and waits for the flight to finish; then it looks the key up again, so it either
+//! hits or, if the computation was abandoned, claims the key itself. The flight is
+//! created by the first waiter, so an uncontended miss never allocates one. Waiting is
+//! the only thing a flight does, through a condition variable for threads; a task can be
+//! woken the same way by registering a `Waker` (the async path builds on that).
+
+use std::task::Waker;
+
+use crate::sync::{Condvar, Mutex};
+
+#[derive(Default)]
+pub(crate) struct Flight {
+    state: Mutex<FlightState>,
+    finished: Condvar,
+}
+
+#[derive(Default)]
+struct FlightState {
+    done: bool,
+    wakers: Vec<Waker>,
+}
+
+impl Flight {
+    /// Blocks this thread until [`Flight::finish`].
+    pub(crate) fn wait(&self) {
+        let mut state = self.state.lock();
+        while !state.done {
+            state = self.finished.wait(state);
+        }
+    }
+
+    /// Marks the computation over (stored or abandoned) and wakes every waiter.
+    pub(crate) fn finish(&self) {
+        let wakers = {
+            let mut state = self.state.lock();
+            state.done = true;
+            std::mem::take(&mut state.wakers)
+        };
+        self.finished.notify_all();
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+}

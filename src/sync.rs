@@ -1,0 +1,80 @@
+//! The synchronization primitives the cache is built on, in one place, so that a model
+//! checker can stand in for them: with the `shuttle` feature (for tests only), every lock,
+//! condition variable and thread-local below is Shuttle's, and the unit tests in
+//! `src/model.rs` explore the in-flight protocol's interleavings.
+
+#[cfg(not(feature = "shuttle"))]
+pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock};
+#[cfg(not(feature = "shuttle"))]
+pub(crate) use std::thread_local;
+
+#[cfg(feature = "shuttle")]
+pub(crate) use shuttle::thread_local;
+#[cfg(feature = "shuttle")]
+pub(crate) use shuttle_backed::{Mutex, MutexGuard, RwLock};
+
+/// A condition variable whose `wait` takes and returns the guard, which both backends
+/// can provide without `unsafe`.
+#[derive(Default)]
+pub(crate) struct Condvar {
+    #[cfg(not(feature = "shuttle"))]
+    inner: parking_lot::Condvar,
+    #[cfg(feature = "shuttle")]
+    inner: shuttle::sync::Condvar,
+}
+
+impl Condvar {
+    #[cfg(not(feature = "shuttle"))]
+    pub(crate) fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        self.inner.wait(&mut guard);
+        guard
+    }
+
+    #[cfg(feature = "shuttle")]
+    pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        self.inner
+            .wait(guard)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn notify_all(&self) {
+        self.inner.notify_all();
+    }
+}
+
+/// Shuttle's `std`-shaped locks behind `parking_lot`-shaped methods (no poisoning).
+#[cfg(feature = "shuttle")]
+mod shuttle_backed {
+    use std::sync::PoisonError;
+
+    pub(crate) type MutexGuard<'a, T> = shuttle::sync::MutexGuard<'a, T>;
+
+    #[derive(Default)]
+    pub(crate) struct Mutex<T>(shuttle::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Self(shuttle::sync::Mutex::new(value))
+        }
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            self.0.try_lock().ok()
+        }
+    }
+
+    pub(crate) struct RwLock<T>(shuttle::sync::RwLock<T>);
+
+    impl<T> RwLock<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Self(shuttle::sync::RwLock::new(value))
+        }
+        pub(crate) fn read(&self) -> shuttle::sync::RwLockReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(PoisonError::into_inner)
+        }
+        pub(crate) fn write(&self) -> shuttle::sync::RwLockWriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+}
