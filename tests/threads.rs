@@ -338,9 +338,11 @@ fn racing_first_uses_of_many_methods_make_one_table_each() {
         let stats = cache.stats();
         assert_eq!(stats.methods, METHODS, "one table per method");
         assert_eq!(stats.entries, METHODS);
+        // Single flight: each method ran once, however many threads missed it at once.
         let runs = owner.invocations.get() as u64;
-        assert_eq!(stats.misses, runs);
-        assert_eq!(runs, METHODS as u64 + stats.discarded);
+        assert_eq!(runs, METHODS as u64);
+        assert_eq!(stats.discarded, 0);
+        assert!(stats.misses >= runs);
         assert_eq!(Arc::weak_count(&owner), METHODS);
     });
 }
