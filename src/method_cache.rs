@@ -286,7 +286,6 @@ where
                 let flight = Arc::clone(pending.flight.get_or_insert_with(Arc::default));
                 let computer = pending.computer;
                 drop(tables);
-                shard.waited.fetch_add(1, Relaxed);
                 return Claim::Wait {
                     args,
                     flight,
@@ -307,6 +306,11 @@ where
             args
         };
         Claim::Compute(args)
+    }
+
+    /// Counts a caller that waited for another thread's computation of `key`.
+    pub(crate) fn count_wait(&self, key: Key) {
+        self.shard(key.hash).waited.fetch_add(1, Relaxed);
     }
 
     /// Stores the value of a key this caller claimed, and wakes its waiters. `copy` is

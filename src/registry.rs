@@ -689,7 +689,10 @@ where
                 flight,
                 computer,
             } => {
-                waits::wait_for(me, computer, &flight, method);
+                let _waiting = waits::enter(me, computer, method);
+                // Counted once the wait is accepted: a refused one panics above.
+                cache.count_wait(key);
+                flight.wait();
                 args = returned;
             }
             Claim::Compute(args) => {

@@ -9,7 +9,6 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::flight::Flight;
 use crate::sync::{Mutex, thread_local};
 
 /// A thread's identity for the in-flight protocol: cheaper than `thread::current()`.
@@ -32,12 +31,14 @@ pub(crate) fn current() -> Token {
 /// (waiter, computer) pairs; as many as threads waiting now.
 static WAITING: Mutex<Vec<(Token, Token)>> = Mutex::new(Vec::new());
 
-/// Waits for `flight`, computed by thread `computer`, on behalf of thread `me`.
+/// Records that thread `me` is about to wait for a computation of thread `computer`;
+/// the record lasts as long as the returned guard.
 ///
 /// # Panics
 ///
 /// If `computer` is, directly or through other waits, waiting for `me`.
-pub(crate) fn wait_for(me: Token, computer: Token, flight: &Flight, method: &str) {
+#[must_use]
+pub(crate) fn enter(me: Token, computer: Token, method: &str) -> Waiting {
     {
         let mut waiting = WAITING.lock();
         debug_assert_ne!(computer, me, "a thread never waits for its own computation");
@@ -61,14 +62,13 @@ pub(crate) fn wait_for(me: Token, computer: Token, flight: &Flight, method: &str
         }
         waiting.push((me, computer));
     }
-    let _edge = Edge(me);
-    flight.wait();
+    Waiting(me)
 }
 
-/// Removes this thread's wait from the map when the wait ends, even by unwinding.
-struct Edge(Token);
+/// A thread's wait, in the map until dropped (even by unwinding).
+pub(crate) struct Waiting(Token);
 
-impl Drop for Edge {
+impl Drop for Waiting {
     fn drop(&mut self) {
         WAITING.lock().retain(|(waiter, _)| *waiter != self.0);
     }
