@@ -21,18 +21,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Owner, Val, checked, expected, panic_message, value, watchdog};
+use common::{Owner, Touchy, Val, arm, armed, checked, expected, panic_message, value, watchdog};
 use weakmemo::Registry;
-
-std::thread_local! {
-    /// While set, the test types below panic in their `Clone`, `Eq` or `Hash`, or
-    /// `flaky` panics.
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn armed() -> bool {
-    ARMED.get()
-}
 
 /// A method that panics while armed, with a payload naming its argument.
 fn flaky(owner: &Arc<Owner>, &arg: &u32) -> Val {
@@ -50,9 +40,9 @@ fn a_panicking_method_caches_nothing_and_the_next_call_recomputes() {
     assert_eq!(cache.call(&owner, flaky, 0).n, expected(1, 9, 0));
     let before = cache.stats();
 
-    ARMED.set(true);
+    arm(true);
     let caught = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, flaky, 1)));
-    ARMED.set(false);
+    arm(false);
     let payload = caught.expect_err("the panic reaches the caller");
     assert_eq!(
         payload.downcast_ref::<String>().map(String::as_str),
@@ -82,9 +72,9 @@ fn a_panicking_method_leaves_the_registry_usable_from_other_threads() {
     let cache: &'static Registry = Box::leak(Box::new(Registry::new()));
     let owner = Owner::new(2);
     for _ in 0..10 {
-        ARMED.set(true);
+        arm(true);
         let _ = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, flaky, 5)));
-        ARMED.set(false);
+        arm(false);
     }
     let shared = owner.clone();
     let value = watchdog(Duration::from_secs(60), move || {
@@ -108,7 +98,7 @@ fn an_error_is_not_cached_and_the_next_call_recomputes() {
     }
     let cache = Registry::new();
     let owner = Owner::new(3);
-    ARMED.set(true);
+    arm(true);
     for round in 1..=3 {
         assert_eq!(
             cache.try_call(&owner, sometimes, 4).unwrap_err(),
@@ -120,7 +110,7 @@ fn an_error_is_not_cached_and_the_next_call_recomputes() {
             "each error call ran the method"
         );
     }
-    ARMED.set(false);
+    arm(false);
     assert!(cache.get_ok(&owner, sometimes, &4).is_none());
     assert_eq!(cache.stats().entries, 0);
     assert_eq!(cache.stats().misses, 4, "three try_calls and the get_ok");
@@ -132,12 +122,12 @@ fn an_error_is_not_cached_and_the_next_call_recomputes() {
     );
     assert_eq!(owner.invocations.get(), 4);
     // Cached now: no more runs, even while the method would fail.
-    ARMED.set(true);
+    arm(true);
     assert_eq!(
         cache.try_call(&owner, sometimes, 4).unwrap().n,
         expected(3, 8, 4)
     );
-    ARMED.set(false);
+    arm(false);
     assert_eq!(owner.invocations.get(), 4);
     assert_eq!(
         cache.get_ok(&owner, sometimes, &4).unwrap().n,
@@ -203,13 +193,13 @@ fn a_panicking_clone_on_the_hit_path_poisons_nothing() {
     let owner = Owner::new(5);
     assert_eq!(cache.call(&owner, brittle, 1).0, expected(5, 7, 1));
     for _ in 0..3 {
-        ARMED.set(true);
+        arm(true);
         let caught = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, brittle, 1)));
-        ARMED.set(false);
+        arm(false);
         assert_eq!(panic_message(&*caught.unwrap_err()), "brittle clone");
-        ARMED.set(true);
+        arm(true);
         let caught = catch_unwind(AssertUnwindSafe(|| cache.get(&owner, brittle, &1)));
-        ARMED.set(false);
+        arm(false);
         assert_eq!(panic_message(&*caught.unwrap_err()), "brittle clone");
     }
     // The shard lock was released (a writer on another thread gets it) and the entry
@@ -227,27 +217,6 @@ fn a_panicking_clone_on_the_hit_path_poisons_nothing() {
     assert_eq!(cache.clear(), 1);
 }
 
-/// An argument whose `Eq` panics while armed (it runs under the shard lock).
-#[derive(Debug)]
-struct Touchy(u32);
-
-impl Hash for Touchy {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
-    }
-}
-
-impl PartialEq for Touchy {
-    fn eq(&self, other: &Self) -> bool {
-        if armed() {
-            panic!("touchy eq");
-        }
-        self.0 == other.0
-    }
-}
-
-impl Eq for Touchy {}
-
 fn touchy(owner: &Arc<Owner>, arg: &Touchy) -> u64 {
     owner.invocations.inc();
     expected(owner.id, 6, arg.0)
@@ -259,15 +228,15 @@ fn a_panicking_argument_eq_poisons_nothing() {
     let owner = Owner::new(6);
     assert_eq!(cache.call(&owner, touchy, Touchy(1)), expected(6, 6, 1));
     for _ in 0..3 {
-        ARMED.set(true);
+        arm(true);
         let caught = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, touchy, Touchy(1))));
-        ARMED.set(false);
+        arm(false);
         assert_eq!(panic_message(&*caught.unwrap_err()), "touchy eq");
-        ARMED.set(true);
+        arm(true);
         let caught = catch_unwind(AssertUnwindSafe(|| {
             cache.invalidate(&owner, touchy, &Touchy(1))
         }));
-        ARMED.set(false);
+        arm(false);
         assert_eq!(panic_message(&*caught.unwrap_err()), "touchy eq");
     }
     let shared = owner.clone();
@@ -331,9 +300,9 @@ fn a_panicking_argument_eq_during_insert_poisons_nothing() {
     let owner = Owner::new(10);
     assert_eq!(cache.call(&owner, fickle, Fickle(1)).n, expected(10, 4, 1));
     FICKLE_CALLS.set(0);
-    ARMED.set(true);
+    arm(true);
     let caught = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, fickle, Fickle(1))));
-    ARMED.set(false);
+    arm(false);
     assert_eq!(panic_message(&*caught.unwrap_err()), "fickle eq");
     assert_eq!(
         FICKLE_CALLS.get(),
@@ -389,7 +358,7 @@ fn a_panicking_argument_hash_poisons_nothing() {
         cache.call(&owner, unhashable, Unhashable(1)),
         expected(7, 5, 1)
     );
-    ARMED.set(true);
+    arm(true);
     for result in [
         catch_unwind(AssertUnwindSafe(|| {
             let _ = cache.call(&owner, unhashable, Unhashable(2));
@@ -403,7 +372,7 @@ fn a_panicking_argument_hash_poisons_nothing() {
     ] {
         assert_eq!(panic_message(&*result.unwrap_err()), "unhashable");
     }
-    ARMED.set(false);
+    arm(false);
     assert_eq!(
         owner.invocations.get(),
         1,
@@ -415,10 +384,10 @@ fn a_panicking_argument_hash_poisons_nothing() {
     );
     assert_eq!(cache.stats().entries, 1);
     // The registry's own maintenance runs no `Hash`: growing and purging work while armed.
-    ARMED.set(true);
+    arm(true);
     let purged = cache.purge();
     let cleared = cache.clear();
-    ARMED.set(false);
+    arm(false);
     assert_eq!((purged, cleared), (0, 1));
 }
 

@@ -39,14 +39,13 @@ mod common;
 
 use std::any::type_name_of_val;
 use std::cell::Cell;
-use std::hash::{Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use common::{Counter, Live, Rng, Val, panic_message, watchdog};
+use common::{Counter, Live, Rng, Touchy, Val, panic_message, watchdog};
 use weakmemo::{Registry, Stats};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -802,31 +801,6 @@ fn a_waiter_gets_its_value_after_every_other_holder_dropped_the_owner() {
 // ---------------------------------------------------------------------------------------
 // User code that panics under the lock
 
-std::thread_local! {
-    static TOUCHY_ARMED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// An argument whose `Eq` panics while armed (on this thread).
-#[derive(Debug)]
-struct Touchy(u32);
-
-impl Hash for Touchy {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
-    }
-}
-
-impl PartialEq for Touchy {
-    fn eq(&self, other: &Self) -> bool {
-        if TOUCHY_ARMED.get() {
-            panic!("touchy eq");
-        }
-        self.0 == other.0
-    }
-}
-
-impl Eq for Touchy {}
-
 /// Run 1 meets the test and waits for its release.
 fn touchy(job: &Arc<Job>, arg: &Touchy) -> u64 {
     if job.run() == 1 {
@@ -852,9 +826,9 @@ fn a_panicking_argument_eq_against_a_pending_key_poisons_nothing() {
         };
         job.entered.wait();
         // The key is pending: the claim compares the arguments under the write lock.
-        TOUCHY_ARMED.set(true);
+        common::arm(true);
         let caught = catch(|| cache.call(&job, touchy, Touchy(1)));
-        TOUCHY_ARMED.set(false);
+        common::arm(false);
         let waiter = {
             let job = job.clone();
             thread::spawn(move || cache.call(&job, touchy, Touchy(1)))

@@ -194,3 +194,41 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "<non-string panic payload>".to_string()
     }
 }
+
+std::thread_local! {
+    /// While set, the test types that can panic (such as [`Touchy`]) panic, on this
+    /// thread only.
+    static ARMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread's panicking test types are armed.
+pub fn armed() -> bool {
+    ARMED.get()
+}
+
+/// Arms or disarms this thread's panicking test types.
+pub fn arm(on: bool) {
+    ARMED.set(on);
+}
+
+/// An argument whose `Eq` panics with "touchy eq" while [`armed`] (it runs under a
+/// shard lock).
+#[derive(Debug)]
+pub struct Touchy(pub u32);
+
+impl std::hash::Hash for Touchy {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for Touchy {
+    fn eq(&self, other: &Self) -> bool {
+        if armed() {
+            panic!("touchy eq");
+        }
+        self.0 == other.0
+    }
+}
+
+impl Eq for Touchy {}
