@@ -22,13 +22,14 @@ use std::mem;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 
-use crate::sync::RwLock;
+use hashbrown::hash_table::Entry as Slot;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::flight::Flight;
 use crate::identity::{owner_addr, weak_addr};
 use crate::lock_scope::Scoped;
 use crate::stats::Stats;
+use crate::sync::{Mutex, RwLock, RwLockReadGuard};
 use crate::waits::Token;
 
 /// The operations the registry runs over every method, whatever its types.
@@ -80,33 +81,78 @@ impl<T: ?Sized, A: Eq, V> Entry<T, A, V> {
 /// A shard's entries: the stored results, and the keys being computed now.
 struct Tables<T: ?Sized, A, V> {
     ready: HashTable<Entry<T, A, V>>,
-    /// Usually empty; kept apart so that entries stay small and the hit path probes
-    /// only stored results.
-    pending: HashTable<Pending<A>>,
+    /// Kept apart from `ready` so that entries stay small and hits probe only stored
+    /// results. Claims change it under the read lock, one at a time by its mutex; the
+    /// completion and abandonment of a claim, under the write lock, without locking it.
+    in_flight: Mutex<InFlight<A>>,
 }
 
-/// A key whose method is running now (see [`crate::flight`]).
+/// The arguments of a key being computed: shared by the computing caller, which borrows
+/// them for the method, and its pending entry, where waiters compare them (under the
+/// in-flight lock, never cloning the `Arc`). Emptied when the claim ends and kept as the
+/// shard's spare, so that a miss does not allocate.
+pub(crate) type ArgSlot<A> = Arc<Option<A>>;
+
+/// The keys of a shard whose method is running now (see [`crate::flight`]).
+struct InFlight<A> {
+    /// Usually empty or nearly: a key stays here only while its method runs, so this
+    /// holds at most one key per thread and level of cached recursion. A `Vec` scanned
+    /// by hash is cheaper than a hash table at that size.
+    pending: Vec<Pending<A>>,
+    /// An empty, unshared argument slot for the next claim.
+    spare: Option<ArgSlot<A>>,
+}
+
 struct Pending<A> {
     hash: u64,
     /// The owner's address; the computing caller holds a strong `Arc` to it until the
     /// entry leaves, so the address cannot be reused meanwhile.
     addr: usize,
-    /// Shared with the computing caller, which borrows them for the method; waiters only
-    /// compare them, under the lock, and never clone this `Arc`.
-    args: Arc<A>,
+    args: ArgSlot<A>,
     computer: Token,
     /// Made by the first waiter.
     flight: Option<Arc<Flight>>,
 }
 
+impl<A: Eq> InFlight<A> {
+    /// Makes the key pending, computed by `computer`.
+    fn start(&mut self, key: Key, args: A, computer: Token) -> ArgSlot<A> {
+        let mut slot = self.spare.take().unwrap_or_default();
+        *Arc::get_mut(&mut slot).expect("a spare slot is never shared") = Some(args);
+        self.pending.push(Pending {
+            hash: key.hash,
+            addr: key.addr,
+            args: Arc::clone(&slot),
+            computer,
+            flight: None,
+        });
+        slot
+    }
+
+    /// Ends the claim that holds `slot` (found by identity: no user code), returning its
+    /// flight and its arguments; keeps the emptied slot as the spare.
+    fn end(&mut self, mut slot: ArgSlot<A>) -> (Option<Arc<Flight>>, A) {
+        let at = self
+            .pending
+            .iter()
+            .position(|pending| Arc::ptr_eq(&pending.args, &slot))
+            .expect("a claimed key stays pending until its caller ends it");
+        let pending = self.pending.swap_remove(at);
+        drop(pending.args);
+        let args = Arc::get_mut(&mut slot)
+            .and_then(Option::take)
+            .expect("waiters never keep a pending key's arguments");
+        self.spare = Some(slot);
+        (pending.flight, args)
+    }
+}
+
 /// What a caller that missed must do about its key.
-pub(crate) enum Claim<A, V> {
-    /// Another caller stored it meanwhile.
-    Ready(V),
+pub(crate) enum Claim<A> {
     /// This caller computes it: run the method on these arguments, then `complete` or
     /// `abandon`.
-    Compute(Arc<A>),
-    /// Another thread computes it: wait for the flight, then claim again.
+    Compute(ArgSlot<A>),
+    /// Another thread computes it: wait for the flight, then look again.
     Wait {
         args: A,
         flight: Arc<Flight>,
@@ -124,13 +170,21 @@ pub(crate) struct Key {
 }
 
 /// The result of a lookup, and whether this shard's turn at lazy purging has come.
-pub(crate) struct Lookup<V> {
-    pub(crate) value: Option<V>,
+pub(crate) struct Lookup<'a, T: ?Sized, A, V> {
+    pub(crate) found: Result<V, Miss<'a, T, A, V>>,
     pub(crate) purge_due: bool,
 }
 
+/// A lookup that missed, still holding its shard's read lock, so that a claim can follow
+/// with no moment in between at which the key could be stored: the read lock keeps out
+/// `complete`, which stores a key and ends its pending entry under the write lock.
+pub(crate) struct Miss<'a, T: ?Sized, A, V> {
+    tables: Scoped<RwLockReadGuard<'a, Tables<T, A, V>>>,
+}
+
 // Aligned to two cache lines (the unit x86 prefetches) so that hits on neighbouring
-// shards from different cores do not share a line.
+// shards from different cores do not share a line. Counters of rarer events live in
+// the `MethodCache`, so that a shard fits in those 128 bytes.
 #[repr(align(128))]
 struct Shard<T: ?Sized, A, V> {
     tables: RwLock<Tables<T, A, V>>,
@@ -140,10 +194,6 @@ struct Shard<T: ?Sized, A, V> {
     /// Lookups left before this shard triggers a lazy purge step; racy like `hits`.
     until_purge: AtomicUsize,
     misses: AtomicU64,
-    purged: AtomicU64,
-    invalidated: AtomicU64,
-    discarded: AtomicU64,
-    waited: AtomicU64,
 }
 
 impl<T: ?Sized, A, V> Default for Shard<T, A, V> {
@@ -151,20 +201,31 @@ impl<T: ?Sized, A, V> Default for Shard<T, A, V> {
         Self {
             tables: RwLock::new(Tables {
                 ready: HashTable::new(),
-                pending: HashTable::new(),
+                in_flight: Mutex::new(InFlight {
+                    pending: Vec::new(),
+                    spare: None,
+                }),
             }),
             hits: AtomicU64::new(0),
             until_purge: AtomicUsize::new(0),
             misses: AtomicU64::new(0),
-            purged: AtomicU64::new(0),
-            invalidated: AtomicU64::new(0),
-            discarded: AtomicU64::new(0),
-            waited: AtomicU64::new(0),
         }
     }
 }
 
-impl<T: ?Sized, A, V> Shard<T, A, V> {
+impl<T: ?Sized, A: Eq, V: Clone> Shard<T, A, V> {
+    #[inline]
+    fn find(&self, key: Key, args: &A) -> Result<V, Miss<'_, T, A, V>> {
+        let tables = Scoped::lock(|| self.tables.read());
+        match tables
+            .ready
+            .find(key.hash, |entry| entry.matches(key, args))
+        {
+            Some(entry) => Ok(entry.value.clone()),
+            None => Err(Miss { tables }),
+        }
+    }
+
     /// Counts one lookup; true once every `interval` lookups (never when it is 0).
     #[inline]
     fn count_lookup(&self, hit: bool, interval: usize) -> bool {
@@ -189,9 +250,49 @@ impl<T: ?Sized, A, V> Shard<T, A, V> {
     }
 }
 
+impl<T: ?Sized, A: Eq, V> Miss<'_, T, A, V> {
+    /// Decides who computes the key that missed: this caller, if nobody is computing it
+    /// (the key becomes pending); else it waits, unless its own thread is the computer.
+    pub(crate) fn claim(self, key: Key, args: A, me: Token) -> Claim<A> {
+        let mut in_flight = self.tables.in_flight.lock();
+        let found = in_flight.pending.iter_mut().find(|pending| {
+            pending.hash == key.hash
+                && pending.addr == key.addr
+                && pending.args.as_ref().as_ref() == Some(&args)
+        });
+        match found {
+            Some(pending) if pending.computer == me => Claim::Recursive,
+            Some(pending) => Claim::Wait {
+                flight: Arc::clone(pending.flight.get_or_insert_with(Arc::default)),
+                computer: pending.computer,
+                args,
+            },
+            None => Claim::Compute(in_flight.start(key, args, me)),
+        }
+    }
+}
+
+/// Counters of events rarer than lookups, shared by a method's shards.
+#[derive(Default)]
+struct Counters {
+    purged: AtomicU64,
+    invalidated: AtomicU64,
+    discarded: AtomicU64,
+    waited: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, count: usize) {
+        if count > 0 {
+            counter.fetch_add(count as u64, Relaxed);
+        }
+    }
+}
+
 pub(crate) struct MethodCache<T: ?Sized, A, V> {
     hasher: DefaultHashBuilder,
     shards: Box<[Shard<T, A, V>]>,
+    counters: Counters,
 }
 
 impl<T, A, V> MethodCache<T, A, V>
@@ -206,6 +307,7 @@ where
         Self {
             hasher: DefaultHashBuilder::default(),
             shards: (0..shards).map(|_| Shard::default()).collect(),
+            counters: Counters::default(),
         }
     }
 
@@ -224,110 +326,73 @@ where
         &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)]
     }
 
+    /// Looks the key up and counts the lookup.
     #[inline]
-    pub(crate) fn get(&self, key: Key, args: &A, purge_interval: usize) -> Lookup<V> {
+    pub(crate) fn get(&self, key: Key, args: &A, purge_interval: usize) -> Lookup<'_, T, A, V> {
         let shard = self.shard(key.hash);
-        let value = Scoped::lock(|| shard.tables.read())
-            .ready
-            .find(key.hash, |entry| entry.matches(key, args))
-            .map(|entry| entry.value.clone());
-        let purge_due = shard.count_lookup(value.is_some(), purge_interval);
-        Lookup { value, purge_due }
+        let found = shard.find(key, args);
+        let purge_due = shard.count_lookup(found.is_ok(), purge_interval);
+        Lookup { found, purge_due }
+    }
+
+    /// Looks the key up again, uncounted: for a caller that has waited for it.
+    pub(crate) fn find(&self, key: Key, args: &A) -> Result<V, Miss<'_, T, A, V>> {
+        self.shard(key.hash).find(key, args)
     }
 
     /// Stores `value` for the key unless another caller stored it first; returns the
     /// value that is stored, so that every caller of one key sees one value.
     pub(crate) fn insert(&self, key: Key, owner: &Arc<T>, args: A, value: V) -> V {
-        let shard = self.shard(key.hash);
         let entry = Entry {
             hash: key.hash,
             owner: Arc::downgrade(owner),
             args,
             value: value.clone(),
         };
-        let (stored, lost, swept) = {
-            let mut tables = Scoped::lock(|| shard.tables.write());
-            let table = &mut tables.ready;
-            if let Some(first) = table.find(key.hash, |stored| stored.matches(key, &entry.args)) {
-                (first.value.clone(), Some((entry, value)), Vec::new())
-            } else {
-                let swept = make_room(table);
-                table.insert_unique(key.hash, entry, |entry| entry.hash);
-                (value, None, swept)
-            }
-        };
-        if lost.is_some() {
-            shard.discarded.fetch_add(1, Relaxed);
-        }
-        shard.purged.fetch_add(swept.len() as u64, Relaxed);
-        stored
+        self.store(key, entry, value)
     }
 
-    /// Decides, under the write lock, who computes a key that missed: this caller, if
-    /// nobody is computing it (the key becomes pending); else it waits, unless its own
-    /// thread is the computer.
-    pub(crate) fn claim(&self, key: Key, owner: &Arc<T>, args: A, me: Token) -> Claim<A, V> {
-        let shard = self.shard(key.hash);
-        let args = {
-            let mut tables = Scoped::lock(|| shard.tables.write());
-            if let Some(stored) = tables
-                .ready
-                .find(key.hash, |entry| entry.matches(key, &args))
-            {
-                return Claim::Ready(stored.value.clone());
-            }
-            let found = tables.pending.find_mut(key.hash, |pending| {
-                pending.hash == key.hash && pending.addr == key.addr && *pending.args == args
-            });
-            if let Some(pending) = found {
-                if pending.computer == me {
-                    return Claim::Recursive;
-                }
-                let flight = Arc::clone(pending.flight.get_or_insert_with(Arc::default));
-                let computer = pending.computer;
-                drop(tables);
-                return Claim::Wait {
-                    args,
-                    flight,
-                    computer,
-                };
-            }
-            let args = Arc::new(args);
-            let pending = Pending {
-                hash: key.hash,
-                addr: owner_addr(owner),
-                args: Arc::clone(&args),
-                computer: me,
-                flight: None,
-            };
-            tables
-                .pending
-                .insert_unique(key.hash, pending, |pending| pending.hash);
-            args
-        };
-        Claim::Compute(args)
+    fn store(&self, key: Key, entry: Entry<T, A, V>, value: V) -> V {
+        let stored = store(
+            &mut Scoped::lock(|| self.shard(key.hash).tables.write()).ready,
+            key,
+            entry,
+            value,
+        );
+        self.count_stored(stored)
+    }
+
+    fn count_stored(&self, stored: Stored<T, A, V>) -> V {
+        Counters::add(&self.counters.discarded, usize::from(stored.lost.is_some()));
+        Counters::add(&self.counters.purged, stored.swept.len());
+        stored.value
     }
 
     /// Counts a caller that waited for another thread's computation of `key`.
-    pub(crate) fn count_wait(&self, key: Key) {
-        self.shard(key.hash).waited.fetch_add(1, Relaxed);
+    pub(crate) fn count_wait(&self) {
+        Counters::add(&self.counters.waited, 1);
     }
 
     /// Stores the value of a key this caller claimed, and wakes its waiters. `copy` is
     /// the clone to store, made by the caller while it could still abandon the key.
-    pub(crate) fn complete(&self, key: Key, owner: &Arc<T>, args: Arc<A>, value: V, copy: V) -> V {
+    pub(crate) fn complete(
+        &self,
+        key: Key,
+        owner: &Arc<T>,
+        slot: ArgSlot<A>,
+        value: V,
+        copy: V,
+    ) -> V {
         let shard = self.shard(key.hash);
         let owner = Arc::downgrade(owner);
+        // Ended before the write lock is released, so that a lookup sees the key either
+        // pending or stored; waiters are woken however the rest goes.
         let mut finished = FinishOnDrop(None);
-        let swept = {
+        let stored = {
             let mut tables = Scoped::lock(|| shard.tables.write());
-            // First the pending entry, found by identity (no user code), so that waiters
-            // are woken however the rest goes.
-            let pending = take_pending(&mut tables.pending, key, &args);
-            finished.0 = pending.flight;
-            drop(pending.args);
-            let args = Arc::try_unwrap(args)
-                .unwrap_or_else(|_| unreachable!("waiters never keep a pending key's arguments"));
+            let Tables { ready, in_flight } = &mut *tables;
+            let (flight, args) = in_flight.get_mut().end(slot);
+            finished.0 = flight;
             let entry = Entry {
                 hash: key.hash,
                 owner,
@@ -336,43 +401,72 @@ where
             };
             // Only a registry whose single flight was turned off meanwhile can have
             // stored this key meanwhile; the first value stays.
-            let first = tables
-                .ready
-                .find(key.hash, |stored| stored.matches(key, &entry.args))
-                .map(|first| first.value.clone());
-            if let Some(first) = first {
-                drop(tables);
-                shard.discarded.fetch_add(1, Relaxed);
-                drop((entry, value));
-                return first;
-            }
-            let swept = make_room(&mut tables.ready);
-            tables
-                .ready
-                .insert_unique(key.hash, entry, |entry| entry.hash);
-            swept
+            store(ready, key, entry, value)
         };
-        shard.purged.fetch_add(swept.len() as u64, Relaxed);
-        value
+        drop(finished);
+        self.count_stored(stored)
+    }
+
+    /// Keys pending in every shard.
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> usize {
+        let shards = self.shards.iter();
+        shards
+            .map(|shard| shard.tables.read().in_flight.lock().pending.len())
+            .sum()
     }
 
     /// Gives up a key this caller claimed (its method panicked or failed): the key is
     /// absent again, and its waiters wake to claim it themselves.
-    pub(crate) fn abandon(&self, key: Key, args: Arc<A>) {
+    pub(crate) fn abandon(&self, key: Key, slot: ArgSlot<A>) {
         let shard = self.shard(key.hash);
-        let pending = {
-            let mut tables = Scoped::lock(|| shard.tables.write());
-            take_pending(&mut tables.pending, key, &args)
-        };
-        let _finished = FinishOnDrop(pending.flight);
+        let (flight, args) = Scoped::lock(|| shard.tables.write())
+            .in_flight
+            .get_mut()
+            .end(slot);
+        let _finished = FinishOnDrop(flight);
+        drop(args);
     }
 }
 
-/// Removes the pending entry that shares `args` (identity, not equality: no user code).
-fn take_pending<A>(pending: &mut HashTable<Pending<A>>, key: Key, args: &Arc<A>) -> Pending<A> {
-    match pending.find_entry(key.hash, |pending| Arc::ptr_eq(&pending.args, args)) {
-        Ok(entry) => entry.remove().0,
-        Err(_) => unreachable!("a claimed key stays pending until its caller ends it"),
+/// What [`store`] did; dropped after unlocking, with the entries it removed.
+struct Stored<T: ?Sized, A, V> {
+    /// The value stored for the key: the caller's, or the first if it was there.
+    value: V,
+    /// The caller's entry and value, if the key was stored already.
+    lost: Option<(Entry<T, A, V>, V)>,
+    /// Dead owners' entries removed to make room.
+    swept: Vec<Entry<T, A, V>>,
+}
+
+/// Stores `entry` unless its key is stored already, in which case the first value stays
+/// and is returned, so that every caller of one key sees one value.
+fn store<T: ?Sized, A: Eq, V: Clone>(
+    ready: &mut HashTable<Entry<T, A, V>>,
+    key: Key,
+    entry: Entry<T, A, V>,
+    value: V,
+) -> Stored<T, A, V> {
+    let swept = make_room(ready);
+    // One probe finds the first entry or the free slot.
+    match ready.entry(
+        key.hash,
+        |stored| stored.matches(key, &entry.args),
+        |e| e.hash,
+    ) {
+        Slot::Occupied(first) => Stored {
+            value: first.get().value.clone(),
+            lost: Some((entry, value)),
+            swept,
+        },
+        Slot::Vacant(slot) => {
+            slot.insert(entry);
+            Stored {
+                value,
+                lost: None,
+                swept,
+            }
+        }
     }
 }
 
@@ -446,7 +540,7 @@ where
                 }
             }
         }
-        shard.purged.fetch_add(removed.len() as u64, Relaxed);
+        Counters::add(&self.counters.purged, removed.len());
         SweepStep {
             visited: end.saturating_sub(from),
             next: (end < buckets).then_some(end),
@@ -468,7 +562,7 @@ where
                 }
                 dead
             };
-            shard.purged.fetch_add(dead.len() as u64, Relaxed);
+            Counters::add(&self.counters.purged, dead.len());
             purged += dead.len();
         }
         purged
@@ -491,9 +585,7 @@ where
                 Err(_) => None,
             }
         };
-        shard
-            .invalidated
-            .fetch_add(u64::from(removed.is_some()), Relaxed);
+        Counters::add(&self.counters.invalidated, usize::from(removed.is_some()));
         removed.is_some()
     }
 
@@ -504,7 +596,7 @@ where
                 .ready
                 .extract_if(|entry| entry.belongs_to(addr))
                 .collect();
-            shard.invalidated.fetch_add(removed.len() as u64, Relaxed);
+            Counters::add(&self.counters.invalidated, removed.len());
             count += removed.len();
         }
         count
@@ -514,7 +606,7 @@ where
         let mut count = 0;
         for shard in &self.shards {
             let removed = mem::take(&mut Scoped::lock(|| shard.tables.write()).ready);
-            shard.invalidated.fetch_add(removed.len() as u64, Relaxed);
+            Counters::add(&self.counters.invalidated, removed.len());
             count += removed.len();
         }
         count
@@ -525,11 +617,11 @@ where
             stats.hits += shard.hits.load(Relaxed);
             stats.misses += shard.misses.load(Relaxed);
             stats.entries += Scoped::lock(|| shard.tables.read()).ready.len();
-            stats.purged += shard.purged.load(Relaxed);
-            stats.invalidated += shard.invalidated.load(Relaxed);
-            stats.discarded += shard.discarded.load(Relaxed);
-            stats.waited += shard.waited.load(Relaxed);
         }
+        stats.purged += self.counters.purged.load(Relaxed);
+        stats.invalidated += self.counters.invalidated.load(Relaxed);
+        stats.discarded += self.counters.discarded.load(Relaxed);
+        stats.waited += self.counters.waited.load(Relaxed);
         stats.methods += 1;
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use crate::directory::Directory;
 use crate::identity::{method_id, owner_addr};
 use crate::lock_scope::assert_unlocked;
-use crate::method_cache::{Claim, ErasedCache, Key, MethodCache};
+use crate::method_cache::{ArgSlot, Claim, ErasedCache, Key, Lookup, MethodCache, Miss};
 use crate::stats::Stats;
 use crate::sync::Mutex;
 use crate::waits;
@@ -533,12 +533,57 @@ impl Registry {
     {
         let cache = self.cache_or_insert::<T, A, V>(method);
         let key = cache.key(owner, &args);
-        match self.lookup(cache, key, &args) {
-            Some(value) => Ok(value),
-            None if self.single_flight.load(Relaxed) => {
-                compute_once(cache, key, owner, args, compute, name)
+        match cache.get(key, &args, self.purge_interval()) {
+            Lookup {
+                found: Ok(value),
+                purge_due,
+            } => {
+                if purge_due {
+                    self.purge_step();
+                }
+                Ok(value)
             }
-            None => compute_and_insert(cache, key, owner, args, compute),
+            Lookup {
+                found: Err(miss),
+                purge_due,
+            } => self.compute(cache, key, owner, args, compute, name, miss, purge_due),
+        }
+    }
+
+    /// The miss path, kept out of line so that the hit path stays small. With single
+    /// flight, the key is claimed before the lookup's read lock is released.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+    fn compute<T, A, V, E>(
+        &self,
+        cache: &MethodCache<T, A, V>,
+        key: Key,
+        owner: &Arc<T>,
+        args: A,
+        compute: impl FnOnce(&Arc<T>, &A) -> Result<V, E>,
+        name: &'static str,
+        miss: Miss<'_, T, A, V>,
+        purge_due: bool,
+    ) -> Result<V, E>
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        if self.single_flight.load(Relaxed) {
+            let me = waits::current();
+            let claim = miss.claim(key, args, me);
+            if purge_due {
+                self.purge_step();
+            }
+            compute_once(cache, key, owner, claim, compute, name, me)
+        } else {
+            drop(miss);
+            if purge_due {
+                self.purge_step();
+            }
+            let value = compute(owner, &args)?;
+            Ok(cache.insert(key, owner, args, value))
         }
     }
 
@@ -549,21 +594,14 @@ impl Registry {
         V: Clone + Send + Sync + 'static,
     {
         let cache = downcast::<T, A, V>(self.methods.find(method)?);
-        self.lookup(cache, cache.key(owner, args), args)
-    }
-
-    #[inline]
-    fn lookup<T, A, V>(&self, cache: &MethodCache<T, A, V>, key: Key, args: &A) -> Option<V>
-    where
-        T: ?Sized + Send + Sync + 'static,
-        A: Hash + Eq + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
-    {
-        let lookup = cache.get(key, args, self.purge_interval());
-        if lookup.purge_due {
+        let Lookup { found, purge_due } =
+            cache.get(cache.key(owner, args), args, self.purge_interval());
+        // The miss's read lock is released before a purge step takes others.
+        let value = found.ok();
+        if purge_due {
             self.purge_step();
         }
-        lookup.value
+        value
     }
 
     #[inline]
@@ -641,65 +679,51 @@ impl Registry {
     }
 }
 
-/// The miss path, kept out of line so that the hit path stays small.
-#[inline(never)]
-fn compute_and_insert<T, A, V, E>(
-    cache: &MethodCache<T, A, V>,
-    key: Key,
-    owner: &Arc<T>,
-    args: A,
-    compute: impl FnOnce(&Arc<T>, &A) -> Result<V, E>,
-) -> Result<V, E>
-where
-    T: ?Sized + Send + Sync + 'static,
-    A: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    let value = compute(owner, &args)?;
-    Ok(cache.insert(key, owner, args, value))
-}
-
-/// The miss path with single flight: claim the key, or wait for its computer and try
-/// again, or compute it; the [`Claimed`] guard ends the claim however the method ends.
-#[inline(never)]
+/// The rest of a miss with single flight, from the first claim: wait for the key's
+/// computer and look again, or compute it; the [`Claimed`] guard ends the claim however
+/// the method ends.
 fn compute_once<T, A, V, E>(
     cache: &MethodCache<T, A, V>,
     key: Key,
     owner: &Arc<T>,
-    mut args: A,
+    mut claim: Claim<A>,
     compute: impl FnOnce(&Arc<T>, &A) -> Result<V, E>,
     method: &'static str,
+    me: waits::Token,
 ) -> Result<V, E>
 where
     T: ?Sized + Send + Sync + 'static,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    let me = waits::current();
     loop {
-        match cache.claim(key, owner, args, me) {
-            Claim::Ready(value) => return Ok(value),
+        match claim {
             Claim::Recursive => panic!(
                 "weakmemo: recursive call for the same key: `{method}` was called, directly \
                  or through other cached methods, with the owner and arguments it is \
                  computing, and would wait for its own result"
             ),
             Claim::Wait {
-                args: returned,
+                args,
                 flight,
                 computer,
             } => {
-                let _waiting = waits::enter(me, computer, method);
-                // Counted once the wait is accepted: a refused one panics above.
-                cache.count_wait(key);
-                flight.wait();
-                args = returned;
+                {
+                    let _waiting = waits::enter(me, computer, method);
+                    // Counted once the wait is accepted: a refused one panics above.
+                    cache.count_wait();
+                    flight.wait();
+                }
+                claim = match cache.find(key, &args) {
+                    Ok(value) => return Ok(value),
+                    Err(miss) => miss.claim(key, args, me),
+                };
             }
-            Claim::Compute(args) => {
+            Claim::Compute(slot) => {
                 let claimed = Claimed {
                     cache,
                     key,
-                    args: Some(args),
+                    slot: Some(slot),
                 };
                 let value = compute(owner, claimed.args())?;
                 return Ok(claimed.complete(owner, value));
@@ -718,7 +742,7 @@ where
 {
     cache: &'a MethodCache<T, A, V>,
     key: Key,
-    args: Option<Arc<A>>,
+    slot: Option<ArgSlot<A>>,
 }
 
 impl<T: ?Sized, A, V> Claimed<'_, T, A, V>
@@ -728,16 +752,17 @@ where
     V: Clone + Send + Sync + 'static,
 {
     fn args(&self) -> &A {
-        self.args
+        self.slot
             .as_deref()
+            .and_then(Option::as_ref)
             .expect("a claim holds its arguments until it ends")
     }
 
     fn complete(mut self, owner: &Arc<T>, value: V) -> V {
         // The one user code left (`Clone`) runs while the guard can still abandon.
         let copy = value.clone();
-        let args = self.args.take().expect("a claim ends once");
-        self.cache.complete(self.key, owner, args, value, copy)
+        let slot = self.slot.take().expect("a claim ends once");
+        self.cache.complete(self.key, owner, slot, value, copy)
     }
 }
 
@@ -748,8 +773,8 @@ where
     V: Clone + Send + Sync + 'static,
 {
     fn drop(&mut self) {
-        if let Some(args) = self.args.take() {
-            self.cache.abandon(self.key, args);
+        if let Some(slot) = self.slot.take() {
+            self.cache.abandon(self.key, slot);
         }
     }
 }

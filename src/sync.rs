@@ -4,14 +4,14 @@
 //! `src/model.rs` explore the in-flight protocol's interleavings.
 
 #[cfg(not(feature = "shuttle"))]
-pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock};
+pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 #[cfg(not(feature = "shuttle"))]
 pub(crate) use std::thread_local;
 
 #[cfg(feature = "shuttle")]
 pub(crate) use shuttle::thread_local;
 #[cfg(feature = "shuttle")]
-pub(crate) use shuttle_backed::{Mutex, MutexGuard, RwLock};
+pub(crate) use shuttle_backed::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 /// A condition variable whose `wait` takes and returns the guard, which both backends
 /// can provide without `unsafe`.
@@ -48,6 +48,7 @@ mod shuttle_backed {
     use std::sync::PoisonError;
 
     pub(crate) type MutexGuard<'a, T> = shuttle::sync::MutexGuard<'a, T>;
+    pub(crate) type RwLockReadGuard<'a, T> = shuttle::sync::RwLockReadGuard<'a, T>;
 
     #[derive(Default)]
     pub(crate) struct Mutex<T>(shuttle::sync::Mutex<T>);
@@ -58,6 +59,9 @@ mod shuttle_backed {
         }
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
         }
         pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
             self.0.try_lock().ok()
@@ -70,7 +74,7 @@ mod shuttle_backed {
         pub(crate) const fn new(value: T) -> Self {
             Self(shuttle::sync::RwLock::new(value))
         }
-        pub(crate) fn read(&self) -> shuttle::sync::RwLockReadGuard<'_, T> {
+        pub(crate) fn read(&self) -> RwLockReadGuard<'_, T> {
             self.0.read().unwrap_or_else(PoisonError::into_inner)
         }
         pub(crate) fn write(&self) -> shuttle::sync::RwLockWriteGuard<'_, T> {
