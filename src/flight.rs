@@ -1,6 +1,6 @@
 //! An in-flight computation: the one thing waiters of a cold key wait on.
 //!
-//! The state machine of a key, all under its shard's write lock:
+//! The state machine of a key (see the design notes, "Single flight"):
 //!
 //! ```text
 //!   absent ──claim──▶ pending(computer, args, flight?) ──complete──▶ ready(value)
@@ -9,7 +9,7 @@
 //! ```
 //!
 //! A caller that finds the key pending takes (or creates) its `Flight`, releases the
-//! lock, and waits for the flight to finish; then it looks the key up again, so it either
+//! locks, and waits for the flight to finish; then it looks the key up again, so it either
 //! hits or, if the computation was abandoned, claims the key itself. The flight is
 //! created by the first waiter, so an uncontended miss never allocates one. Waiting is
 //! the only thing a flight does, through a condition variable for threads; a task can be

@@ -1,0 +1,125 @@
+//! Deterministic instruction counts of the hit and miss paths, for `valgrind
+//! --tool=callgrind`, which this noisy machine's clock cannot give (see
+//! `docs/benchmarks.md`). Each loop is a function of its own, so that callgrind counts
+//! only it:
+//!
+//! ```text
+//! cargo build --release --example instruction_counts
+//! valgrind --tool=callgrind --toggle-collect='*count_hits*' target/release/examples/instruction_counts hit
+//! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss
+//! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss off
+//! valgrind --tool=callgrind --toggle-collect='*count_floor*' target/release/examples/instruction_counts floor
+//! ```
+//!
+//! Divide callgrind's "Collected" by the count the program prints. `hit`: 1,000,000
+//! `call` hits on a 1,000-entry table (250 owners × 4 arguments). `miss`: misses as in
+//! the `miss_insert` bench, 10,000 owners × 4 arguments stored, then 51 batches of 1,024
+//! fresh keys, each batch invalidated outside the counted loop; `off` turns single
+//! flight off. `floor`: the same keys inserted into a bare `hashbrown::HashMap`. Without
+//! valgrind the program just runs.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use weakmemo::Registry;
+
+struct Owner {
+    id: u64,
+}
+
+fn mix(owner: &Arc<Owner>, &arg: &u64) -> u64 {
+    owner.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ arg
+}
+
+const BATCH: usize = 1024;
+const ROUNDS: usize = 51;
+
+#[inline(never)]
+fn count_hits(registry: &Registry, owners: &[Arc<Owner>], n: usize) -> u64 {
+    let mut sum = 0u64;
+    for i in 0..n {
+        let owner = &owners[i % owners.len()];
+        let arg = (i / owners.len() % 4) as u64;
+        sum = sum.wrapping_add(registry.call(black_box(owner), mix, black_box(arg)));
+    }
+    sum
+}
+
+#[inline(never)]
+fn count_misses(registry: &Registry, owners: &[Arc<Owner>], keys: &[(usize, u64)]) -> u64 {
+    let mut sum = 0u64;
+    for &(i, arg) in keys {
+        sum = sum.wrapping_add(registry.call(black_box(&owners[i]), mix, black_box(arg)));
+    }
+    sum
+}
+
+#[inline(never)]
+fn count_floor(
+    map: &mut HashMap<(usize, u64), u64>,
+    owners: &[Arc<Owner>],
+    keys: &[(usize, u64)],
+) -> u64 {
+    let mut sum = 0u64;
+    for &(i, arg) in keys {
+        let owner = black_box(&owners[i]);
+        let value = mix(owner, &arg);
+        map.insert((Arc::as_ptr(owner) as usize, black_box(arg)), value);
+        sum = sum.wrapping_add(value);
+    }
+    sum
+}
+
+fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "hit".into());
+    let registry = Registry::new();
+    if std::env::args().any(|arg| arg == "off") {
+        registry.set_single_flight(false);
+    }
+    match mode.as_str() {
+        "hit" => {
+            let owners: Vec<_> = (0..250).map(|id| Arc::new(Owner { id })).collect();
+            for owner in &owners {
+                for arg in 0..4 {
+                    registry.call(owner, mix, arg);
+                }
+            }
+            let n = 1_000_000;
+            black_box(count_hits(&registry, &owners, n));
+            println!("{n} hits");
+        }
+        "miss" | "floor" => {
+            let owners: Vec<_> = (0..10_000).map(|id| Arc::new(Owner { id })).collect();
+            let mut map = HashMap::new();
+            for owner in &owners {
+                for arg in 0..4 {
+                    registry.call(owner, mix, arg);
+                    map.insert((Arc::as_ptr(owner) as usize, arg), mix(owner, &arg));
+                }
+            }
+            let mut fresh = 1_000_000u64;
+            for round in 0..ROUNDS {
+                let keys: Vec<(usize, u64)> = (0..BATCH)
+                    .map(|j| {
+                        fresh += 1;
+                        ((round * BATCH + j) * 7919 % owners.len(), fresh)
+                    })
+                    .collect();
+                if mode == "miss" {
+                    black_box(count_misses(&registry, &owners, &keys));
+                    for &(i, arg) in &keys {
+                        registry.invalidate(&owners[i], mix, &arg);
+                    }
+                } else {
+                    black_box(count_floor(&mut map, &owners, &keys));
+                    for &(i, arg) in &keys {
+                        map.remove(&(Arc::as_ptr(&owners[i]) as usize, arg));
+                    }
+                }
+            }
+            println!("{} {mode} calls", ROUNDS * BATCH);
+        }
+        _ => panic!("usage: instruction_counts hit | miss [off] | floor"),
+    }
+}
