@@ -625,3 +625,16 @@ where
         stats.methods += 1;
     }
 }
+
+#[cfg(all(test, not(feature = "shuttle")))]
+mod tests {
+    use super::*;
+
+    /// A shard stays within the two cache lines it is aligned to; the rarer counters
+    /// live in the `MethodCache` for that reason.
+    #[test]
+    fn a_shard_is_two_cache_lines() {
+        assert_eq!(size_of::<Shard<u8, u64, u64>>(), 128);
+        assert_eq!(size_of::<Shard<dyn Send + Sync, String, Vec<u8>>>(), 128);
+    }
+}
