@@ -408,7 +408,7 @@ where
     }
 
     /// Keys pending in every shard.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "shuttle"))]
     pub(crate) fn pending(&self) -> usize {
         let shards = self.shards.iter();
         shards
