@@ -349,12 +349,9 @@ where
             args,
             value: value.clone(),
         };
-        self.store(key, entry, value)
-    }
-
-    fn store(&self, key: Key, entry: Entry<T, A, V>, value: V) -> V {
+        let shard = self.shard(key.hash);
         let stored = store(
-            &mut Scoped::lock(|| self.shard(key.hash).tables.write()).ready,
+            &mut Scoped::lock(|| shard.tables.write()).ready,
             key,
             entry,
             value,
@@ -362,6 +359,7 @@ where
         self.count_stored(stored)
     }
 
+    /// Counts what [`store`] did, and drops what it removed, now that no lock is held.
     fn count_stored(&self, stored: Stored<T, A, V>) -> V {
         Counters::add(&self.counters.discarded, usize::from(stored.lost.is_some()));
         Counters::add(&self.counters.purged, stored.swept.len());
