@@ -166,6 +166,7 @@ mod directory;
 mod flight;
 mod identity;
 mod lock_scope;
+mod memo;
 mod method_cache;
 #[cfg(all(test, feature = "shuttle"))]
 mod model;
@@ -174,8 +175,11 @@ mod stats;
 mod sync;
 mod waits;
 
+pub use memo::{CacheInfo, Memo};
 pub use registry::{DEFAULT_PURGE_INTERVAL, PURGE_STEP_BUCKETS, Registry, RegistryBuilder, global};
 pub use stats::Stats;
+#[cfg(feature = "macros")]
+pub use weakmemo_macros::memo;
 
 #[doc = include_str!("../docs/design.md")]
 pub mod design {}
@@ -183,6 +187,9 @@ pub mod design {}
 #[doc = include_str!("../docs/benchmarks.md")]
 pub mod benchmarks {}
 
+#[doc = include_str!("../docs/macro.md")]
+pub mod attribute {}
+
 #[doc = include_str!("../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "macros"))]
 struct ReadmeDoctests;

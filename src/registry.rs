@@ -415,6 +415,44 @@ impl Registry {
         self.caches_of::<F>().map(ErasedCache::clear).sum()
     }
 
+    /// Removes every entry of one owner for one method (whether `call` or `try_call`
+    /// stored them); returns how many.
+    ///
+    /// Unlike [`invalidate_owner`](Self::invalidate_owner), this visits one method's
+    /// table only.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use weakmemo::Registry;
+    ///
+    /// fn twice(n: &Arc<i32>, &k: &i32) -> i32 { **n * k * 2 }
+    /// fn thrice(n: &Arc<i32>, &k: &i32) -> i32 { **n * k * 3 }
+    /// let cache = Registry::new();
+    /// let n = Arc::new(1);
+    /// cache.call(&n, twice, 1);
+    /// cache.call(&n, twice, 2);
+    /// cache.call(&n, thrice, 1);
+    /// assert_eq!(cache.invalidate_owner_method(&n, twice), 2);
+    /// assert_eq!(cache.get(&n, thrice, &1), Some(3));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
+    pub fn invalidate_owner_method<T, A, R, F>(&self, owner: &Arc<T>, method: F) -> usize
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        F: Fn(&Arc<T>, &A) -> R + 'static,
+    {
+        assert_unlocked();
+        let _ = method;
+        let addr = owner_addr(owner);
+        self.caches_of::<F>()
+            .map(|cache| cache.remove_owner(addr))
+            .sum()
+    }
+
     /// Removes every entry; returns how many.
     ///
     /// # Panics
@@ -512,6 +550,49 @@ impl Registry {
             ..Stats::default()
         };
         for cache in self.methods.iter() {
+            cache.add_stats(&mut stats);
+        }
+        stats
+    }
+
+    /// The counters of one method (its `call` and `try_call` tables together); see
+    /// [`Stats`]. `purge_steps` counts the registry's steps, which serve every method,
+    /// and `methods` is the number of tables found: 0 before the first call, 1, or 2 if
+    /// the method was called through both `call` and `try_call`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use weakmemo::Registry;
+    ///
+    /// fn double(n: &Arc<u32>, &(): &()) -> u32 { **n * 2 }
+    /// fn triple(n: &Arc<u32>, &(): &()) -> u32 { **n * 3 }
+    /// let cache = Registry::new();
+    /// let n = Arc::new(1);
+    /// cache.call(&n, double, ());
+    /// cache.call(&n, double, ());
+    /// cache.call(&n, triple, ());
+    /// let stats = cache.method_stats(double);
+    /// assert_eq!((stats.hits, stats.misses, stats.entries), (1, 1, 1));
+    /// assert_eq!(cache.stats().entries, 2);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
+    #[must_use]
+    pub fn method_stats<T, A, R, F>(&self, method: F) -> Stats
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        F: Fn(&Arc<T>, &A) -> R + 'static,
+    {
+        assert_unlocked();
+        let _ = method;
+        let mut stats = Stats {
+            purge_steps: self.purge_steps.load(Relaxed),
+            ..Stats::default()
+        };
+        for cache in self.caches_of::<F>() {
             cache.add_stats(&mut stats);
         }
         stats

@@ -1,0 +1,304 @@
+//! `#[weakmemo::memo]`: each supported shape caches per owner and key, the handle reports
+//! and invalidates, and the generated code goes through the same registry path as a
+//! hand-written `Registry::call`.
+#![cfg(feature = "macros")]
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::hash::Hash;
+use std::num::ParseIntError;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use weakmemo::{Registry, memo};
+
+/// Each test has a registry of its own, so that tests running in parallel do not see
+/// each other's counters.
+static ADDER: Registry = Registry::new();
+static PARSER: Registry = Registry::new();
+static LOOKUP: Registry = Registry::new();
+static FREE: Registry = Registry::new();
+static PARITY: Registry = Registry::new();
+static ATTRS: Registry = Registry::new();
+
+struct Adder {
+    bias: i64,
+    runs: AtomicUsize,
+}
+
+impl Adder {
+    fn new(bias: i64) -> Arc<Self> {
+        Arc::new(Self {
+            bias,
+            runs: AtomicUsize::new(0),
+        })
+    }
+
+    /// Adds, with the owner's bias.
+    #[memo(registry = &ADDER)]
+    pub fn add(self: &Arc<Self>, a: i64, b: i64) -> i64 {
+        self.runs.fetch_add(1, Relaxed);
+        a + b + self.bias
+    }
+
+    /// No argument: the key is `()`.
+    #[memo(registry = &ADDER)]
+    fn bias_squared(self: &Arc<Self>) -> i64 {
+        self.runs.fetch_add(1, Relaxed);
+        self.bias * self.bias
+    }
+
+    /// Patterns in parameters, `mut` bindings and early `return` keep working.
+    #[memo(registry = &ADDER)]
+    fn clamp_sum(self: &Arc<Self>, (lo, hi): (i64, i64), mut values: Vec<i64>) -> i64 {
+        self.runs.fetch_add(1, Relaxed);
+        values.sort_unstable();
+        if values.is_empty() {
+            return lo;
+        }
+        values.iter().sum::<i64>().clamp(lo, hi)
+    }
+}
+
+#[test]
+fn a_method_is_cached_per_owner_and_arguments() {
+    let one = Adder::new(1);
+    let two = Adder::new(2);
+    assert_eq!(one.add(1, 2), 4);
+    assert_eq!(one.add(1, 2), 4);
+    assert_eq!(two.add(1, 2), 5, "another owner is another key");
+    assert_eq!(one.add(2, 1), 4);
+    assert_eq!(one.runs.load(Relaxed), 2);
+    assert_eq!(two.runs.load(Relaxed), 1);
+
+    assert_eq!(one.bias_squared(), 1);
+    assert_eq!(one.bias_squared(), 1);
+    assert_eq!(one.clamp_sum((0, 10), vec![]), 0);
+    assert_eq!(one.clamp_sum((0, 10), vec![4, 9]), 10);
+    assert_eq!(one.clamp_sum((0, 10), vec![4, 9]), 10);
+    assert_eq!(one.runs.load(Relaxed), 5);
+
+    let info = Adder::add_memo().cache_info();
+    assert_eq!(
+        (info.hits, info.misses, info.maxsize, info.currsize),
+        (1, 3, None, 3)
+    );
+    assert_eq!(
+        info.to_string(),
+        "CacheInfo(hits=1, misses=3, maxsize=None, currsize=3)"
+    );
+
+    // Invalidation: one key, one owner, the whole method.
+    assert!(Adder::add_memo().invalidate(&one, &(1, 2)));
+    assert!(!Adder::add_memo().invalidate(&one, &(1, 2)));
+    assert_eq!(Adder::bias_squared_memo().invalidate_owner(&one), 1);
+    assert_eq!(
+        Adder::add_memo().cache_info().currsize,
+        2,
+        "other methods' entries of the owner stay"
+    );
+    assert_eq!(Adder::add_memo().invalidate_owner(&one), 1);
+    assert_eq!(Adder::add_memo().cache_clear(), 1);
+    assert_eq!(Adder::add_memo().cache_info().currsize, 0);
+    assert_eq!(Adder::clamp_sum_memo().cache_info().currsize, 2);
+    assert!(std::ptr::eq(Adder::add_memo().registry(), &ADDER));
+
+    // The owner is not kept alive.
+    let watch = Arc::downgrade(&one);
+    drop(one);
+    assert!(watch.upgrade().is_none());
+}
+
+/// A fallible method in `result` mode: `Ok` is cached, errors are not.
+struct Text(String);
+
+impl Text {
+    #[memo(registry = &PARSER, result)]
+    fn parse(self: &Arc<Self>, radix: u32) -> Result<i64, ParseIntError> {
+        let trimmed = self.0.trim();
+        let value = i64::from_str_radix(trimmed, radix)?; // `?` returns the error
+        Ok(value)
+    }
+}
+
+#[test]
+fn result_mode_caches_ok_values_only() {
+    let text = Arc::new(Text("ff".into()));
+    assert!(text.parse(10).is_err());
+    assert!(text.parse(10).is_err());
+    assert_eq!(text.parse(16), Ok(255));
+    assert_eq!(text.parse(16), Ok(255));
+    let info = Text::parse_memo().cache_info();
+    assert_eq!(
+        (info.hits, info.misses),
+        (1, 3),
+        "errors are misses, never hits"
+    );
+    assert_eq!(info.currsize, 1, "only the `Ok` value is held");
+    assert_eq!(PARSER.get_ok(&text, Text::parse_uncached, &16), Some(255));
+}
+
+/// A generic type, a generic method and a where-clause.
+struct Table<K> {
+    rows: BTreeMap<K, String>,
+}
+
+impl<K> Table<K>
+where
+    K: Ord + Send + Sync + 'static,
+{
+    /// Looks a row up, with a default of any displayable type.
+    #[memo(registry = &LOOKUP)]
+    pub fn row_or<D>(self: &Arc<Self>, key: K, default: D) -> String
+    where
+        K: Clone + Hash + Eq,
+        D: Display + Clone + Hash + Eq + Send + Sync + 'static,
+    {
+        match self.rows.get(&key) {
+            Some(row) => row.clone(),
+            None => default.to_string(),
+        }
+    }
+}
+
+#[test]
+fn generic_methods_and_where_clauses_get_one_table_per_instantiation() {
+    let table = Arc::new(Table {
+        rows: BTreeMap::from([(1u8, "one".to_string())]),
+    });
+    assert_eq!(table.row_or(1, 0), "one");
+    assert_eq!(table.row_or(2, 0), "0");
+    assert_eq!(table.row_or(2, "none"), "none");
+    assert_eq!(table.row_or(2, "none"), "none");
+    let by_int = Table::<u8>::row_or_memo::<i32>().cache_info();
+    let by_str = Table::<u8>::row_or_memo::<&'static str>().cache_info();
+    assert_eq!((by_int.misses, by_int.currsize), (2, 2));
+    assert_eq!((by_str.hits, by_str.misses, by_str.currsize), (1, 1, 1));
+}
+
+/// A free function: the first parameter is the owner.
+#[memo(registry = &FREE)]
+fn word_count(text: &Arc<String>, min_len: usize) -> usize {
+    text.split_whitespace()
+        .filter(|word| word.len() >= min_len)
+        .count()
+}
+
+/// A generic free function over `dyn`-free owners.
+#[memo(registry = &FREE)]
+fn describe<T>(owner: &Arc<T>) -> String
+where
+    T: std::fmt::Debug + Send + Sync + 'static,
+{
+    format!("{owner:?}")
+}
+
+#[test]
+fn free_functions_take_the_owner_first() {
+    let text = Arc::new("a bb ccc".to_string());
+    assert_eq!(word_count(&text, 2), 2);
+    assert_eq!(word_count(&text, 2), 2);
+    assert_eq!(word_count_memo().cache_info().hits, 1);
+    assert_eq!(describe(&Arc::new(7u8)), "7");
+    assert_eq!(describe_memo::<u8>().cache_info().misses, 1);
+    assert_eq!(word_count_memo().invalidate_owner(&text), 1);
+}
+
+/// The default registry is `weakmemo::global()`.
+struct Global(u32);
+
+impl Global {
+    #[memo]
+    fn doubled(self: &Arc<Self>) -> u32 {
+        self.0 * 2
+    }
+}
+
+#[test]
+fn the_default_registry_is_the_global_one() {
+    let owner = Arc::new(Global(21));
+    assert_eq!(owner.doubled(), 42);
+    assert!(std::ptr::eq(
+        Global::doubled_memo().registry(),
+        weakmemo::global()
+    ));
+    assert_eq!(
+        weakmemo::global().get(&owner, Global::doubled_uncached, &()),
+        Some(42)
+    );
+}
+
+/// The attribute's code path is a plain `Registry::call` with `NAME_uncached`.
+struct Square(u64);
+
+impl Square {
+    #[memo(registry = &PARITY)]
+    fn area_plus(self: &Arc<Self>, extra: u64) -> u64 {
+        self.0 * self.0 + extra
+    }
+}
+
+#[test]
+fn the_attribute_and_a_hand_written_call_share_entries_and_stats() {
+    let square = Arc::new(Square(3));
+    assert_eq!(square.area_plus(1), 10); // a miss, through the attribute
+    // By hand, the same method identity: a hit on the entry the attribute stored.
+    assert_eq!(
+        PARITY.get(&square, Square::area_plus_uncached, &1),
+        Some(10)
+    );
+    assert_eq!(PARITY.call(&square, Square::area_plus_uncached, 1), 10);
+    // By hand first, then through the attribute: a hit too.
+    assert_eq!(PARITY.call(&square, Square::area_plus_uncached, 2), 11);
+    assert_eq!(square.area_plus(2), 11);
+
+    let through_registry = PARITY.method_stats(Square::area_plus_uncached);
+    let through_handle = Square::area_plus_memo().stats();
+    assert_eq!(through_registry, through_handle);
+    assert_eq!(
+        (
+            through_registry.hits,
+            through_registry.misses,
+            through_registry.entries,
+            through_registry.methods
+        ),
+        (3, 2, 2, 1),
+        "one table: the attribute and the hand-written calls are one method"
+    );
+    assert_eq!(PARITY.stats().entries, 2);
+    assert!(PARITY.invalidate(&square, Square::area_plus_uncached, &2));
+    assert_eq!(Square::area_plus_memo().cache_info().currsize, 1);
+}
+
+/// Attributes and docs are kept: `#[must_use]` on the method, `#[cfg]` on all three
+/// items, lint attributes (with `expect` turned into `allow`) on the body's fn.
+struct Attrs;
+
+impl Attrs {
+    /// Documented.
+    #[must_use]
+    #[expect(clippy::needless_range_loop)]
+    #[memo(registry = &ATTRS)]
+    fn first_even(self: &Arc<Self>, values: Vec<u32>) -> Option<usize> {
+        for i in 0..values.len() {
+            if values[i] % 2 == 0 {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    #[cfg(any())]
+    #[memo(registry = &ATTRS)]
+    fn compiled_out(self: &Arc<Self>) -> u32 {
+        this_does_not_exist()
+    }
+}
+
+#[test]
+fn attributes_are_kept() {
+    let attrs = Arc::new(Attrs);
+    assert_eq!(attrs.first_even(vec![1, 3, 4]), Some(2));
+    assert_eq!(attrs.first_even(vec![1, 3, 4]), Some(2));
+    assert_eq!(Attrs::first_even_memo().cache_info().hits, 1);
+}

@@ -1,0 +1,20 @@
+//! `#[weakmemo::memo]` misuse is a compile error at the offending token, with the
+//! messages pinned in `tests/ui/memo/*.stderr`; `shapes.rs` builds and runs every
+//! supported shape. Regenerate the snapshots with `TRYBUILD=overwrite cargo test --test
+//! memo_ui` after a deliberate change, and read the diff.
+#![cfg(feature = "macros")]
+
+#[test]
+fn memo_misuse_is_a_compile_error_at_its_span() {
+    let cases = trybuild::TestCases::new();
+    cases.pass("tests/ui/memo/shapes.rs");
+    cases.compile_fail("tests/ui/memo/ref_self.rs");
+    cases.compile_fail("tests/ui/memo/ref_mut_self.rs");
+    cases.compile_fail("tests/ui/memo/arc_by_value.rs");
+    cases.compile_fail("tests/ui/memo/async_fn.rs");
+    cases.compile_fail("tests/ui/memo/impl_trait_arg.rs");
+    cases.compile_fail("tests/ui/memo/reference_arg.rs");
+    cases.compile_fail("tests/ui/memo/missing_return.rs");
+    cases.compile_fail("tests/ui/memo/free_fn_without_arc.rs");
+    cases.compile_fail("tests/ui/memo/unknown_option.rs");
+}
