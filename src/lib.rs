@@ -10,7 +10,42 @@
 //!
 //! # A first example
 //!
-//! Wrap the object in an `Arc`, and route the method through a [`Registry`]:
+//! Wrap the object in an `Arc`, take `self: &Arc<Self>`, and mark the method with
+//! [`#[memo]`](memo):
+//!
+//! ```
+//! # #[cfg(feature = "macros")] {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! struct SlowAdder { delay: Duration }
+//!
+//! impl SlowAdder {
+//!     #[weakmemo::memo]
+//!     pub fn calculate(self: &Arc<Self>, a: i64, b: i64) -> i64 {
+//!         std::thread::sleep(self.delay);
+//!         a + b
+//!     }
+//! }
+//!
+//! let adder = Arc::new(SlowAdder { delay: Duration::from_millis(20) });
+//! assert_eq!(adder.calculate(1, 2), 3); // sleeps
+//! assert_eq!(adder.calculate(1, 2), 3); // a lookup
+//!
+//! // Python's `cache_info()` and `cache_clear()`, per method:
+//! let info = SlowAdder::calculate_memo().cache_info();
+//! assert_eq!((info.hits, info.misses, info.currsize), (1, 1, 1));
+//!
+//! let watch = Arc::downgrade(&adder);
+//! drop(adder);
+//! assert!(watch.upgrade().is_none()); // the cache did not keep it alive
+//! # }
+//! ```
+//!
+//! The attribute writes a plain [`Registry::call`], which works as well by hand (and is
+//! all there is without the `macros` feature): the method to cache is a fn taking the
+//! owner and a reference to its arguments, passed to the shared [`global()`] registry or
+//! one of your own.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -31,11 +66,12 @@
 //! let adder = Arc::new(SlowAdder { delay: Duration::from_millis(20) });
 //! assert_eq!(adder.calculate(1, 2), 3); // sleeps
 //! assert_eq!(adder.calculate(1, 2), 3); // a lookup
-//!
-//! let watch = Arc::downgrade(&adder);
-//! drop(adder);
-//! assert!(watch.upgrade().is_none()); // the cache did not keep it alive
 //! ```
+//!
+//! [`memo`] lists the attribute's options (the registry, a `Result` mode in which errors
+//! are not cached) and its compile-time errors; [`attribute`] shows what it writes. Its
+//! handle, [`Memo`], reports [`CacheInfo`] and invalidates one key, one owner, or the
+//! whole method.
 //!
 //! # How identity works
 //!
@@ -157,8 +193,16 @@
 //! bound on how long dead entries stay; [`benchmarks`] records the measurements against
 //! a bare `hashbrown` lookup, quick_cache, moka and weak-table.
 //!
-//! The minimum supported Rust version is 1.86. The crate has no cargo features and no
-//! `unsafe` code.
+//! [`attribute`] describes what `#[memo]` writes and measures what it adds to a build.
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `macros` | on | the [`memo`] attribute, from the `weakmemo-macros` crate (syn, quote, proc-macro2): about 2 s more on a clean build, see [`attribute`] |
+//! | `shuttle` | off | testing only: model-checks the in-flight protocol under Shuttle |
+//!
+//! The minimum supported Rust version is 1.86. The crate has no `unsafe` code.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
@@ -188,6 +232,7 @@ pub mod design {}
 pub mod benchmarks {}
 
 #[doc = include_str!("../docs/macro.md")]
+#[cfg(feature = "macros")]
 pub mod attribute {}
 
 #[doc = include_str!("../README.md")]
