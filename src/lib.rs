@@ -225,6 +225,19 @@ pub use stats::Stats;
 #[cfg(feature = "macros")]
 pub use weakmemo_macros::memo;
 
+/// Not public API: what `#[memo]` expands to, beside [`Registry::call`].
+#[doc(hidden)]
+#[cfg(feature = "macros")]
+pub mod __private {
+    use std::hash::Hash;
+
+    /// Names an argument type that cannot be part of a key at the argument's span.
+    pub fn assert_key<K: Clone + Hash + Eq + Send + Sync + 'static>() {}
+
+    /// Names a return type that cannot be cached at the return type's span.
+    pub fn assert_value<V: Clone + Send + Sync + 'static>() {}
+}
+
 #[doc = include_str!("../docs/design.md")]
 pub mod design {}
 

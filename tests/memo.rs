@@ -288,6 +288,12 @@ impl Attrs {
         None
     }
 
+    /// A named lifetime on the receiver: the handle's bound stays higher-ranked.
+    #[memo(registry = &ATTRS)]
+    fn named_lifetime<'a>(self: &'a Arc<Self>, n: u32) -> u32 {
+        n + 1
+    }
+
     #[cfg(any())]
     #[memo(registry = &ATTRS)]
     fn compiled_out(self: &Arc<Self>) -> u32 {
@@ -301,4 +307,6 @@ fn attributes_are_kept() {
     assert_eq!(attrs.first_even(vec![1, 3, 4]), Some(2));
     assert_eq!(attrs.first_even(vec![1, 3, 4]), Some(2));
     assert_eq!(Attrs::first_even_memo().cache_info().hits, 1);
+    assert_eq!(attrs.named_lifetime(1), 2);
+    assert_eq!(Attrs::named_lifetime_memo().invalidate_owner(&attrs), 1);
 }

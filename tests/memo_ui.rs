@@ -17,4 +17,5 @@ fn memo_misuse_is_a_compile_error_at_its_span() {
     cases.compile_fail("tests/ui/memo/missing_return.rs");
     cases.compile_fail("tests/ui/memo/free_fn_without_arc.rs");
     cases.compile_fail("tests/ui/memo/unknown_option.rs");
+    cases.compile_fail("tests/ui/memo/unhashable_key.rs");
 }

@@ -14,7 +14,7 @@
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{ToTokens, format_ident, quote};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -67,12 +67,17 @@ use syn::{
 /// only an `Arc` has); a free function without a leading `&Arc<T>`; `async fn`,
 /// `const fn`, `unsafe fn`, `extern fn`; an `impl Trait` argument; a reference argument
 /// other than `&'static` (the key owns its arguments); no return type; an unknown
-/// option.
+/// option. An argument that is not `Clone + Hash + Eq + Send + Sync + 'static`, or a
+/// return type that is not `Clone + Send + Sync + 'static`, is reported at its own span
+/// (and once more at the attribute, by `Registry::call`).
 ///
 /// # Build time
 ///
-/// A clean release build of weakmemo takes about the same with and without the
-/// `macros` feature; the measured numbers are in the `weakmemo::attribute` note.
+/// Measured on a 2-core VM with rustc 1.95, after `cargo clean` in a target directory of
+/// its own: `cargo build --release` of weakmemo takes 3.7 s with this feature (the
+/// default) and 1.7 s with `--no-default-features`; a debug `cargo build`, 4.1 s and
+/// 1.7 s. The 2 s are `syn` (2.2 s on the critical path); this crate itself takes
+/// 0.26 s, which is all a program already building `syn` 2 with `full` pays.
 #[proc_macro_attribute]
 pub fn memo(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = TokenStream2::from(item);
@@ -423,6 +428,20 @@ fn generate(
                 .unwrap_or_else(|| format_ident!("arg{}", i + 1, span = Span::mixed_site()))
         })
         .collect();
+    // The bounds the registry needs, checked at the span of each argument and of the
+    // return type, so that a missing `Hash` points at the argument rather than at the
+    // attribute. (`Registry::call` reports them too, at the attribute.)
+    let mut bounds: Vec<TokenStream2> = key_types
+        .iter()
+        .map(|ty| quote_spanned!(ty.span()=> let _ = ::weakmemo::__private::assert_key::<#ty>;))
+        .collect();
+    if !options.result {
+        if let ReturnType::Type(_, ty) = &sig.output {
+            bounds.push(
+                quote_spanned!(ty.span()=> let _ = ::weakmemo::__private::assert_value::<#ty>;),
+            );
+        }
+    }
     let (key_type, key_expr, key_unpack) = match keys {
         [] => (quote!(()), quote!(()), quote!()),
         [_] => (
@@ -463,7 +482,7 @@ fn generate(
                 receiver.to_token_stream(),
                 receiver.to_token_stream(),
                 self_token.to_token_stream(),
-                receiver.ty.to_token_stream(),
+                elided(&receiver.ty),
             )
         }
         Owner::Param(param) => {
@@ -475,7 +494,7 @@ fn generate(
                 param.to_token_stream(),
                 quote!(#owner_name: #ty),
                 owner_name.to_token_stream(),
-                ty.to_token_stream(),
+                elided(ty),
             )
         }
     };
@@ -506,6 +525,7 @@ fn generate(
     quote! {
         #(#inner_attrs)*
         fn #uncached #generics (#owner_param, #args: &#key_type) -> #output #where_clause {
+            #(#bounds)*
             #key_unpack
             #block
         }
@@ -524,6 +544,19 @@ fn generate(
         > #where_clause {
             ::weakmemo::Memo::new(#registry, #method_path)
         }
+    }
+}
+
+/// The owner's type with the lifetime of its reference elided, so that the handle's
+/// `Fn` bound is higher-ranked, as the fn item is, even for `self: &'a Arc<Self>`.
+fn elided(ty: &Type) -> TokenStream2 {
+    match ty {
+        Type::Reference(reference) => {
+            let mut reference = reference.clone();
+            reference.lifetime = None;
+            reference.to_token_stream()
+        }
+        _ => ty.to_token_stream(),
     }
 }
 
