@@ -60,6 +60,14 @@ use syn::{
 /// A per-method bound (`maxsize`) and time-to-live do not exist in the registry yet, so
 /// they are not options; `cache_info().maxsize` is `None`.
 ///
+/// # Panics
+///
+/// The generated method panics where `Registry::call` does: when the body panics
+/// (nothing is cached, the registry stays usable), when a call re-enters the key it is
+/// computing ("recursive call for the same key"), and when waiting for another thread
+/// would close a cycle ("deadlock avoided"). In `result` mode an `Err` is returned, not
+/// cached; see `Registry::try_call`.
+///
 /// # Errors at compile time
 ///
 /// Each at the span of the offending token: a `&self`, `&mut self` or other receiver
