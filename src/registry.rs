@@ -627,7 +627,7 @@ impl Registry {
             Lookup {
                 found: Err(miss),
                 purge_due,
-            } => self.compute(cache, key, owner, args, compute, name, miss, purge_due),
+            } => self.compute_miss(cache, key, owner, args, compute, name, miss, purge_due),
         }
     }
 
@@ -635,7 +635,7 @@ impl Registry {
     /// flight, the key is claimed before the lookup's read lock is released.
     #[inline(never)]
     #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
-    fn compute<T, A, V, E>(
+    fn compute_miss<T, A, V, E>(
         &self,
         cache: &MethodCache<T, A, V>,
         key: Key,
