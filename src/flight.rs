@@ -15,7 +15,8 @@
 //! the only thing a flight does, through a condition variable for threads; a task can be
 //! woken the same way by registering a `Waker` (the async path builds on that).
 
-use std::task::Waker;
+use std::future::poll_fn;
+use std::task::{Poll, Waker};
 
 use crate::sync::{Condvar, Mutex};
 
@@ -38,6 +39,22 @@ impl Flight {
         while !state.done {
             state = self.finished.wait(state);
         }
+    }
+
+    /// Waits, as a task, until [`Flight::finish`]: the task is woken, never blocked.
+    pub(crate) async fn finished(&self) {
+        poll_fn(|cx| {
+            let mut state = self.state.lock();
+            if state.done {
+                return Poll::Ready(());
+            }
+            // A task polled again with the same waker is not listed twice.
+            if !state.wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
+                state.wakers.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await;
     }
 
     /// Marks the computation over (stored or abandoned) and wakes every waiter.

@@ -25,6 +25,28 @@ pub(crate) fn weak_addr<T: ?Sized>(owner: &Weak<T>) -> usize {
     Weak::as_ptr(owner).cast::<()>().addr()
 }
 
+/// A method the registry can name: a fn item, or a closure that captures nothing, taking
+/// the owner and a reference to the arguments, plain or `async`.
+///
+/// Implemented for every such function; `Kind` ([`Returns`] or [`Awaits`]) is inferred
+/// and only tells the two sorts apart. The operations that name a method without
+/// calling it ([`Registry::invalidate`](crate::Registry::invalidate),
+/// [`Registry::method_stats`](crate::Registry::method_stats), ...) take any `Method`,
+/// so they serve `call_async` as they serve `call`.
+pub trait Method<T: ?Sized, A, Kind>: 'static {}
+
+/// The [`Method`] kind of a plain function returning `R`.
+#[derive(Debug)]
+pub struct Returns<R>(PhantomData<R>);
+
+/// The [`Method`] kind of an `async` function whose future outputs `R`.
+#[derive(Debug)]
+pub struct Awaits<R>(PhantomData<R>);
+
+impl<T: ?Sized, A, R, F: Fn(&Arc<T>, &A) -> R + 'static> Method<T, A, Returns<R>> for F {}
+
+impl<T: ?Sized, A, R, F: AsyncFn(&Arc<T>, &A) -> R + 'static> Method<T, A, Awaits<R>> for F {}
+
 /// Marks the table of a method called through `try_call`: it stores the `Ok` value, so it
 /// must not share a table with the same method called through `call`.
 struct Fallible<F>(PhantomData<F>);

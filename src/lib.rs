@@ -206,6 +206,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+mod async_call;
 mod directory;
 mod flight;
 mod identity;
@@ -219,6 +220,7 @@ mod stats;
 mod sync;
 mod waits;
 
+pub use identity::{Awaits, Method, Returns};
 pub use memo::{CacheInfo, Memo};
 pub use registry::{DEFAULT_PURGE_INTERVAL, PURGE_STEP_BUCKETS, Registry, RegistryBuilder, global};
 pub use stats::Stats;

@@ -6,6 +6,7 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
 
+use crate::identity::Method;
 use crate::registry::Registry;
 use crate::stats::Stats;
 
@@ -101,11 +102,11 @@ impl<F: Copy + 'static> Memo<F> {
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
     #[must_use]
-    pub fn cache_info<T, A, R>(&self) -> CacheInfo
+    pub fn cache_info<T, A, K>(&self) -> CacheInfo
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
-        F: Fn(&Arc<T>, &A) -> R,
+        F: Method<T, A, K>,
     {
         let stats = self.stats();
         CacheInfo {
@@ -122,11 +123,11 @@ impl<F: Copy + 'static> Memo<F> {
     ///
     /// As [`cache_info`](Self::cache_info).
     #[must_use]
-    pub fn stats<T, A, R>(&self) -> Stats
+    pub fn stats<T, A, K>(&self) -> Stats
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
-        F: Fn(&Arc<T>, &A) -> R,
+        F: Method<T, A, K>,
     {
         self.registry.method_stats(self.method)
     }
@@ -137,11 +138,11 @@ impl<F: Copy + 'static> Memo<F> {
     /// # Panics
     ///
     /// As [`cache_info`](Self::cache_info).
-    pub fn cache_clear<T, A, R>(&self) -> usize
+    pub fn cache_clear<T, A, K>(&self) -> usize
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
-        F: Fn(&Arc<T>, &A) -> R,
+        F: Method<T, A, K>,
     {
         self.registry.invalidate_method(self.method)
     }
@@ -153,11 +154,11 @@ impl<F: Copy + 'static> Memo<F> {
     /// # Panics
     ///
     /// As [`cache_info`](Self::cache_info).
-    pub fn invalidate<T, A, R>(&self, owner: &Arc<T>, key: &A) -> bool
+    pub fn invalidate<T, A, K>(&self, owner: &Arc<T>, key: &A) -> bool
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
-        F: Fn(&Arc<T>, &A) -> R,
+        F: Method<T, A, K>,
     {
         self.registry.invalidate(owner, self.method, key)
     }
@@ -168,11 +169,11 @@ impl<F: Copy + 'static> Memo<F> {
     /// # Panics
     ///
     /// As [`cache_info`](Self::cache_info).
-    pub fn invalidate_owner<T, A, R>(&self, owner: &Arc<T>) -> usize
+    pub fn invalidate_owner<T, A, K>(&self, owner: &Arc<T>) -> usize
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
-        F: Fn(&Arc<T>, &A) -> R,
+        F: Method<T, A, K>,
     {
         self.registry.invalidate_owner_method(owner, self.method)
     }

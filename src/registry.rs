@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use crate::directory::Directory;
-use crate::identity::{method_id, owner_addr};
+use crate::identity::{Method, method_id, owner_addr};
 use crate::lock_scope::assert_unlocked;
 use crate::method_cache::{ArgSlot, Claim, ErasedCache, Key, Lookup, MethodCache, Miss};
 use crate::stats::Stats;
 use crate::sync::Mutex;
-use crate::waits;
+use crate::waits::{self, Token};
 
 /// Buckets one lazy purge step looks at.
 pub const PURGE_STEP_BUCKETS: usize = 64;
@@ -353,11 +353,11 @@ impl Registry {
     /// # Panics
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
-    pub fn invalidate<T, A, R, F>(&self, owner: &Arc<T>, method: F, args: &A) -> bool
+    pub fn invalidate<T, A, K, F>(&self, owner: &Arc<T>, method: F, args: &A) -> bool
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
-        F: Fn(&Arc<T>, &A) -> R + 'static,
+        F: Method<T, A, K>,
     {
         assert_unlocked();
         let _ = method;
@@ -404,11 +404,11 @@ impl Registry {
     /// # Panics
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
-    pub fn invalidate_method<T, A, R, F>(&self, method: F) -> usize
+    pub fn invalidate_method<T, A, K, F>(&self, method: F) -> usize
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
-        F: Fn(&Arc<T>, &A) -> R + 'static,
+        F: Method<T, A, K>,
     {
         assert_unlocked();
         let _ = method;
@@ -439,11 +439,11 @@ impl Registry {
     /// # Panics
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
-    pub fn invalidate_owner_method<T, A, R, F>(&self, owner: &Arc<T>, method: F) -> usize
+    pub fn invalidate_owner_method<T, A, K, F>(&self, owner: &Arc<T>, method: F) -> usize
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
-        F: Fn(&Arc<T>, &A) -> R + 'static,
+        F: Method<T, A, K>,
     {
         assert_unlocked();
         let _ = method;
@@ -580,11 +580,11 @@ impl Registry {
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
     #[must_use]
-    pub fn method_stats<T, A, R, F>(&self, method: F) -> Stats
+    pub fn method_stats<T, A, K, F>(&self, method: F) -> Stats
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
-        F: Fn(&Arc<T>, &A) -> R + 'static,
+        F: Method<T, A, K>,
     {
         assert_unlocked();
         let _ = method;
@@ -651,21 +651,43 @@ impl Registry {
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        if self.single_flight.load(Relaxed) {
-            let me = waits::current();
-            let claim = miss.claim(key, args, me);
-            if purge_due {
-                self.purge_step();
+        match self.settle_miss(key, args, miss, purge_due, waits::current) {
+            Settled::Claimed(claim, me) => {
+                compute_once(cache, key, owner, claim, compute, name, me)
             }
-            compute_once(cache, key, owner, claim, compute, name, me)
+            Settled::Alone(args) => {
+                let value = compute(owner, &args)?;
+                Ok(cache.insert(key, owner, args, value))
+            }
+        }
+    }
+
+    /// The first step of every miss, `call`'s and `call_async`'s: with single flight,
+    /// claim the key under the lookup's read lock, as `me` (taken only then); then take
+    /// the shard's purge turn, now that no lock is held.
+    pub(crate) fn settle_miss<T, A, V>(
+        &self,
+        key: Key,
+        args: A,
+        miss: Miss<'_, T, A, V>,
+        purge_due: bool,
+        me: impl FnOnce() -> Token,
+    ) -> Settled<A>
+    where
+        T: ?Sized,
+        A: Eq,
+    {
+        let settled = if self.single_flight.load(Relaxed) {
+            let me = me();
+            Settled::Claimed(miss.claim(key, args, me), me)
         } else {
             drop(miss);
-            if purge_due {
-                self.purge_step();
-            }
-            let value = compute(owner, &args)?;
-            Ok(cache.insert(key, owner, args, value))
+            Settled::Alone(args)
+        };
+        if purge_due {
+            self.purge_step();
         }
+        settled
     }
 
     fn peek<T, A, V>(&self, method: TypeId, owner: &Arc<T>, args: &A) -> Option<V>
@@ -686,7 +708,7 @@ impl Registry {
     }
 
     #[inline]
-    fn cache_or_insert<T, A, V>(&self, method: TypeId) -> &MethodCache<T, A, V>
+    pub(crate) fn cache_or_insert<T, A, V>(&self, method: TypeId) -> &MethodCache<T, A, V>
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
@@ -720,7 +742,7 @@ impl Registry {
     /// through every shard of every method in turn, so that each bucket of the registry
     /// is looked at once per lap. If another thread is stepping, this one skips its turn
     /// rather than wait.
-    fn purge_step(&self) {
+    pub(crate) fn purge_step(&self) {
         let Some(mut cursor) = self.cursor.try_lock() else {
             return;
         };
@@ -760,6 +782,14 @@ impl Registry {
     }
 }
 
+/// How a miss goes on after [`Registry::settle_miss`].
+pub(crate) enum Settled<A> {
+    /// Single flight: the claim's outcome, and the token the caller claimed as.
+    Claimed(Claim<A>, Token),
+    /// Single flight is off: compute, then insert unless another caller did first.
+    Alone(A),
+}
+
 /// The rest of a miss with single flight, from the first claim: wait for the key's
 /// computer and look again, or compute it; the [`Claimed`] guard ends the claim however
 /// the method ends.
@@ -770,7 +800,7 @@ fn compute_once<T, A, V, E>(
     mut claim: Claim<A>,
     compute: impl FnOnce(&Arc<T>, &A) -> Result<V, E>,
     method: &'static str,
-    me: waits::Token,
+    me: Token,
 ) -> Result<V, E>
 where
     T: ?Sized + Send + Sync + 'static,
@@ -779,11 +809,7 @@ where
 {
     loop {
         match claim {
-            Claim::Recursive => panic!(
-                "weakmemo: recursive call for the same key: `{method}` was called, directly \
-                 or through other cached methods, with the owner and arguments it is \
-                 computing, and would wait for its own result"
-            ),
+            Claim::Recursive => recursive_call(method),
             Claim::Wait {
                 args,
                 flight,
@@ -795,17 +821,13 @@ where
                     cache.count_wait();
                     flight.wait();
                 }
-                claim = match cache.find(key, &args) {
+                claim = match look_again(cache, key, args, me) {
                     Ok(value) => return Ok(value),
-                    Err(miss) => miss.claim(key, args, me),
+                    Err(claim) => claim,
                 };
             }
             Claim::Compute(slot) => {
-                let claimed = Claimed {
-                    cache,
-                    key,
-                    slot: Some(slot),
-                };
+                let claimed = Claimed::new(cache, key, slot);
                 let value = compute(owner, claimed.args())?;
                 return Ok(claimed.complete(owner, value));
             }
@@ -813,9 +835,38 @@ where
     }
 }
 
+/// After a wait: the value its computer stored, or, if the computation was abandoned,
+/// a new claim.
+pub(crate) fn look_again<T, A, V>(
+    cache: &MethodCache<T, A, V>,
+    key: Key,
+    args: A,
+    me: Token,
+) -> Result<V, Claim<A>>
+where
+    T: ?Sized + Send + Sync + 'static,
+    A: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    cache
+        .find(key, &args)
+        .map_err(|miss| miss.claim(key, args, me))
+}
+
+/// The panic of a call that would wait for its own computation.
+#[cold]
+pub(crate) fn recursive_call(method: &str) -> ! {
+    panic!(
+        "weakmemo: recursive call for the same key: `{method}` was called, directly or \
+         through other cached methods, with the owner and arguments it is computing, and \
+         would wait for its own result"
+    )
+}
+
 /// A key this caller is computing. Dropped before [`Claimed::complete`] (the method
-/// panicked or returned an error), it abandons the key so that waiters take over.
-struct Claimed<'a, T: ?Sized, A, V>
+/// panicked or returned an error, or, for `call_async`, its future was dropped), it
+/// abandons the key so that waiters take over.
+pub(crate) struct Claimed<'a, T: ?Sized, A, V>
 where
     T: Send + Sync + 'static,
     A: Hash + Eq + Send + Sync + 'static,
@@ -826,20 +877,28 @@ where
     slot: Option<ArgSlot<A>>,
 }
 
-impl<T: ?Sized, A, V> Claimed<'_, T, A, V>
+impl<'a, T: ?Sized, A, V> Claimed<'a, T, A, V>
 where
     T: Send + Sync + 'static,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    fn args(&self) -> &A {
+    pub(crate) fn new(cache: &'a MethodCache<T, A, V>, key: Key, slot: ArgSlot<A>) -> Self {
+        Self {
+            cache,
+            key,
+            slot: Some(slot),
+        }
+    }
+
+    pub(crate) fn args(&self) -> &A {
         self.slot
             .as_deref()
             .and_then(Option::as_ref)
             .expect("a claim holds its arguments until it ends")
     }
 
-    fn complete(mut self, owner: &Arc<T>, value: V) -> V {
+    pub(crate) fn complete(mut self, owner: &Arc<T>, value: V) -> V {
         // The one user code left (`Clone`) runs while the guard can still abandon.
         let copy = value.clone();
         let slot = self.slot.take().expect("a claim ends once");

@@ -14,18 +14,57 @@ use crate::sync::{Mutex, thread_local};
 /// A thread's identity for the in-flight protocol: cheaper than `thread::current()`.
 pub(crate) type Token = u64;
 
+/// Where tokens come from: never 0, which means "none".
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// A token nobody has had.
+fn fresh() -> Token {
+    NEXT.fetch_add(1, Relaxed)
+}
+
+thread_local! {
+    /// The token of the async computation being polled on this thread, or 0.
+    static POLLING: Cell<Token> = const { Cell::new(0) };
+}
+
 /// This thread's token.
 pub(crate) fn current() -> Token {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
     thread_local! {
         static TOKEN: Cell<Token> = const { Cell::new(0) };
     }
     TOKEN.with(|token| {
         if token.get() == 0 {
-            token.set(NEXT.fetch_add(1, Relaxed));
+            token.set(fresh());
         }
         token.get()
     })
+}
+
+/// The token of an async call: that of the computation whose poll makes this call, so
+/// that a computation that awaits its own key, directly or through other cached
+/// methods, is recognized as a recursion; a fresh one for a call made outside any
+/// computation (a task's own stack of awaits plays the part of a thread's call stack).
+pub(crate) fn current_async() -> Token {
+    match POLLING.with(Cell::get) {
+        0 => fresh(),
+        token => token,
+    }
+}
+
+/// Marks this thread as polling the computation of `token` until dropped (also on
+/// unwinding), restoring what it was.
+pub(crate) struct Polling(Token);
+
+impl Polling {
+    pub(crate) fn enter(token: Token) -> Self {
+        Self(POLLING.with(|polling| polling.replace(token)))
+    }
+}
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        POLLING.with(|polling| polling.set(self.0));
+    }
 }
 
 /// (waiter, computer) pairs; as many as threads waiting now.
