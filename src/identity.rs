@@ -30,7 +30,8 @@ pub(crate) fn weak_addr<T: ?Sized>(owner: &Weak<T>) -> usize {
 ///
 /// Implemented for every such function; `Kind` ([`Returns`] or [`Awaits`]) is inferred
 /// and only tells the two sorts apart. The operations that name a method without
-/// calling it ([`Registry::invalidate`](crate::Registry::invalidate),
+/// calling it ([`Registry::get`](crate::Registry::get),
+/// [`Registry::invalidate`](crate::Registry::invalidate),
 /// [`Registry::method_stats`](crate::Registry::method_stats), ...) take any `Method`,
 /// so they serve `call_async` as they serve `call`.
 pub trait Method<T: ?Sized, A, Kind>: 'static {}
@@ -42,6 +43,20 @@ pub struct Returns<R>(PhantomData<R>);
 /// The [`Method`] kind of an `async` function whose future outputs `R`.
 #[derive(Debug)]
 pub struct Awaits<R>(PhantomData<R>);
+
+/// What a [`Method`] of this kind gives, once called (and awaited): its value type.
+pub trait MethodKind {
+    /// `R`, for [`Returns<R>`] and for [`Awaits<R>`].
+    type Output;
+}
+
+impl<R> MethodKind for Returns<R> {
+    type Output = R;
+}
+
+impl<R> MethodKind for Awaits<R> {
+    type Output = R;
+}
 
 impl<T: ?Sized, A, R, F: Fn(&Arc<T>, &A) -> R + 'static> Method<T, A, Returns<R>> for F {}
 

@@ -220,7 +220,7 @@ mod stats;
 mod sync;
 mod waits;
 
-pub use identity::{Awaits, Method, Returns};
+pub use identity::{Awaits, Method, MethodKind, Returns};
 pub use memo::{CacheInfo, Memo};
 pub use registry::{DEFAULT_PURGE_INTERVAL, PURGE_STEP_BUCKETS, Registry, RegistryBuilder, global};
 pub use stats::Stats;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use crate::directory::Directory;
-use crate::identity::{Method, method_id, owner_addr};
+use crate::identity::{Method, MethodKind, method_id, owner_addr};
 use crate::lock_scope::assert_unlocked;
 use crate::method_cache::{ArgSlot, Claim, ErasedCache, Key, Lookup, MethodCache, Miss};
 use crate::stats::Stats;
@@ -290,7 +290,8 @@ impl Registry {
         self.get_or_compute(method_id::<F>(true), type_name::<F>(), owner, args, method)
     }
 
-    /// The value [`call`](Self::call) cached for these arguments, without computing it.
+    /// The value [`call`](Self::call) (or [`call_async`](Self::call_async)) cached for
+    /// these arguments, without computing it.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -307,29 +308,31 @@ impl Registry {
     /// # Panics
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
-    pub fn get<T, A, V, F>(&self, owner: &Arc<T>, method: F, args: &A) -> Option<V>
+    pub fn get<T, A, K, F>(&self, owner: &Arc<T>, method: F, args: &A) -> Option<K::Output>
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
-        F: Fn(&Arc<T>, &A) -> V + 'static,
+        K: MethodKind<Output: Clone + Send + Sync + 'static>,
+        F: Method<T, A, K>,
     {
         let _ = method;
         self.peek(method_id::<F>(false), owner, args)
     }
 
-    /// The `Ok` value [`try_call`](Self::try_call) cached for these arguments, without
+    /// The `Ok` value [`try_call`](Self::try_call) (or
+    /// [`try_call_async`](Self::try_call_async)) cached for these arguments, without
     /// computing it.
     ///
     /// # Panics
     ///
     /// As [`get`](Self::get).
-    pub fn get_ok<T, A, V, E, F>(&self, owner: &Arc<T>, method: F, args: &A) -> Option<V>
+    pub fn get_ok<T, A, V, E, K, F>(&self, owner: &Arc<T>, method: F, args: &A) -> Option<V>
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
-        F: Fn(&Arc<T>, &A) -> Result<V, E> + 'static,
+        K: MethodKind<Output = Result<V, E>>,
+        F: Method<T, A, K>,
     {
         let _ = method;
         self.peek(method_id::<F>(true), owner, args)

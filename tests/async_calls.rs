@@ -190,6 +190,7 @@ fn an_error_goes_to_its_caller_uncached_and_a_waiter_computes() {
         assert_eq!(first.await.unwrap(), Err("flaky: first run".to_string()));
         assert_eq!(waiter.await.unwrap(), Ok(2));
         assert_eq!(registry.try_call_async(&owner, flaky, 2).await, Ok(2));
+        assert_eq!(registry.get_ok(&owner, flaky, &2), Some(2));
         assert_eq!(owner.runs.load(SeqCst), 2);
     });
 }
@@ -308,8 +309,10 @@ fn async_calls_share_the_lazy_purge_and_stats_of_the_sync_path() {
         let owner = Slow::new();
         assert_eq!(registry.call_async(&owner, quick, 1).await, 10);
         assert_eq!(registry.call_async(&owner, quick, 1).await, 10);
+        assert_eq!(registry.get(&owner, quick, &1), Some(10));
+        assert_eq!(registry.get(&owner, quick, &2), None);
         let stats = registry.stats();
-        assert_eq!((stats.hits, stats.misses, stats.entries), (1, 1, 1));
+        assert_eq!((stats.hits, stats.misses, stats.entries), (2, 2, 1));
         assert!(registry.invalidate(&owner, quick, &1));
         assert_eq!(owner.runs.load(SeqCst), 1);
     });
