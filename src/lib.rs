@@ -181,6 +181,31 @@
 //! wait for itself (a method re-entering the key it is computing) or close a cycle of
 //! threads waiting for each other panics with a message saying so, instead of hanging.
 //!
+//! # Async methods
+//!
+//! [`Registry::call_async`] caches an `async fn` the same way, in the same tables: tasks
+//! that miss one key await one computation, and a computation whose task is cancelled
+//! hands the key over to a waiting task, as a panicking one does. It depends on no
+//! runtime, holds no lock across an `.await`, and its future is `Send` when the
+//! method's is.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! struct User { id: u32 }
+//!
+//! async fn profile(user: &Arc<User>, &(): &()) -> String {
+//!     format!("profile {}", user.id) // imagine a database query
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let user = Arc::new(User { id: 7 });
+//! let cache = weakmemo::global();
+//! assert_eq!(cache.call_async(&user, profile, ()).await, "profile 7");
+//! assert_eq!(cache.get(&user, profile, &()), Some("profile 7".to_string()));
+//! # });
+//! ```
+//!
 //! # A value that holds its owner
 //!
 //! Rust has no ephemerons: if a cached value holds an `Arc` to its own owner, the entry
