@@ -1,6 +1,6 @@
 //! `#[weakmemo::memo]`: each supported shape caches per owner and key, the handle reports
 //! and invalidates, and the generated code goes through the same registry path as a
-//! hand-written `Registry::call`.
+//! hand-written `Registry::call` (or `call_async`, for an `async fn`).
 #![cfg(feature = "macros")]
 
 use std::collections::BTreeMap;
@@ -20,6 +20,12 @@ static LOOKUP: Registry = Registry::new();
 static FREE: Registry = Registry::new();
 static PARITY: Registry = Registry::new();
 static ATTRS: Registry = Registry::new();
+static FETCHER: Registry = Registry::new();
+static ASYNC_PARSER: Registry = Registry::new();
+static ASYNC_FREE: Registry = Registry::new();
+static ASYNC_PARITY: Registry = Registry::new();
+static SPAWNED: Registry = Registry::new();
+static GATED: Registry = Registry::new();
 
 struct Adder {
     bias: i64,
@@ -309,4 +315,284 @@ fn attributes_are_kept() {
     assert_eq!(Attrs::first_even_memo().cache_info().hits, 1);
     assert_eq!(attrs.named_lifetime(1), 2);
     assert_eq!(Attrs::named_lifetime_memo().invalidate_owner(&attrs), 1);
+}
+
+/// An `async fn` method: the body becomes an `async fn NAME_uncached`, the method awaits
+/// `Registry::call_async`.
+struct Fetcher {
+    base: String,
+    runs: AtomicUsize,
+}
+
+impl Fetcher {
+    fn new(base: &str) -> Arc<Self> {
+        Arc::new(Self {
+            base: base.into(),
+            runs: AtomicUsize::new(0),
+        })
+    }
+
+    /// Fetches, after a real suspension.
+    #[memo(registry = &FETCHER)]
+    pub async fn fetch(self: &Arc<Self>, id: u64, suffix: String) -> String {
+        self.runs.fetch_add(1, Relaxed);
+        tokio::task::yield_now().await;
+        if id == 0 {
+            return "root".to_string(); // early `return` from the async body
+        }
+        format!("{}/{id}{suffix}", self.base)
+    }
+
+    /// No argument: the key is `()`.
+    #[memo(registry = &FETCHER)]
+    async fn base_len(self: &Arc<Self>) -> usize {
+        self.runs.fetch_add(1, Relaxed);
+        self.base.len()
+    }
+}
+
+#[tokio::test]
+async fn an_async_method_is_computed_once_then_hit() {
+    let fetcher = Fetcher::new("https://a");
+    let other = Fetcher::new("https://b");
+    assert_eq!(fetcher.fetch(1, ".json".into()).await, "https://a/1.json");
+    assert_eq!(fetcher.fetch(1, ".json".into()).await, "https://a/1.json");
+    assert_eq!(other.fetch(1, ".json".into()).await, "https://b/1.json");
+    assert_eq!(fetcher.fetch(0, String::new()).await, "root");
+    assert_eq!(fetcher.fetch(0, String::new()).await, "root");
+    assert_eq!(fetcher.runs.load(Relaxed), 2);
+    assert_eq!(other.runs.load(Relaxed), 1);
+    assert_eq!(fetcher.base_len().await, 9);
+    assert_eq!(fetcher.base_len().await, 9);
+    assert_eq!(fetcher.runs.load(Relaxed), 3);
+
+    let info = Fetcher::fetch_memo().cache_info();
+    assert_eq!(
+        (info.hits, info.misses, info.maxsize, info.currsize),
+        (2, 3, None, 3)
+    );
+    assert_eq!(Fetcher::base_len_memo().cache_info().hits, 1);
+
+    // Invalidation: one key, one owner, the whole method.
+    assert!(Fetcher::fetch_memo().invalidate(&fetcher, &(1, ".json".to_string())));
+    assert!(!Fetcher::fetch_memo().invalidate(&fetcher, &(1, ".json".to_string())));
+    assert_eq!(fetcher.fetch(1, ".json".into()).await, "https://a/1.json");
+    assert_eq!(
+        fetcher.runs.load(Relaxed),
+        4,
+        "an invalidated key runs again"
+    );
+    assert_eq!(Fetcher::base_len_memo().invalidate_owner(&fetcher), 1);
+    assert_eq!(Fetcher::fetch_memo().invalidate_owner(&fetcher), 2);
+    assert_eq!(Fetcher::fetch_memo().cache_clear(), 1, "`other`'s entry");
+    assert_eq!(Fetcher::fetch_memo().cache_info().currsize, 0);
+    assert!(std::ptr::eq(Fetcher::fetch_memo().registry(), &FETCHER));
+
+    // The owner is not kept alive.
+    let watch = Arc::downgrade(&fetcher);
+    drop(fetcher);
+    assert!(watch.upgrade().is_none());
+}
+
+/// `result` mode on an `async fn`: `Registry::try_call_async`.
+struct AsyncText(String);
+
+impl AsyncText {
+    #[memo(registry = &ASYNC_PARSER, result)]
+    async fn parse(self: &Arc<Self>, radix: u32) -> Result<i64, ParseIntError> {
+        tokio::task::yield_now().await;
+        let value = i64::from_str_radix(self.0.trim(), radix)?; // `?` returns the error
+        Ok(value)
+    }
+}
+
+#[tokio::test]
+async fn async_result_mode_caches_ok_values_only() {
+    let text = Arc::new(AsyncText("ff".into()));
+    assert!(text.parse(10).await.is_err());
+    assert!(text.parse(10).await.is_err());
+    assert_eq!(text.parse(16).await, Ok(255));
+    assert_eq!(text.parse(16).await, Ok(255));
+    let info = AsyncText::parse_memo().cache_info();
+    assert_eq!((info.hits, info.misses, info.currsize), (1, 3, 1));
+    assert_eq!(
+        ASYNC_PARSER.get_ok(&text, AsyncText::parse_uncached, &16),
+        Some(255)
+    );
+}
+
+/// An async free function, and a generic one.
+#[memo(registry = &ASYNC_FREE)]
+async fn async_word_count(text: &Arc<String>, min_len: usize) -> usize {
+    tokio::task::yield_now().await;
+    text.split_whitespace()
+        .filter(|word| word.len() >= min_len)
+        .count()
+}
+
+#[memo(registry = &ASYNC_FREE)]
+async fn async_describe<T>(owner: &Arc<T>, prefix: &'static str) -> String
+where
+    T: std::fmt::Debug + Send + Sync + 'static,
+{
+    format!("{prefix}{owner:?}")
+}
+
+#[tokio::test]
+async fn async_free_functions_take_the_owner_first() {
+    let text = Arc::new("a bb ccc".to_string());
+    assert_eq!(async_word_count(&text, 2).await, 2);
+    assert_eq!(async_word_count(&text, 2).await, 2);
+    assert_eq!(async_word_count_memo().cache_info().hits, 1);
+    assert_eq!(async_describe(&Arc::new(7u8), "n=").await, "n=7");
+    assert_eq!(async_describe(&Arc::new(7u8), "n=").await, "n=7");
+    let info = async_describe_memo::<u8>().cache_info();
+    assert_eq!((info.hits, info.misses), (0, 2), "two owners");
+    assert_eq!(async_word_count_memo().invalidate_owner(&text), 1);
+}
+
+/// The attribute's code path is a plain `Registry::call_async` with `NAME_uncached`.
+struct AsyncSquare(u64);
+
+impl AsyncSquare {
+    #[memo(registry = &ASYNC_PARITY)]
+    async fn area_plus(self: &Arc<Self>, extra: u64) -> u64 {
+        self.0 * self.0 + extra
+    }
+}
+
+#[tokio::test]
+async fn an_async_attribute_and_a_hand_written_call_async_share_entries_and_stats() {
+    let square = Arc::new(AsyncSquare(3));
+    assert_eq!(square.area_plus(1).await, 10); // a miss, through the attribute
+    // By hand, the same method identity: a hit on the entry the attribute stored.
+    assert_eq!(
+        ASYNC_PARITY.get(&square, AsyncSquare::area_plus_uncached, &1),
+        Some(10)
+    );
+    assert_eq!(
+        ASYNC_PARITY
+            .call_async(&square, AsyncSquare::area_plus_uncached, 1)
+            .await,
+        10
+    );
+    // By hand first, then through the attribute: a hit too.
+    assert_eq!(
+        ASYNC_PARITY
+            .call_async(&square, AsyncSquare::area_plus_uncached, 2)
+            .await,
+        11
+    );
+    assert_eq!(square.area_plus(2).await, 11);
+
+    let through_registry = ASYNC_PARITY.method_stats(AsyncSquare::area_plus_uncached);
+    let through_handle = AsyncSquare::area_plus_memo().stats();
+    assert_eq!(through_registry, through_handle);
+    assert_eq!(
+        (
+            through_registry.hits,
+            through_registry.misses,
+            through_registry.entries,
+            through_registry.methods
+        ),
+        (3, 2, 2, 1),
+        "one table: the attribute and the hand-written calls are one method"
+    );
+    assert_eq!(ASYNC_PARITY.stats().entries, 2);
+    assert!(ASYNC_PARITY.invalidate(&square, AsyncSquare::area_plus_uncached, &2));
+    assert_eq!(AsyncSquare::area_plus_memo().cache_info().currsize, 1);
+}
+
+/// A generic async method on a generic type; its future is `Send`, so it can be spawned.
+/// (Owned types: a `&'static str` anywhere in the owner, key or value type trips
+/// rust-lang/rust#110338 when an `async` block awaiting the call must be `Send`, as it
+/// does for a hand-written `call_async`; see docs/macro.md.)
+struct Shelf<T> {
+    items: Vec<T>,
+    runs: AtomicUsize,
+}
+
+impl<T: Clone + Send + Sync + 'static> Shelf<T> {
+    #[memo(registry = &SPAWNED)]
+    async fn nth_or<D>(self: &Arc<Self>, index: usize, default: D) -> Result<T, D>
+    where
+        D: Clone + Hash + Eq + Send + Sync + 'static,
+    {
+        self.runs.fetch_add(1, Relaxed);
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        self.items.get(index).cloned().ok_or(default)
+    }
+}
+
+/// Compiles only if the future is `Send`.
+fn assert_send<F: Future + Send>(_: &F) {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_method_future_is_send_and_spawns() {
+    let shelf = Arc::new(Shelf {
+        items: vec!["a".to_string(), "b".to_string()],
+        runs: AtomicUsize::new(0),
+    });
+    assert_send(&shelf.nth_or(0, 'x'));
+    assert_send(&async_word_count(&Arc::new(String::new()), 1));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let shelf = Arc::clone(&shelf);
+        tasks.spawn(async move { shelf.nth_or(i % 3, 'x').await });
+    }
+    let mut values = tasks.join_all().await;
+    values.sort_unstable();
+    assert_eq!(values.iter().filter(|v| **v == Ok("a".into())).count(), 3);
+    assert_eq!(values.iter().filter(|v| **v == Err('x')).count(), 2);
+    assert_eq!(
+        shelf.runs.load(Relaxed),
+        3,
+        "one run per key, spawned tasks or not"
+    );
+    let info = Shelf::<String>::nth_or_memo::<char>().cache_info();
+    assert_eq!(info.currsize, 3);
+    assert_eq!(
+        info.hits + info.misses,
+        8,
+        "a task that awaited another's computation counts as a miss"
+    );
+}
+
+/// Single flight through the attribute: tasks missing one key await one computation.
+struct Gate {
+    open: tokio::sync::Notify,
+    runs: AtomicUsize,
+}
+
+impl Gate {
+    #[memo(registry = &GATED)]
+    async fn value(self: &Arc<Self>, n: u64) -> u64 {
+        self.runs.fetch_add(1, Relaxed);
+        self.open.notified().await;
+        n * 10
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_tasks_on_one_cold_key_share_one_async_computation() {
+    let gate = Arc::new(Gate {
+        open: tokio::sync::Notify::new(),
+        runs: AtomicUsize::new(0),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let gate = Arc::clone(&gate);
+        tasks.spawn(async move { gate.value(7).await });
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while GATED.stats().waited < 15 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("15 tasks wait for the one computing");
+    gate.open.notify_one();
+    assert_eq!(tasks.join_all().await, vec![70; 16]);
+    assert_eq!(gate.runs.load(Relaxed), 1);
+    assert_eq!(Gate::value_memo().cache_info().misses, 16);
 }

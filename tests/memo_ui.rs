@@ -11,11 +11,11 @@ fn memo_misuse_is_a_compile_error_at_its_span() {
     cases.compile_fail("tests/ui/memo/ref_self.rs");
     cases.compile_fail("tests/ui/memo/ref_mut_self.rs");
     cases.compile_fail("tests/ui/memo/arc_by_value.rs");
-    cases.compile_fail("tests/ui/memo/async_fn.rs");
     cases.compile_fail("tests/ui/memo/impl_trait_arg.rs");
     cases.compile_fail("tests/ui/memo/reference_arg.rs");
     cases.compile_fail("tests/ui/memo/missing_return.rs");
     cases.compile_fail("tests/ui/memo/free_fn_without_arc.rs");
     cases.compile_fail("tests/ui/memo/unknown_option.rs");
     cases.compile_fail("tests/ui/memo/unhashable_key.rs");
+    cases.compile_fail("tests/ui/memo/async_unhashable_key.rs");
 }

@@ -5,9 +5,11 @@
 //! The attribute checks the method's shape, reports each misuse at its own span, and
 //! turns one fn into three items (see the `weakmemo::attribute` design note):
 //!
-//! - `NAME_uncached`: the original body, in a private fn taking the owner and `&KEY`;
+//! - `NAME_uncached`: the original body, in a private fn taking the owner and `&KEY`
+//!   (an `async fn` if the method is one);
 //! - `NAME`: the original signature, docs and attributes, whose body is one
-//!   `Registry::call` (or `try_call`) passing `NAME_uncached`;
+//!   `Registry::call` (or `try_call`; for an `async fn`, an awaited `call_async` or
+//!   `try_call_async`) passing `NAME_uncached`;
 //! - `NAME_memo()`: the method's `weakmemo::Memo` handle.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
@@ -35,16 +37,29 @@ use syn::{
 /// ```
 ///
 /// It applies to a method whose receiver is `self: &Arc<Self>`, in an inherent `impl`,
-/// and to a free function whose first parameter is `&Arc<T>`. The other parameters form
-/// the key: none is `()`, one is itself, several are a tuple in order. They must be
-/// `Clone + Hash + Eq + Send + Sync + 'static` and the return type `Clone + Send + Sync
-/// + 'static`.
+/// and to a free function whose first parameter is `&Arc<T>`, plain or `async fn`. The
+/// other parameters form the key: none is `()`, one is itself, several are a tuple in
+/// order. They must be `Clone + Hash + Eq + Send + Sync + 'static` and the return type
+/// (an `async fn`'s output) `Clone + Send + Sync + 'static`.
+///
+/// ```text
+/// impl Client {
+///     #[weakmemo::memo]
+///     pub async fn fetch(self: &Arc<Self>, id: u64) -> String { ... }
+/// }
+/// // client.fetch(7).await: `Registry::call_async`, single flight across tasks
+/// ```
+///
+/// An `async fn` stays one: `NAME` awaits `Registry::call_async` (`try_call_async` in
+/// `result` mode) on the `async fn NAME_uncached`, and its future is `Send` when the
+/// body's is. Concurrent tasks missing one key await one computation; a cancelled
+/// computation leaves nothing cached and a waiting task runs the body afresh.
 ///
 /// Beside the method `NAME`, the attribute writes two items of the same generics:
 ///
-/// - `NAME_uncached`, a private fn that holds the original body (so a breakpoint, a
-///   backtrace, an early `return` and `?` behave as written) and takes the owner and
-///   `&KEY`; it is the method identity the registry sees;
+/// - `NAME_uncached`, a private fn (`async` if `NAME` is) that holds the original body
+///   (so a breakpoint, a backtrace, an early `return` and `?` behave as written) and
+///   takes the owner and `&KEY`; it is the method identity the registry sees;
 /// - `NAME_memo()`, with the method's visibility, returning its `weakmemo::Memo`
 ///   handle: `cache_info()`, `cache_clear()`, `invalidate_owner(&owner)`,
 ///   `invalidate(&owner, &key)`.
@@ -55,7 +70,7 @@ use syn::{
 ///   evaluated on each call (`registry = &PARSERS` for a `static`); default
 ///   `weakmemo::global()`.
 /// - `result`: the method returns a `Result`; `Ok` values are cached and errors are
-///   returned without being cached (`Registry::try_call`).
+///   returned without being cached (`Registry::try_call`, or `try_call_async`).
 ///
 /// A per-method bound (`maxsize`) and time-to-live do not exist in the registry yet, so
 /// they are not options; `cache_info().maxsize` is `None`.
@@ -65,19 +80,20 @@ use syn::{
 /// The generated method panics where `Registry::call` does: when the body panics
 /// (nothing is cached, the registry stays usable), when a call re-enters the key it is
 /// computing ("recursive call for the same key"), and when waiting for another thread
-/// would close a cycle ("deadlock avoided"). In `result` mode an `Err` is returned, not
-/// cached; see `Registry::try_call`.
+/// would close a cycle ("deadlock avoided"). An `async fn` panics where
+/// `Registry::call_async` does: the same, with tasks for threads. In `result` mode an
+/// `Err` is returned, not cached; see `Registry::try_call`.
 ///
 /// # Errors at compile time
 ///
 /// Each at the span of the offending token: a `&self`, `&mut self` or other receiver
 /// than `self: &Arc<Self>` (the cache holds the owner weakly, by its allocation, which
-/// only an `Arc` has); a free function without a leading `&Arc<T>`; `async fn`,
-/// `const fn`, `unsafe fn`, `extern fn`; an `impl Trait` argument; a reference argument
+/// only an `Arc` has); a free function without a leading `&Arc<T>`; `const fn`,
+/// `unsafe fn`, `extern fn`; an `impl Trait` argument; a reference argument
 /// other than `&'static` (the key owns its arguments); no return type; an unknown
 /// option. An argument that is not `Clone + Hash + Eq + Send + Sync + 'static`, or a
 /// return type that is not `Clone + Send + Sync + 'static`, is reported at its own span
-/// (and once more at the attribute, by `Registry::call`).
+/// (and once more at the attribute, by `Registry::call` or `call_async`).
 ///
 /// # Build time
 ///
@@ -166,14 +182,6 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
 /// Every misuse of the signature, combined into one error.
 fn check(sig: &Signature) -> syn::Result<(Owner<'_>, Vec<&syn::PatType>)> {
     let mut errors = Errors(None);
-    if let Some(token) = &sig.asyncness {
-        errors.push(
-            token,
-            "`#[weakmemo::memo]` does not support `async fn` yet: the registry computes \
-             the value inside the call and cannot await a future; cache a synchronous \
-             method instead",
-        );
-    }
     if let Some(token) = &sig.constness {
         errors.push(
             token,
@@ -184,7 +192,7 @@ fn check(sig: &Signature) -> syn::Result<(Owner<'_>, Vec<&syn::PatType>)> {
         errors.push(
             token,
             "`#[weakmemo::memo]` cannot cache an `unsafe fn`: the registry calls the \
-             method through the safe `Fn` trait",
+             method through the safe `Fn` or `AsyncFn` trait",
         );
     }
     if let Some(abi) = &sig.abi {
@@ -507,10 +515,27 @@ fn generate(
         }
     };
 
-    let call = if options.result {
-        quote!(try_call)
+    let asyncness = &sig.asyncness;
+    let (call, awaited) = match (asyncness.is_some(), options.result) {
+        (false, false) => (quote!(call), quote!()),
+        (false, true) => (quote!(try_call), quote!()),
+        (true, false) => (quote!(call_async), quote!(.await)),
+        (true, true) => (quote!(try_call_async), quote!(.await)),
+    };
+    // What the handle's opaque type promises: the fn item's `Fn` bound or, for an
+    // `async fn`, the `Method` bound that the handle's operations take, which names the
+    // owner, key and output and no borrow (an `impl AsyncFn(..)` would compile too).
+    let method_bound = if asyncness.is_some() {
+        let owner_inner = arc_inner(owner_type_of(owner)).expect("checked: `&Arc<T>`");
+        quote! {
+            ::weakmemo::Method<#owner_inner, #key_type, ::weakmemo::Awaits<#output>>
+                + ::core::marker::Copy
+        }
     } else {
-        quote!(call)
+        quote! {
+            ::core::ops::Fn(#owner_type, &#key_type) -> #output
+                + ::core::marker::Copy + 'static
+        }
     };
 
     // The public method: the original signature with plain parameter names.
@@ -532,7 +557,7 @@ fn generate(
 
     quote! {
         #(#inner_attrs)*
-        fn #uncached #generics (#owner_param, #args: &#key_type) -> #output #where_clause {
+        #asyncness fn #uncached #generics (#owner_param, #args: &#key_type) -> #output #where_clause {
             #(#bounds)*
             #key_unpack
             #block
@@ -541,18 +566,41 @@ fn generate(
         #(#outer_attrs)*
         #vis #outer_sig {
             let #registry_var: &'static ::weakmemo::Registry = #registry;
-            #registry_var.#call(#owner_expr, #method_path, #key_expr)
+            #registry_var.#call(#owner_expr, #method_path, #key_expr) #awaited
         }
 
         #(#memo_attrs)*
         #[doc = #memo_doc]
         #[allow(dead_code)]
-        #vis fn #memo #generics () -> ::weakmemo::Memo<
-            impl ::core::ops::Fn(#owner_type, &#key_type) -> #output + ::core::marker::Copy + 'static
-        > #where_clause {
+        #vis fn #memo #generics () -> ::weakmemo::Memo<impl #method_bound> #where_clause {
             ::weakmemo::Memo::new(#registry, #method_path)
         }
     }
+}
+
+/// The owner's declared type: `&Arc<Self>` or a free function's `&Arc<T>`.
+fn owner_type_of<'a>(owner: &Owner<'a>) -> &'a Type {
+    match owner {
+        Owner::Receiver(receiver) => &receiver.ty,
+        Owner::Param(param) => &param.ty,
+    }
+}
+
+/// `T` of a type written `&Arc<T>` (see [`is_ref_arc`]).
+fn arc_inner(ty: &Type) -> Option<&Type> {
+    let Type::Reference(TypeReference { elem, .. }) = ty else {
+        return None;
+    };
+    let Type::Path(path) = &**elem else {
+        return None;
+    };
+    let PathArguments::AngleBracketed(arguments) = &path.path.segments.last()?.arguments else {
+        return None;
+    };
+    arguments.args.iter().find_map(|argument| match argument {
+        GenericArgument::Type(ty) => Some(ty),
+        _ => None,
+    })
 }
 
 /// The owner's type with the lifetime of its reference elided, so that the handle's

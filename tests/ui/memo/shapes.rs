@@ -1,6 +1,7 @@
 //! Every supported shape: a method, a generic method on a generic type with a
 //! where-clause, `result` mode with `?` and early `return`, a free function, a generic
-//! free function, and a registry of one's own.
+//! free function, and a registry of one's own; and the same as `async fn`, whose
+//! futures are `Send` and spawn on tokio.
 use std::hash::Hash;
 use std::num::ParseIntError;
 use std::sync::Arc;
@@ -60,6 +61,90 @@ fn debug<T: std::fmt::Debug + Send + Sync + 'static>(value: &Arc<T>) -> String {
     format!("{value:?}")
 }
 
+struct Client {
+    host: String,
+}
+
+impl Client {
+    /// An async method.
+    #[memo]
+    pub async fn get(self: &Arc<Self>, path: String) -> String {
+        tokio::task::yield_now().await;
+        format!("{}{path}", self.host)
+    }
+
+    /// An async method in `result` mode in a registry of one's own, with a named
+    /// receiver lifetime; `?` and early `return` work.
+    #[memo(registry = &PARSERS, result)]
+    pub async fn port<'a>(self: &'a Arc<Self>, radix: u32) -> Result<u16, ParseIntError> {
+        if self.host.is_empty() {
+            return Ok(0);
+        }
+        let (_, port) = self.host.rsplit_once(':').unwrap_or(("", "80"));
+        tokio::task::yield_now().await;
+        let port = u16::from_str_radix(port, radix)?;
+        Ok(port)
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Wrapper<T> {
+    /// A generic async method with a where-clause.
+    #[memo]
+    pub async fn tagged<K>(self: &Arc<Self>, key: K) -> (K, T)
+    where
+        K: Clone + Hash + Eq + Send + Sync + 'static,
+    {
+        tokio::task::yield_now().await;
+        (key, self.0.clone())
+    }
+}
+
+/// An async free function.
+#[memo]
+async fn async_len_plus(text: &Arc<String>, extra: usize) -> usize {
+    tokio::task::yield_now().await;
+    text.len() + extra
+}
+
+/// A generic async free function in `result` mode.
+#[memo(registry = &PARSERS, result)]
+async fn async_parse<T>(text: &Arc<T>) -> Result<i64, ParseIntError>
+where
+    T: AsRef<str> + Send + Sync + 'static,
+{
+    (**text).as_ref().parse()
+}
+
+async fn async_shapes() {
+    let client = Arc::new(Client {
+        host: "localhost:8080".into(),
+    });
+    assert_eq!(client.get("/a".into()).await, "localhost:8080/a");
+    let spawned = Arc::clone(&client);
+    let task = tokio::spawn(async move { spawned.get("/a".into()).await });
+    assert_eq!(task.await.unwrap(), "localhost:8080/a");
+    let info = Client::get_memo().cache_info();
+    assert_eq!((info.hits, info.misses, info.currsize), (1, 1, 1));
+    assert!(Client::get_memo().invalidate(&client, &"/a".to_string()));
+
+    assert!(client.port(2).await.is_err());
+    assert_eq!(client.port(10).await, Ok(8080));
+    assert_eq!(Client::port_memo().invalidate_owner(&client), 1);
+
+    let wrapper = Arc::new(Wrapper(7u8));
+    let spawned = Arc::clone(&wrapper);
+    let task = tokio::spawn(async move { spawned.tagged(1u32).await });
+    assert_eq!(task.await.unwrap(), (1, 7));
+    assert_eq!(wrapper.tagged(1u32).await, (1, 7));
+    assert_eq!(Wrapper::<u8>::tagged_memo::<u32>().cache_info().hits, 1);
+
+    let text = Arc::new("abc".to_string());
+    assert_eq!(async_len_plus(&text, 1).await, 4);
+    assert_eq!(async_len_plus_memo().cache_clear(), 1);
+    assert_eq!(async_parse(&Arc::new("12".to_string())).await, Ok(12));
+    assert_eq!(async_parse_memo::<String>().cache_info().currsize, 1);
+}
+
 fn main() {
     let adder = Arc::new(Adder { bias: 1 });
     assert_eq!(adder.add(1, 2), 4);
@@ -80,4 +165,10 @@ fn main() {
 
     assert_eq!(debug(&Arc::new(5)), "5");
     assert_eq!(debug_memo::<i32>().cache_clear(), 1);
+
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap()
+        .block_on(async_shapes());
 }
