@@ -187,7 +187,7 @@
 //! that miss one key await one computation, and a computation whose task is cancelled
 //! hands the key over to a waiting task, as a panicking one does. It depends on no
 //! runtime, holds no lock across an `.await`, and its future is `Send` when the
-//! method's is.
+//! method's is. [`#[memo]`](memo) on an `async fn` writes this call.
 //!
 //! ```
 //! use std::sync::Arc;

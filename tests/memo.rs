@@ -504,7 +504,7 @@ async fn an_async_attribute_and_a_hand_written_call_async_share_entries_and_stat
 }
 
 /// A generic async method on a generic type; its future is `Send`, so it can be spawned.
-/// (Owned types: a `&'static str` anywhere in the owner, key or value type trips
+/// (Owned types: a `&'static str` in the owner or key type trips
 /// rust-lang/rust#110338 when an `async` block awaiting the call must be `Send`, as it
 /// does for a hand-written `call_async`; see docs/macro.md.)
 struct Shelf<T> {

@@ -52,8 +52,10 @@ use syn::{
 ///
 /// An `async fn` stays one: `NAME` awaits `Registry::call_async` (`try_call_async` in
 /// `result` mode) on the `async fn NAME_uncached`, and its future is `Send` when the
-/// body's is. Concurrent tasks missing one key await one computation; a cancelled
-/// computation leaves nothing cached and a waiting task runs the body afresh.
+/// body's is (but see the design note for a rustc limit on spawning a task that awaits
+/// it when the owner or key type holds a lifetime). Concurrent tasks missing one key
+/// await one computation; a cancelled computation leaves nothing cached and a waiting
+/// task runs the body afresh.
 ///
 /// Beside the method `NAME`, the attribute writes two items of the same generics:
 ///
