@@ -30,7 +30,9 @@ impl Registry {
     /// The method is an `async fn` item (or an `async` closure that captures nothing)
     /// taking the owner and a reference to the arguments. The returned future holds no
     /// lock across an `.await`, is `Send` when the method's future is, and depends on no
-    /// runtime.
+    /// runtime. (One exception to `Send`, a rustc limitation, rust-lang/rust#110338: an
+    /// owner or argument type that contains a lifetime, even `'static`, such as
+    /// `&'static str`, makes rustc fail to prove it; use owned types there.)
     ///
     /// Concurrent calls that miss one key await one computation (unless single flight
     /// is off). If the task driving that computation is cancelled (its future dropped),
