@@ -15,8 +15,9 @@ use std::any::{TypeId, type_name};
 use std::convert::Infallible;
 use std::future::poll_fn;
 use std::hash::Hash;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use crate::identity::method_id;
 use crate::method_cache::{Claim, Key, Lookup, MethodCache};
@@ -34,6 +35,8 @@ impl Registry {
     /// owner or argument type that contains a lifetime, even `'static`, such as
     /// `&'static str`, makes rustc fail to prove it; use owned types there.)
     ///
+    /// A hit is answered when `call_async` is called: the future is ready at its first
+    /// poll and carries no state machine. A miss does its work from the first poll on.
     /// Concurrent calls that miss one key await one computation (unless single flight
     /// is off). If the task driving that computation is cancelled (its future dropped),
     /// nothing is stored and the waiting tasks wake; one of them runs the method afresh.
@@ -67,7 +70,12 @@ impl Registry {
     /// reaches its caller and leaves nothing cached, and waiters retry; a method that
     /// awaits its own key panics ("recursive call for the same key"); a cycle of
     /// computations awaiting each other panics ("deadlock avoided").
-    pub async fn call_async<T, A, V, F>(&self, owner: &Arc<T>, method: F, args: A) -> V
+    pub fn call_async<'a, T, A, V, F>(
+        &'a self,
+        owner: &'a Arc<T>,
+        method: F,
+        args: A,
+    ) -> impl Future<Output = V>
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
@@ -75,17 +83,18 @@ impl Registry {
         F: AsyncFn(&Arc<T>, &A) -> V + 'static,
     {
         let compute =
-            async |owner: &Arc<T>, args: &A| Ok::<V, Infallible>(method(owner, args).await);
-        let Ok(value) = self
-            .get_or_compute_async(
-                method_id::<F>(false),
-                type_name::<F>(),
-                owner,
-                args,
-                compute,
-            )
-            .await;
-        value
+            async move |owner: &Arc<T>, args: &A| Ok::<V, Infallible>(method(owner, args).await);
+        let value = |result: Result<V, Infallible>| match result {
+            Ok(value) => value,
+        };
+        self.answer(
+            method_id::<F>(false),
+            type_name::<F>(),
+            owner,
+            args,
+            compute,
+            value,
+        )
     }
 
     /// Like [`call_async`](Self::call_async), for a method that can fail: an `Ok` value
@@ -116,30 +125,39 @@ impl Registry {
     /// # Panics
     ///
     /// As [`call_async`](Self::call_async).
-    pub async fn try_call_async<T, A, V, E, F>(
-        &self,
-        owner: &Arc<T>,
+    pub fn try_call_async<'a, T, A, V, E, F>(
+        &'a self,
+        owner: &'a Arc<T>,
         method: F,
         args: A,
-    ) -> Result<V, E>
+    ) -> impl Future<Output = Result<V, E>>
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
         F: AsyncFn(&Arc<T>, &A) -> Result<V, E> + 'static,
     {
-        self.get_or_compute_async(method_id::<F>(true), type_name::<F>(), owner, args, method)
-            .await
+        self.answer(
+            method_id::<F>(true),
+            type_name::<F>(),
+            owner,
+            args,
+            method,
+            |result| result,
+        )
     }
 
-    async fn get_or_compute_async<T, A, V, E>(
-        &self,
+    /// Looks the key up now, and answers a hit without building the computation's state
+    /// machine; a miss becomes the computation, boxed, which starts at the first poll.
+    fn answer<'a, T, A, V, E, Out>(
+        &'a self,
         method: TypeId,
         name: &'static str,
-        owner: &Arc<T>,
+        owner: &'a Arc<T>,
         args: A,
         compute: impl AsyncFnOnce(&Arc<T>, &A) -> Result<V, E>,
-    ) -> Result<V, E>
+        finish: impl FnOnce(Result<V, E>) -> Out,
+    ) -> Answer<Out, impl Future<Output = Out>>
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
@@ -147,30 +165,52 @@ impl Registry {
     {
         let cache = self.cache_or_insert::<T, A, V>(method);
         let key = cache.key(owner, &args);
-        // Every lock below is released before the first `.await`.
-        let settled = match cache.get(key, &args, self.purge_interval()) {
-            Lookup {
-                found: Ok(value),
-                purge_due,
-            } => {
-                if purge_due {
-                    self.purge_step();
+        let Lookup { found, purge_due } = cache.get(key, &args, self.purge_interval());
+        // The miss's read lock goes before a purge step takes others'; the computation
+        // will look again, uncounted, when first polled.
+        let hit = found.ok();
+        if purge_due {
+            self.purge_step();
+        }
+        if let Some(value) = hit {
+            return Answer::Ready(Some(finish(Ok(value))));
+        }
+        Answer::Computing(Box::pin(async move {
+            // Every lock here is released before the first `.await`.
+            let settled = match cache.find(key, &args) {
+                Ok(value) => return finish(Ok(value)),
+                Err(miss) => self.settle_miss(key, args, miss, false, waits::current_async),
+            };
+            finish(match settled {
+                Settled::Claimed(claim, me) => {
+                    compute_once_async(cache, key, owner, claim, compute, name, me).await
                 }
-                return Ok(value);
-            }
-            Lookup {
-                found: Err(miss),
-                purge_due,
-            } => self.settle_miss(key, args, miss, purge_due, waits::current_async),
-        };
-        match settled {
-            Settled::Claimed(claim, me) => {
-                compute_once_async(cache, key, owner, claim, compute, name, me).await
-            }
-            Settled::Alone(args) => {
-                let value = compute(owner, &args).await?;
-                Ok(cache.insert(key, owner, args, value))
-            }
+                Settled::Alone(args) => match compute(owner, &args).await {
+                    Ok(value) => Ok(cache.insert(key, owner, args, value)),
+                    Err(error) => Err(error),
+                },
+            })
+        }))
+    }
+}
+
+/// The future of `call_async`: a hit, answered when the call was made, or the
+/// computation.
+enum Answer<Out, Computing> {
+    Ready(Option<Out>),
+    Computing(Pin<Box<Computing>>),
+}
+
+// Nothing is pinned in place: the computation is boxed, and the value is moved out.
+impl<Out, Computing> Unpin for Answer<Out, Computing> {}
+
+impl<Out, Computing: Future<Output = Out>> Future for Answer<Out, Computing> {
+    type Output = Out;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Out> {
+        match self.get_mut() {
+            Answer::Ready(value) => Poll::Ready(value.take().expect("polled after it was ready")),
+            Answer::Computing(computing) => computing.as_mut().poll(cx),
         }
     }
 }

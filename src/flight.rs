@@ -43,14 +43,25 @@ impl Flight {
 
     /// Waits, as a task, until [`Flight::finish`]: the task is woken, never blocked.
     pub(crate) async fn finished(&self) {
+        // Where this task's waker is listed, once it is: a task polled again replaces
+        // its own waker in place, so a thousand waiters cost a thousand steps, not a
+        // million.
+        let mut listed: Option<usize> = None;
         poll_fn(|cx| {
             let mut state = self.state.lock();
             if state.done {
                 return Poll::Ready(());
             }
-            // A task polled again with the same waker is not listed twice.
-            if !state.wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
-                state.wakers.push(cx.waker().clone());
+            match listed {
+                // The list is only emptied by `finish`, which sets `done` first.
+                Some(at) if !state.wakers[at].will_wake(cx.waker()) => {
+                    state.wakers[at] = cx.waker().clone();
+                }
+                Some(_) => {}
+                None => {
+                    listed = Some(state.wakers.len());
+                    state.wakers.push(cx.waker().clone());
+                }
             }
             Poll::Pending
         })

@@ -9,6 +9,8 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use hashbrown::{HashMap, HashSet};
+
 use crate::sync::{Mutex, thread_local};
 
 /// A thread's identity for the in-flight protocol: cheaper than `thread::current()`.
@@ -67,48 +69,71 @@ impl Drop for Polling {
     }
 }
 
-/// (waiter, computer) pairs; as many as threads waiting now.
-static WAITING: Mutex<Vec<(Token, Token)>> = Mutex::new(Vec::new());
+/// Who waits for whom: each waiter's token, with the computers it waits for (one for a
+/// thread; an async computation can await several keys at once, with `join!`).
+/// Created by the first wait.
+static WAITING: Mutex<Option<HashMap<Token, Vec<Token>>>> = Mutex::new(None);
 
-/// Records that thread `me` is about to wait for a computation of thread `computer`;
-/// the record lasts as long as the returned guard.
+/// Records that `me` is about to wait for a computation of `computer`; the record lasts
+/// as long as the returned guard. Costs O(1) plus the waits reachable from `computer`.
 ///
 /// # Panics
 ///
 /// If `computer` is, directly or through other waits, waiting for `me`.
 #[must_use]
 pub(crate) fn enter(me: Token, computer: Token, method: &str) -> Waiting {
-    {
+    let closes_cycle = {
         let mut waiting = WAITING.lock();
-        debug_assert_ne!(computer, me, "a thread never waits for its own computation");
-        // The map never holds a cycle (each wait is checked as it is added, under this
-        // lock), so the chain from `computer` ends within `len` steps.
-        let mut at = computer;
-        for _ in 0..=waiting.len() {
-            let Some(&(_, next)) = waiting.iter().find(|(waiter, _)| *waiter == at) else {
+        let waiting = waiting.get_or_insert_with(HashMap::new);
+        debug_assert_ne!(computer, me, "a caller never waits for its own computation");
+        // The graph never holds a cycle (each wait is checked as it is added, under this
+        // lock), so this search ends; `seen` keeps it linear where paths join.
+        let mut seen = HashSet::new();
+        let mut next = vec![computer];
+        let mut closes_cycle = false;
+        while let Some(at) = next.pop() {
+            if at == me {
+                closes_cycle = true;
                 break;
-            };
-            if next == me {
-                drop(waiting);
-                panic!(
-                    "weakmemo: deadlock avoided: a call of `{method}` would wait for a \
-                     computation whose thread is itself waiting, directly or through other \
-                     threads, for a computation of this thread; the cached methods call \
-                     each other in a cycle across threads"
-                );
             }
-            at = next;
+            if seen.insert(at) {
+                next.extend(waiting.get(&at).into_iter().flatten());
+            }
         }
-        waiting.push((me, computer));
+        if !closes_cycle {
+            waiting.entry(me).or_default().push(computer);
+        }
+        closes_cycle
+    };
+    if closes_cycle {
+        panic!(
+            "weakmemo: deadlock avoided: a call of `{method}` would wait for a computation \
+             that is itself waiting, directly or through others, for a computation of this \
+             caller; the cached methods call each other in a cycle across threads or tasks"
+        );
     }
-    Waiting(me)
+    Waiting { me, computer }
 }
 
-/// A thread's wait, in the map until dropped (even by unwinding).
-pub(crate) struct Waiting(Token);
+/// One wait, in the map until dropped (even by unwinding).
+pub(crate) struct Waiting {
+    me: Token,
+    computer: Token,
+}
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        WAITING.lock().retain(|(waiter, _)| *waiter != self.0);
+        let mut waiting = WAITING.lock();
+        let Some(waiting) = waiting.as_mut() else {
+            return;
+        };
+        if let Some(computers) = waiting.get_mut(&self.me) {
+            if let Some(at) = computers.iter().position(|&c| c == self.computer) {
+                computers.swap_remove(at);
+            }
+            if computers.is_empty() {
+                waiting.remove(&self.me);
+            }
+        }
     }
 }
