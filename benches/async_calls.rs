@@ -469,56 +469,21 @@ fn contenders() -> Vec<Contender> {
 
 /// Outside criterion: executions and wall time per round.
 fn report(runtime: &Runtime, contenders: &[Contender]) {
-    eprintln!();
-    eprintln!(
+    support::cold_key_header(&format!(
         "async_cold_key: {TASKS} tasks on {WORKERS} worker threads, released together, ask \
          for one cold key; the method awaits a {} ms sleep; {REPORT_ROUNDS} rounds per \
          contender after one untimed round",
         METHOD_TIME.as_millis()
-    );
-    eprintln!(
-        "| contender | executions per round, mean | max | wall time per round, mean | \
-         min | max | waited per round | discarded per round |"
-    );
-    eprintln!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    ));
     for contender in contenders {
         contender.round(runtime);
-        let before = contender.counters.as_ref().map(|read| read());
-        let mut executions = Vec::with_capacity(REPORT_ROUNDS);
-        let mut times = Vec::with_capacity(REPORT_ROUNDS);
-        for _ in 0..REPORT_ROUNDS {
-            let (elapsed, runs) = contender.round(runtime);
-            times.push(elapsed.as_secs_f64() * 1e3);
-            executions.push(runs);
-        }
-        let counters = match (&contender.counters, before) {
-            (Some(read), Some((waited, discarded))) => {
-                let (w, d) = read();
-                let per_round = |n: u64| format!("{:.2}", n as f64 / REPORT_ROUNDS as f64);
-                (per_round(w - waited), per_round(d - discarded))
-            }
-            _ => ("n/a".to_string(), "n/a".to_string()),
-        };
-        let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
-        let runs: Vec<f64> = executions.iter().map(|&n| n as f64).collect();
-        eprintln!(
-            "| {} | {:.2} | {} | {:.3} ms | {:.3} ms | {:.3} ms | {} | {} |",
+        support::cold_key_line(
             contender.name,
-            mean(&runs),
-            executions.iter().max().unwrap(),
-            mean(&times),
-            times.iter().copied().fold(f64::INFINITY, f64::min),
-            times.iter().copied().fold(0.0, f64::max),
-            counters.0,
-            counters.1,
+            contender.single_flight,
+            contender.counters.as_deref(),
+            REPORT_ROUNDS,
+            || contender.round(runtime),
         );
-        if contender.single_flight {
-            assert!(
-                executions.iter().all(|&n| n == 1),
-                "{}: single flight ran the method more than once in a round",
-                contender.name
-            );
-        }
     }
     eprintln!();
 }
