@@ -1,0 +1,433 @@
+//! Hit ratios of eviction policies on reproducible synthetic traces: the groundwork for
+//! choosing weakmemo's bounded-capacity policy (issue 4). A plain program, not criterion.
+//!
+//! ```text
+//! cargo bench --bench hit_ratio              # ~1 min: every table
+//! cargo bench --bench hit_ratio -- --test    # a tiny version, to check it runs
+//! ```
+//!
+//! Traces (keys are `u64`, seeded splitmix64, the same on every run):
+//! - `zipf-0.7`, `zipf-0.9`, `zipf-1.1`: Zipf over a universe of 100,000 keys.
+//! - `zipf-0.9+scans`: the same Zipf(0.9), with 20% of the requests in runs of 5,000
+//!   keys that never repeat (one-off scans), each run starting at a random request.
+//! - `loop-1.1x`: the keys 0..N in order, again and again, with N = 1.1 × the capacity
+//!   (a loop that does not quite fit; its own trace for each capacity).
+//!
+//! Capacities 100, 1,000 and 10,000 entries (0.1%, 1% and 10% of the universe).
+//!
+//! Contenders, all given the same capacity in entries:
+//! - peers: `lru::LruCache` (LRU), `moka::sync::Cache` (W-TinyLFU; `run_pending_tasks`
+//!   after each insert, so that its evictions and its admission decisions are applied
+//!   before the next request, as they would be in a single-threaded simulator), and
+//!   `quick_cache::unsync::Cache` (S3-FIFO-like, one shard, so the policy is not split).
+//!   Both with a fixed hasher, so that their sketches and shards are the same every run.
+//! - candidates (`benches/support/policies.rs`): CLOCK over hash-ordered buckets with a
+//!   1-bit and a 2-bit counter, the 2-bit one with TinyLFU admission fed by every request
+//!   or by misses only, S3-FIFO, SIEVE.
+//!
+//! Then the same candidates split into 128 shards by hash at the smallest capacities,
+//! with a budget per shard or one shared budget.
+
+use std::cell::RefCell;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::BuildHasherDefault;
+use std::num::NonZeroUsize;
+use std::rc::Rc;
+use std::time::Instant;
+
+#[path = "support/policies.rs"]
+mod policies;
+use policies::{Budget, Clock, Feed, Policy, S3Fifo, Sharded, Sieve, Sketch, mix};
+
+type FixedHasher = BuildHasherDefault<DefaultHasher>;
+
+/// splitmix64, seeded.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        mix(self.0)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+struct Scale {
+    universe: u64,
+    requests: usize,
+    scan_len: u64,
+    capacities: [usize; 3],
+    /// Capacities at which sharding is measured.
+    sharded_at: [usize; 3],
+}
+
+const FULL: Scale = Scale {
+    universe: 100_000,
+    requests: 1_000_000,
+    scan_len: 5_000,
+    capacities: [100, 1_000, 10_000],
+    sharded_at: [100, 1_000, 10_000],
+};
+
+const TINY: Scale = Scale {
+    universe: 2_000,
+    requests: 20_000,
+    scan_len: 100,
+    capacities: [10, 100, 500],
+    sharded_at: [10, 100, 500],
+};
+
+/// weakmemo's shard count for a method on this machine (`docs/design.md`).
+const SHARD_BITS: u32 = 7;
+
+/// Zipf(alpha) over ranks 0..universe, by inverting the cumulative distribution.
+struct Zipf {
+    cdf: Vec<f64>,
+}
+
+impl Zipf {
+    fn new(universe: u64, alpha: f64) -> Self {
+        let mut sum = 0.0;
+        let mut cdf: Vec<f64> = (1..=universe)
+            .map(|rank| {
+                sum += 1.0 / (rank as f64).powf(alpha);
+                sum
+            })
+            .collect();
+        cdf.iter_mut().for_each(|c| *c /= sum);
+        Zipf { cdf }
+    }
+
+    fn sample(&self, rng: &mut Rng) -> u64 {
+        let u = rng.unit();
+        self.cdf.partition_point(|&c| c < u) as u64
+    }
+}
+
+fn zipf_trace(scale: &Scale, alpha: f64, seed: u64) -> Vec<u64> {
+    let zipf = Zipf::new(scale.universe, alpha);
+    let mut rng = Rng(seed);
+    (0..scale.requests).map(|_| zipf.sample(&mut rng)).collect()
+}
+
+/// Zipf(0.9) with 20% of the requests in one-off scans of `scan_len` fresh keys.
+fn scan_trace(scale: &Scale, seed: u64) -> Vec<u64> {
+    let zipf = Zipf::new(scale.universe, 0.9);
+    let mut rng = Rng(seed);
+    // A scan starts at a request with probability p, and then p·L / (p·L + 1 − p) of the
+    // requests are scanned: 20% for p = 0.25 / (L + 0.25).
+    let p = 0.25 / (scale.scan_len as f64 + 0.25);
+    let mut fresh = scale.universe;
+    let mut trace = Vec::with_capacity(scale.requests);
+    while trace.len() < scale.requests {
+        if rng.unit() < p {
+            for _ in 0..scale.scan_len {
+                trace.push(fresh);
+                fresh += 1;
+            }
+        } else {
+            trace.push(zipf.sample(&mut rng));
+        }
+    }
+    trace.truncate(scale.requests);
+    trace
+}
+
+fn loop_trace(scale: &Scale, capacity: usize) -> Vec<u64> {
+    let n = (capacity as u64 * 11).div_ceil(10);
+    (0..scale.requests as u64).map(|i| i % n).collect()
+}
+
+/// Hit ratio in percent of a policy on a trace, and the most entries it held.
+fn run_policy(trace: &[u64], capacity: usize, policy: &mut impl Policy) -> (f64, usize) {
+    let mut hits = 0usize;
+    let mut most = 0;
+    for &key in trace {
+        let hash = mix(key);
+        if policy.get(key, hash) {
+            hits += 1;
+        } else {
+            policy.insert(key, hash, policy.len() >= capacity);
+            most = most.max(policy.len());
+        }
+    }
+    (100.0 * hits as f64 / trace.len() as f64, most)
+}
+
+/// A contender: its column name and how to run it on a trace at a capacity.
+type Runner = fn(&[u64], usize) -> (f64, usize);
+
+fn lru(trace: &[u64], capacity: usize) -> (f64, usize) {
+    let mut cache = lru::LruCache::<u64, ()>::new(NonZeroUsize::new(capacity).unwrap());
+    let mut hits = 0usize;
+    let mut most = 0;
+    for &key in trace {
+        if cache.get(&key).is_some() {
+            hits += 1;
+        } else {
+            cache.put(key, ());
+            most = most.max(cache.len());
+        }
+    }
+    (100.0 * hits as f64 / trace.len() as f64, most)
+}
+
+fn moka(trace: &[u64], capacity: usize) -> (f64, usize) {
+    let cache: moka::sync::Cache<u64, (), FixedHasher> = moka::sync::Cache::builder()
+        .max_capacity(capacity as u64)
+        .build_with_hasher(FixedHasher::default());
+    let mut hits = 0usize;
+    let mut most = 0;
+    for &key in trace {
+        if cache.get(&key).is_some() {
+            hits += 1;
+        } else {
+            cache.insert(key, ());
+            cache.run_pending_tasks();
+            most = most.max(cache.entry_count() as usize);
+        }
+    }
+    (100.0 * hits as f64 / trace.len() as f64, most)
+}
+
+fn quick_cache(trace: &[u64], capacity: usize) -> (f64, usize) {
+    let mut cache = quick_cache::unsync::Cache::<u64, (), _, FixedHasher>::with(
+        capacity,
+        capacity as u64,
+        quick_cache::UnitWeighter,
+        FixedHasher::default(),
+        Default::default(),
+    );
+    let mut hits = 0usize;
+    let mut most = 0;
+    for &key in trace {
+        if cache.get(&key).is_some() {
+            hits += 1;
+        } else {
+            cache.insert(key, ());
+            most = most.max(cache.len());
+        }
+    }
+    (100.0 * hits as f64 / trace.len() as f64, most)
+}
+
+const PEERS: [(&str, Runner); 3] = [("LRU", lru), ("moka", moka), ("quick_cache", quick_cache)];
+
+const CANDIDATES: [(&str, Runner); 6] = [
+    ("clock1", |t, c| {
+        run_policy(t, c, &mut Clock::new(c, 1, Feed::None))
+    }),
+    ("clock2", |t, c| {
+        run_policy(t, c, &mut Clock::new(c, 3, Feed::None))
+    }),
+    ("clock2+tlfu", |t, c| {
+        run_policy(t, c, &mut Clock::new(c, 3, Feed::All))
+    }),
+    ("clock2+tlfu-miss", |t, c| {
+        run_policy(t, c, &mut Clock::new(c, 3, Feed::Misses))
+    }),
+    ("s3fifo", |t, c| run_policy(t, c, &mut S3Fifo::new(c))),
+    ("sieve", |t, c| run_policy(t, c, &mut Sieve::new(c))),
+];
+
+/// The same candidates in 128 shards, with either budget.
+fn sharded(name: &str, trace: &[u64], capacity: usize, budget: Budget) -> f64 {
+    let bits = SHARD_BITS;
+    let (ratio, most) = match name {
+        "clock1" => run_policy(
+            trace,
+            capacity,
+            &mut Sharded::new(capacity, bits, budget, |c| Clock::new(c, 1, Feed::None)),
+        ),
+        "clock2" => run_policy(
+            trace,
+            capacity,
+            &mut Sharded::new(capacity, bits, budget, |c| Clock::new(c, 3, Feed::None)),
+        ),
+        "clock2+tlfu" | "clock2+tlfu-miss" => {
+            // One sketch for the whole method, shared by its shards.
+            let feed = if name == "clock2+tlfu" {
+                Feed::All
+            } else {
+                Feed::Misses
+            };
+            let sketch = Rc::new(RefCell::new(Sketch::new(capacity)));
+            let make = |c| Clock::with_sketch(c, 3, feed, Some(sketch.clone()));
+            run_policy(
+                trace,
+                capacity,
+                &mut Sharded::new(capacity, bits, budget, make),
+            )
+        }
+        "s3fifo" => run_policy(
+            trace,
+            capacity,
+            &mut Sharded::new(capacity, bits, budget, S3Fifo::new),
+        ),
+        "sieve" => run_policy(
+            trace,
+            capacity,
+            &mut Sharded::new(capacity, bits, budget, Sieve::new),
+        ),
+        _ => unreachable!("unknown candidate {name}"),
+    };
+    assert!(most <= capacity, "{name} sharded held {most} > {capacity}");
+    ratio
+}
+
+struct Trace {
+    name: &'static str,
+    /// `None`: one trace for every capacity; the loop is built per capacity.
+    keys: Option<Vec<u64>>,
+}
+
+impl Trace {
+    fn keys(&self, scale: &Scale, capacity: usize) -> std::borrow::Cow<'_, [u64]> {
+        match &self.keys {
+            Some(keys) => keys.into(),
+            None => loop_trace(scale, capacity).into(),
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    let scale = if args.iter().any(|a| a == "--test") {
+        &TINY
+    } else {
+        &FULL
+    };
+    let start = Instant::now();
+    let traces = [
+        Trace {
+            name: "zipf-0.7",
+            keys: Some(zipf_trace(scale, 0.7, 1)),
+        },
+        Trace {
+            name: "zipf-0.9",
+            keys: Some(zipf_trace(scale, 0.9, 2)),
+        },
+        Trace {
+            name: "zipf-1.1",
+            keys: Some(zipf_trace(scale, 1.1, 3)),
+        },
+        Trace {
+            name: "zipf-0.9+scans",
+            keys: Some(scan_trace(scale, 4)),
+        },
+        Trace {
+            name: "loop-1.1x",
+            keys: None,
+        },
+    ];
+    let contenders: Vec<(&str, Runner)> = PEERS.iter().chain(&CANDIDATES).copied().collect();
+    println!(
+        "hit ratio, % of {} requests; universe {} keys; capacities {:?} entries\n",
+        scale.requests, scale.universe, scale.capacities
+    );
+    // results[trace][capacity][contender]
+    let mut results = vec![vec![vec![0.0; contenders.len()]; 3]; traces.len()];
+    for (t, trace) in traces.iter().enumerate() {
+        println!("## {}\n", trace.name);
+        print!("| capacity |");
+        for (name, _) in &contenders {
+            print!(" {name} |");
+        }
+        print!("\n|---:|");
+        for _ in &contenders {
+            print!("---:|");
+        }
+        println!();
+        for (c, &capacity) in scale.capacities.iter().enumerate() {
+            let keys = trace.keys(scale, capacity);
+            print!("| {capacity} |");
+            for (i, (name, run)) in contenders.iter().enumerate() {
+                let (ratio, most) = run(&keys, capacity);
+                assert!(
+                    most <= capacity + capacity / 100 + 1,
+                    "{name} held {most} entries at capacity {capacity}"
+                );
+                results[t][c][i] = ratio;
+                print!(" {ratio:.1} |");
+            }
+            println!();
+        }
+        println!();
+    }
+
+    // The issue's acceptance criteria, per candidate.
+    let peers = PEERS.len();
+    println!("## Acceptance (issue 4)\n");
+    println!(
+        "| candidate | worst gap to the best peer, pp (trace, capacity) | within 1 pp everywhere | beats LRU on scans and loop, every capacity |"
+    );
+    println!("|---|---:|---|---|");
+    for (i, (name, _)) in contenders.iter().enumerate().skip(peers) {
+        let mut worst = (f64::NEG_INFINITY, "", 0);
+        let mut beats_lru = true;
+        for (t, trace) in traces.iter().enumerate() {
+            for (c, &capacity) in scale.capacities.iter().enumerate() {
+                let row = &results[t][c];
+                let best_peer = row[..peers].iter().copied().fold(f64::MIN, f64::max);
+                let gap = best_peer - row[i];
+                if gap > worst.0 {
+                    worst = (gap, trace.name, capacity);
+                }
+                if trace.name.contains("scan") || trace.name.contains("loop") {
+                    beats_lru &= row[i] > row[0];
+                }
+            }
+        }
+        println!(
+            "| {name} | {:.1} ({}, {}) | {} | {} |",
+            worst.0,
+            worst.1,
+            worst.2,
+            if worst.0 <= 1.0 { "yes" } else { "no" },
+            if beats_lru { "yes" } else { "no" },
+        );
+    }
+    println!();
+
+    // Sharding: 128 shards by the hash's top bits.
+    for &capacity in &scale.sharded_at {
+        println!(
+            "## {} shards at capacity {capacity}: one table / a budget per shard / one shared budget\n",
+            1 << SHARD_BITS
+        );
+        print!("| trace |");
+        for (name, _) in &CANDIDATES {
+            print!(" {name} |");
+        }
+        print!("\n|---|");
+        for _ in &CANDIDATES {
+            print!("---:|");
+        }
+        println!();
+        let c = scale
+            .capacities
+            .iter()
+            .position(|&x| x == capacity)
+            .unwrap();
+        for (t, trace) in traces.iter().enumerate() {
+            let keys = trace.keys(scale, capacity);
+            print!("| {} |", trace.name);
+            for (i, (name, _)) in CANDIDATES.iter().enumerate() {
+                let one = results[t][c][peers + i];
+                let per_shard = sharded(name, &keys, capacity, Budget::PerShard);
+                let shared = sharded(name, &keys, capacity, Budget::Shared);
+                print!(" {one:.1} / {per_shard:.1} / {shared:.1} |");
+            }
+            println!();
+        }
+        println!();
+    }
+    println!("took {:.1} s", start.elapsed().as_secs_f64());
+}

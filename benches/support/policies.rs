@@ -1,0 +1,560 @@
+//! Eviction policies weakmemo could implement, simulated on keys alone (no values, no
+//! locks), for `benches/hit_ratio.rs`.
+//!
+//! Each policy sees a request as a key and its 64-bit hash, computed once by the caller,
+//! as weakmemo hashes `(owner address, args)` once: the top bits pick a shard, the low
+//! bits a bucket. The caller asks [`Policy::get`] and, on a miss, [`Policy::insert`],
+//! telling it whether the budget is reached; a full policy makes room by evicting one
+//! entry, or refuses the newcomer (admission).
+//!
+//! - [`Clock`]: a hand over a hashbrown-like table in bucket order, which is hash
+//!   order: an entry lands at its hash's bucket (linear probing), so a newcomer sits at a
+//!   random place relative to the hand, unlike textbook CLOCK where it sits just behind
+//!   it. Per entry a saturating counter (1 bit: `max_count` 1, 2 bits: 3), set on a hit:
+//!   the only state weakmemo's hit path could touch. Optionally TinyLFU admission with a
+//!   count-min [`Sketch`], fed by every request ([`Feed::All`], as TinyLFU does) or by
+//!   misses alone ([`Feed::Misses`], which keeps the sketch off the hit path).
+//! - [`S3Fifo`]: small FIFO (10%), main FIFO, ghost FIFO of evicted keys, 2-bit counters;
+//!   the reference of the class (Yang et al., SOSP 2023).
+//! - [`Sieve`]: one visited bit, a hand moving through insertion order, survivors stay in
+//!   place (Zhang et al., NSDI 2024). Needs a list in insertion order with removal in the
+//!   middle.
+//! - [`Sharded`]: any policy split into shards by the hash's top bits, with a budget per
+//!   shard or one shared budget whose overflow is evicted from the shard being written.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use hashbrown::HashMap;
+
+/// A cache policy over keys.
+pub trait Policy {
+    /// Looks `key` up; a hit updates the policy's per-entry state.
+    fn get(&mut self, key: u64, hash: u64) -> bool;
+    /// Stores `key` after a miss. With `full`, the budget is reached: evict one entry
+    /// first, or refuse `key`. Without it, just store.
+    fn insert(&mut self, key: u64, hash: u64, full: bool);
+    /// Entries held.
+    fn len(&self) -> usize;
+}
+
+/// A 64-bit mixer (splitmix64's finalizer).
+pub fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Number of buckets hashbrown gives a table asked to hold `cap` entries.
+pub fn buckets_for(cap: usize) -> usize {
+    if cap < 4 {
+        4
+    } else if cap < 8 {
+        8
+    } else {
+        (cap * 8).div_ceil(7).next_power_of_two()
+    }
+}
+
+/// hashbrown's usable capacity for `buckets` buckets (7/8 load factor).
+fn capacity_of(buckets: usize) -> usize {
+    if buckets < 8 {
+        buckets - 1
+    } else {
+        buckets / 8 * 7
+    }
+}
+
+/// A count-min sketch: 4 rows of counters saturating at 15 (4 bits, as in Caffeine), all
+/// halved every `10 × capacity` additions so that it forgets.
+#[derive(Debug)]
+pub struct Sketch {
+    rows: [Vec<u8>; 4],
+    mask: usize,
+    additions: usize,
+    period: usize,
+}
+
+impl Sketch {
+    /// Sized as Caffeine's for `capacity` entries (16 counters per entry: 4 rows of
+    /// 4 × capacity), but at least 1,024 per row, and halved every 10 × capacity
+    /// additions (at least 2,560), so that a small cache still has a useful history.
+    pub fn new(capacity: usize) -> Self {
+        let width = (capacity.next_power_of_two() * 4).max(1024);
+        Sketch {
+            rows: std::array::from_fn(|_| vec![0; width]),
+            mask: width - 1,
+            additions: 0,
+            period: 10 * width / 4,
+        }
+    }
+
+    fn index(&self, hash: u64, row: usize) -> usize {
+        (mix(hash.wrapping_add(0x9e37_79b9_7f4a_7c15 * (row as u64 + 1))) as usize) & self.mask
+    }
+
+    pub fn add(&mut self, hash: u64) {
+        for row in 0..4 {
+            let i = self.index(hash, row);
+            let cell = &mut self.rows[row][i];
+            *cell = (*cell + 1).min(15);
+        }
+        self.additions += 1;
+        if self.additions >= self.period {
+            self.additions = 0;
+            for row in &mut self.rows {
+                row.iter_mut().for_each(|c| *c /= 2);
+            }
+        }
+    }
+
+    pub fn estimate(&self, hash: u64) -> u8 {
+        (0..4)
+            .map(|row| self.rows[row][self.index(hash, row)])
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+/// What feeds a [`Clock`]'s admission sketch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// No admission: every miss is stored.
+    None,
+    /// Every request, hit or miss (TinyLFU; a shared write on weakmemo's hit path).
+    All,
+    /// Misses only (written under the shard's write lock, beside the insert).
+    Misses,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    key: u64,
+    hash: u64,
+    count: u8,
+}
+
+/// CLOCK over a hashbrown-like table in bucket order (see the module docs).
+#[derive(Debug)]
+pub struct Clock {
+    slots: Vec<Option<Slot>>,
+    index: HashMap<u64, usize>,
+    len: usize,
+    hand: usize,
+    max_count: u8,
+    feed: Feed,
+    sketch: Option<Rc<RefCell<Sketch>>>,
+}
+
+impl Clock {
+    /// `cap`: entries the table is sized for (it grows past them like hashbrown's).
+    pub fn new(cap: usize, max_count: u8, feed: Feed) -> Self {
+        let sketch = (feed != Feed::None).then(|| Rc::new(RefCell::new(Sketch::new(cap))));
+        Self::with_sketch(cap, max_count, feed, sketch)
+    }
+
+    /// The same with a given sketch, which shards can share (one per method).
+    pub fn with_sketch(
+        cap: usize,
+        max_count: u8,
+        feed: Feed,
+        sketch: Option<Rc<RefCell<Sketch>>>,
+    ) -> Self {
+        Clock {
+            slots: vec![None; buckets_for(cap)],
+            index: HashMap::with_capacity(cap),
+            len: 0,
+            hand: 0,
+            max_count,
+            feed,
+            sketch,
+        }
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    fn place(&mut self, slot: Slot) {
+        let mut i = slot.hash as usize & self.mask();
+        while self.slots[i].is_some() {
+            i = (i + 1) & self.mask();
+        }
+        self.slots[i] = Some(slot);
+        self.index.insert(slot.key, i);
+    }
+
+    /// Doubles the table, as hashbrown does when it is full: every entry moves to its
+    /// bucket in the larger table, and the hand keeps its relative place.
+    fn grow(&mut self) {
+        let doubled = vec![None; self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, doubled);
+        self.index.clear();
+        for slot in old.into_iter().flatten() {
+            self.place(slot);
+        }
+        self.hand *= 2;
+    }
+
+    /// Moves the hand to an entry whose counter is 0, decrementing the others on the way.
+    fn sweep(&mut self) -> usize {
+        loop {
+            if let Some(slot) = &mut self.slots[self.hand] {
+                if slot.count == 0 {
+                    return self.hand;
+                }
+                slot.count -= 1;
+            }
+            self.hand = (self.hand + 1) & self.mask();
+        }
+    }
+}
+
+impl Policy for Clock {
+    fn get(&mut self, key: u64, hash: u64) -> bool {
+        if self.feed == Feed::All {
+            self.sketch.as_ref().unwrap().borrow_mut().add(hash);
+        }
+        match self.index.get(&key) {
+            Some(&i) => {
+                let slot = self.slots[i].as_mut().unwrap();
+                slot.count = (slot.count + 1).min(self.max_count);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn insert(&mut self, key: u64, hash: u64, full: bool) {
+        if self.feed == Feed::Misses {
+            self.sketch.as_ref().unwrap().borrow_mut().add(hash);
+        }
+        if full {
+            if self.len == 0 {
+                return;
+            }
+            let victim = self.sweep();
+            let victim_slot = self.slots[victim].unwrap();
+            if let Some(sketch) = &self.sketch {
+                let sketch = sketch.borrow();
+                // The hand stays on the victim, which meets the next candidate too.
+                if sketch.estimate(hash) <= sketch.estimate(victim_slot.hash) {
+                    return;
+                }
+            }
+            self.slots[victim] = None;
+            self.index.remove(&victim_slot.key);
+            self.len -= 1;
+            self.hand = (self.hand + 1) & self.mask();
+        }
+        if self.len + 1 > capacity_of(self.slots.len()) {
+            self.grow();
+        }
+        self.place(Slot {
+            key,
+            hash,
+            count: 0,
+        });
+        self.len += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+#[derive(Debug)]
+struct S3Entry {
+    freq: u8,
+}
+
+/// S3-FIFO: a small FIFO of new entries (10% of the capacity), a main FIFO, and a ghost
+/// FIFO of keys evicted from the small one (as many as the capacity).
+#[derive(Debug)]
+pub struct S3Fifo {
+    entries: HashMap<u64, S3Entry>,
+    small: VecDeque<u64>,
+    main: VecDeque<u64>,
+    small_target: usize,
+    ghost: HashMap<u64, u64>,
+    ghost_queue: VecDeque<(u64, u64)>,
+    ghost_cap: usize,
+    ghost_seq: u64,
+}
+
+impl S3Fifo {
+    pub fn new(cap: usize) -> Self {
+        S3Fifo {
+            entries: HashMap::with_capacity(cap),
+            small: VecDeque::new(),
+            main: VecDeque::new(),
+            small_target: (cap / 10).max(1),
+            ghost: HashMap::new(),
+            ghost_queue: VecDeque::new(),
+            ghost_cap: cap.max(1),
+            ghost_seq: 0,
+        }
+    }
+
+    fn remember_evicted(&mut self, key: u64) {
+        self.ghost_seq += 1;
+        self.ghost.insert(key, self.ghost_seq);
+        self.ghost_queue.push_back((key, self.ghost_seq));
+        while self.ghost_queue.len() > self.ghost_cap {
+            let (old, seq) = self.ghost_queue.pop_front().unwrap();
+            if self.ghost.get(&old) == Some(&seq) {
+                self.ghost.remove(&old);
+            }
+        }
+    }
+
+    /// Evicts exactly one entry.
+    fn evict(&mut self) {
+        loop {
+            if self.small.len() >= self.small_target || self.main.is_empty() {
+                let key = self.small.pop_front().unwrap();
+                let entry = self.entries.get_mut(&key).unwrap();
+                if entry.freq > 0 {
+                    entry.freq = 0;
+                    self.main.push_back(key);
+                } else {
+                    self.entries.remove(&key);
+                    self.remember_evicted(key);
+                    return;
+                }
+            } else {
+                let key = self.main.pop_front().unwrap();
+                let entry = self.entries.get_mut(&key).unwrap();
+                if entry.freq > 0 {
+                    entry.freq -= 1;
+                    self.main.push_back(key);
+                } else {
+                    self.entries.remove(&key);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Policy for S3Fifo {
+    fn get(&mut self, key: u64, _hash: u64) -> bool {
+        match self.entries.get_mut(&key) {
+            Some(entry) => {
+                entry.freq = (entry.freq + 1).min(3);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn insert(&mut self, key: u64, _hash: u64, full: bool) {
+        if full {
+            if self.entries.is_empty() {
+                return;
+            }
+            self.evict();
+        }
+        self.entries.insert(key, S3Entry { freq: 0 });
+        if self.ghost.remove(&key).is_some() {
+            self.main.push_back(key);
+        } else {
+            self.small.push_back(key);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+const NIL: usize = usize::MAX;
+
+#[derive(Debug)]
+struct Node {
+    key: u64,
+    visited: bool,
+    /// Toward the newest entry.
+    newer: usize,
+    /// Toward the oldest entry.
+    older: usize,
+}
+
+/// SIEVE: a list in insertion order (newest at the head), one visited bit per entry, and
+/// a hand that moves from the oldest toward the newest, clearing bits, and evicts the
+/// first unvisited entry where it stands.
+#[derive(Debug)]
+pub struct Sieve {
+    nodes: Vec<Node>,
+    free: Vec<usize>,
+    index: HashMap<u64, usize>,
+    head: usize,
+    tail: usize,
+    hand: usize,
+}
+
+impl Sieve {
+    pub fn new(cap: usize) -> Self {
+        Sieve {
+            nodes: Vec::with_capacity(cap),
+            free: Vec::new(),
+            index: HashMap::with_capacity(cap),
+            head: NIL,
+            tail: NIL,
+            hand: NIL,
+        }
+    }
+
+    fn unlink(&mut self, i: usize) {
+        let (newer, older) = (self.nodes[i].newer, self.nodes[i].older);
+        if newer == NIL {
+            self.head = older;
+        } else {
+            self.nodes[newer].older = older;
+        }
+        if older == NIL {
+            self.tail = newer;
+        } else {
+            self.nodes[older].newer = newer;
+        }
+    }
+
+    fn evict(&mut self) {
+        let mut i = if self.hand == NIL {
+            self.tail
+        } else {
+            self.hand
+        };
+        while self.nodes[i].visited {
+            self.nodes[i].visited = false;
+            i = match self.nodes[i].newer {
+                NIL => self.tail,
+                newer => newer,
+            };
+        }
+        self.hand = self.nodes[i].newer;
+        self.unlink(i);
+        self.index.remove(&self.nodes[i].key);
+        self.free.push(i);
+    }
+}
+
+impl Policy for Sieve {
+    fn get(&mut self, key: u64, _hash: u64) -> bool {
+        match self.index.get(&key) {
+            Some(&i) => {
+                self.nodes[i].visited = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn insert(&mut self, key: u64, _hash: u64, full: bool) {
+        if full {
+            if self.index.is_empty() {
+                return;
+            }
+            self.evict();
+        }
+        let node = Node {
+            key,
+            visited: false,
+            newer: NIL,
+            older: self.head,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.nodes[i] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() - 1
+            }
+        };
+        if self.head == NIL {
+            self.tail = i;
+        } else {
+            self.nodes[self.head].newer = i;
+        }
+        self.head = i;
+        self.index.insert(key, i);
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+}
+
+/// How a [`Sharded`] policy bounds its shards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    /// Each shard holds at most its share of the capacity (the remainder spread over the
+    /// first shards).
+    PerShard,
+    /// One count for the whole cache; when it is reached, the shard being written evicts
+    /// one of its own entries (an empty shard refuses the newcomer).
+    Shared,
+}
+
+/// A policy split into `2^bits` shards by the hash's top bits, as weakmemo splits a
+/// method's table.
+#[derive(Debug)]
+pub struct Sharded<P> {
+    shards: Vec<P>,
+    caps: Vec<usize>,
+    bits: u32,
+    budget: Budget,
+    cap: usize,
+    len: usize,
+}
+
+impl<P: Policy> Sharded<P> {
+    /// `make` builds a shard for the capacity given (its share of `cap`).
+    pub fn new(cap: usize, bits: u32, budget: Budget, make: impl Fn(usize) -> P) -> Self {
+        let n = 1usize << bits;
+        let caps: Vec<usize> = (0..n).map(|i| cap / n + usize::from(i < cap % n)).collect();
+        Sharded {
+            shards: caps.iter().map(|&c| make(c.max(1))).collect(),
+            caps,
+            bits,
+            budget,
+            cap,
+            len: 0,
+        }
+    }
+
+    fn shard(&self, hash: u64) -> usize {
+        (hash >> (64 - self.bits)) as usize
+    }
+}
+
+impl<P: Policy> Policy for Sharded<P> {
+    fn get(&mut self, key: u64, hash: u64) -> bool {
+        let s = self.shard(hash);
+        self.shards[s].get(key, hash)
+    }
+
+    fn insert(&mut self, key: u64, hash: u64, _full: bool) {
+        let s = self.shard(hash);
+        let shard = &mut self.shards[s];
+        let before = shard.len();
+        let full = match self.budget {
+            Budget::PerShard => {
+                if self.caps[s] == 0 {
+                    return;
+                }
+                before >= self.caps[s]
+            }
+            Budget::Shared => self.len >= self.cap,
+        };
+        shard.insert(key, hash, full);
+        self.len = self.len + shard.len() - before;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
