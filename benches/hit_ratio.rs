@@ -235,8 +235,7 @@ const CANDIDATES: [(&str, Runner); 6] = [
 ];
 
 /// The same candidates in 128 shards, with either budget.
-fn sharded(name: &str, trace: &[u64], capacity: usize, budget: Budget) -> f64 {
-    let bits = SHARD_BITS;
+fn sharded(name: &str, trace: &[u64], capacity: usize, bits: u32, budget: Budget) -> f64 {
     let (ratio, most) = match name {
         "clock1" => run_policy(
             trace,
@@ -421,13 +420,38 @@ fn main() {
             print!("| {} |", trace.name);
             for (i, (name, _)) in CANDIDATES.iter().enumerate() {
                 let one = results[t][c][peers + i];
-                let per_shard = sharded(name, &keys, capacity, Budget::PerShard);
-                let shared = sharded(name, &keys, capacity, Budget::Shared);
+                let per_shard = sharded(name, &keys, capacity, SHARD_BITS, Budget::PerShard);
+                let shared = sharded(name, &keys, capacity, SHARD_BITS, Budget::Shared);
                 print!(" {one:.1} / {per_shard:.1} / {shared:.1} |");
             }
             println!();
         }
         println!();
     }
+    // Fewer shards for a small bound: the recommended candidate, one shared budget.
+    let candidate = "clock2+tlfu-miss";
+    let shard_bits = [0, 1, 3, 4, 5, 7];
+    println!("## {candidate}, one shared budget, by number of shards\n");
+    print!("| capacity | trace |");
+    for bits in shard_bits {
+        print!(" {} |", 1 << bits);
+    }
+    print!("\n|---:|---|");
+    for _ in shard_bits {
+        print!("---:|");
+    }
+    println!();
+    for &capacity in &scale.capacities[..2] {
+        for trace in &traces {
+            let keys = trace.keys(scale, capacity);
+            print!("| {capacity} | {} |", trace.name);
+            for bits in shard_bits {
+                let ratio = sharded(candidate, &keys, capacity, bits, Budget::Shared);
+                print!(" {ratio:.1} |");
+            }
+            println!();
+        }
+    }
+    println!();
     println!("took {:.1} s", start.elapsed().as_secs_f64());
 }

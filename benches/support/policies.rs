@@ -527,7 +527,7 @@ impl<P: Policy> Sharded<P> {
     }
 
     fn shard(&self, hash: u64) -> usize {
-        (hash >> (64 - self.bits)) as usize
+        hash.checked_shr(64 - self.bits).unwrap_or(0) as usize
     }
 }
 
