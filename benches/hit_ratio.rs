@@ -2,8 +2,9 @@
 //! choosing weakmemo's bounded-capacity policy (issue 4). A plain program, not criterion.
 //!
 //! ```text
-//! cargo bench --bench hit_ratio              # ~1 min: every table
+//! cargo bench --bench hit_ratio              # ~20 s: every table
 //! cargo bench --bench hit_ratio -- --test    # a tiny version, to check it runs
+//! cargo bench --bench hit_ratio -- --svg docs/hit_ratio.svg   # also draws the chart
 //! ```
 //!
 //! Traces (keys are `u64`, seeded splitmix64, the same on every run):
@@ -453,5 +454,93 @@ fn main() {
         }
     }
     println!();
+    if let Some(path) = args.iter().position(|a| a == "--svg").map(|i| &args[i + 1]) {
+        let names: Vec<&str> = contenders.iter().map(|(name, _)| *name).collect();
+        let trace_names: Vec<&str> = traces.iter().map(|t| t.name).collect();
+        std::fs::write(path, svg(&names, &trace_names, &scale.capacities, &results))
+            .expect("write the chart");
+        println!("wrote {path}");
+    }
     println!("took {:.1} s", start.elapsed().as_secs_f64());
+}
+
+/// A grouped bar chart, one panel per capacity, one group per trace, one bar per
+/// contender; written by hand like `examples/churn_chart.rs`.
+fn svg(names: &[&str], traces: &[&str], capacities: &[usize], results: &[Vec<Vec<f64>>]) -> String {
+    use std::fmt::Write as _;
+    const COLORS: [&str; 9] = [
+        "#888888", "#e15759", "#f28e2b", "#bab0ac", "#9c755f", "#76b7b2", "#4e79a7", "#59a14f",
+        "#edc948",
+    ];
+    let (w, panel_h, top, left, bottom_legend) = (900.0, 210.0, 40.0, 50.0, 60.0);
+    let h = top + panel_h * capacities.len() as f64 + bottom_legend;
+    let plot_w = w - left - 20.0;
+    let group_w = plot_w / traces.len() as f64;
+    let bar_w = (group_w - 16.0) / names.len() as f64;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(out, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(
+        out,
+        r#"<text x="{left}" y="22" font-size="14">Hit ratio (%) by trace, capacity and policy (benches/hit_ratio.rs)</text>"#
+    );
+    for (c, capacity) in capacities.iter().enumerate() {
+        let y0 = top + panel_h * c as f64;
+        let plot_h = panel_h - 40.0;
+        let base = y0 + 10.0 + plot_h;
+        for tick in [0, 25, 50, 75, 100] {
+            let y = base - plot_h * f64::from(tick) / 100.0;
+            let _ = writeln!(
+                out,
+                r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{tick}</text>"##,
+                w - 20.0,
+                left - 4.0,
+                y + 4.0
+            );
+        }
+        let _ = writeln!(
+            out,
+            r#"<text x="{}" y="{:.1}" font-weight="bold" text-anchor="end">capacity {capacity}</text>"#,
+            w - 20.0,
+            y0 + 8.0
+        );
+        for (t, trace) in traces.iter().enumerate() {
+            let gx = left + group_w * t as f64 + 8.0;
+            for (i, value) in results[t][c].iter().enumerate() {
+                let bh = plot_h * value / 100.0;
+                let _ = writeln!(
+                    out,
+                    r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="{}"><title>{} {trace} {capacity}: {value:.1}%</title></rect>"#,
+                    gx + bar_w * i as f64,
+                    base - bh,
+                    bar_w - 1.0,
+                    COLORS[i % COLORS.len()],
+                    names[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{trace}</text>"#,
+                gx + (group_w - 16.0) / 2.0,
+                base + 14.0
+            );
+        }
+    }
+    let legend_y = top + panel_h * capacities.len() as f64 + 20.0;
+    let mut x = left;
+    for (i, name) in names.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            r#"<rect x="{x:.1}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{legend_y:.1}">{name}</text>"#,
+            legend_y - 10.0,
+            COLORS[i % COLORS.len()],
+            x + 16.0
+        );
+        x += 16.0 + 7.0 * name.len() as f64 + 14.0;
+    }
+    out.push_str("</svg>\n");
+    out
 }
