@@ -232,6 +232,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod async_call;
+mod bound;
 mod directory;
 mod flight;
 mod identity;

@@ -50,8 +50,8 @@ pub struct CacheInfo {
     pub hits: u64,
     /// Lookups that found no cached value (exact).
     pub misses: u64,
-    /// The bound on entries. Always `None` for now: weakmemo has no per-method bound
-    /// yet, and entries leave when their owner dies or on invalidation.
+    /// The method's bound on entries, `None` if it has none (see
+    /// [`Registry::set_method_capacity`]).
     pub maxsize: Option<usize>,
     /// Entries held now, including dead owners' entries not yet purged (as
     /// [`Stats::entries`]).
@@ -112,7 +112,7 @@ impl<F: Copy + 'static> Memo<F> {
         CacheInfo {
             hits: stats.hits,
             misses: stats.misses,
-            maxsize: None,
+            maxsize: self.registry.method_capacity(self.method),
             currsize: stats.entries,
         }
     }

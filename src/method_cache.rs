@@ -19,12 +19,13 @@
 use std::any::Any;
 use std::hash::{BuildHasher, Hash};
 use std::mem;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock, Weak};
 
 use hashbrown::hash_table::Entry as Slot;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use crate::bound::Bound;
 use crate::flight::Flight;
 use crate::identity::{owner_addr, weak_addr};
 use crate::lock_scope::Scoped;
@@ -46,6 +47,8 @@ pub(crate) trait ErasedCache: Any + Send + Sync {
     /// Removes every entry.
     fn clear(&self) -> usize;
     fn add_stats(&self, stats: &mut Stats);
+    /// Bounds the method's entries (`usize::MAX`: no bound).
+    fn set_capacity(&self, capacity: usize);
 }
 
 /// What one [`ErasedCache::sweep_step`] did.
@@ -62,9 +65,31 @@ struct Entry<T: ?Sized, A, V> {
     owner: Weak<T>,
     args: A,
     value: V,
+    /// Hits since the CLOCK hand last passed, at most 3 (see [`crate::bound`]).
+    visits: AtomicU8,
 }
 
 impl<T: ?Sized, A: Eq, V> Entry<T, A, V> {
+    fn new(key: Key, owner: Weak<T>, args: A, value: V) -> Self {
+        Self {
+            hash: key.hash,
+            owner,
+            args,
+            value,
+            visits: AtomicU8::new(0),
+        }
+    }
+
+    /// Counts a hit for the CLOCK hand: a store only while the count is below its cap,
+    /// so that hot entries are not written on every hit.
+    #[inline]
+    fn visit(&self) {
+        let visits = self.visits.load(Relaxed);
+        if visits < 3 {
+            self.visits.store(visits + 1, Relaxed);
+        }
+    }
+
     fn is_dead(&self) -> bool {
         self.owner.strong_count() == 0
     }
@@ -221,7 +246,10 @@ impl<T: ?Sized, A: Eq, V: Clone> Shard<T, A, V> {
             .ready
             .find(key.hash, |entry| entry.matches(key, args))
         {
-            Some(entry) => Ok(entry.value.clone()),
+            Some(entry) => {
+                entry.visit();
+                Ok(entry.value.clone())
+            }
             None => Err(Miss { tables }),
         }
     }
@@ -279,6 +307,7 @@ struct Counters {
     invalidated: AtomicU64,
     discarded: AtomicU64,
     waited: AtomicU64,
+    evicted: AtomicU64,
 }
 
 impl Counters {
@@ -293,6 +322,9 @@ pub(crate) struct MethodCache<T: ?Sized, A, V> {
     hasher: DefaultHashBuilder,
     shards: Box<[Shard<T, A, V>]>,
     counters: Counters,
+    /// Set once the method is given a bound; never unset (a bound of `usize::MAX` is
+    /// none).
+    bound: OnceLock<Bound>,
 }
 
 impl<T, A, V> MethodCache<T, A, V>
@@ -308,6 +340,7 @@ where
             hasher: DefaultHashBuilder::default(),
             shards: (0..shards).map(|_| Shard::default()).collect(),
             counters: Counters::default(),
+            bound: OnceLock::new(),
         }
     }
 
@@ -343,12 +376,11 @@ where
     /// Stores `value` for the key unless another caller stored it first; returns the
     /// value that is stored, so that every caller of one key sees one value.
     pub(crate) fn insert(&self, key: Key, owner: &Arc<T>, args: A, value: V) -> V {
-        let entry = Entry {
-            hash: key.hash,
-            owner: Arc::downgrade(owner),
-            args,
-            value: value.clone(),
-        };
+        if !self.admit(key.hash) {
+            self.count_refused();
+            return value;
+        }
+        let entry = Entry::new(key, Arc::downgrade(owner), args, value.clone());
         let shard = self.shard(key.hash);
         let stored = store(
             &mut Scoped::lock(|| shard.tables.write()).ready,
@@ -361,9 +393,137 @@ where
 
     /// Counts what [`store`] did, and drops what it removed, now that no lock is held.
     fn count_stored(&self, stored: Stored<T, A, V>) -> V {
-        Counters::add(&self.counters.discarded, usize::from(stored.lost.is_some()));
+        let lost = usize::from(stored.lost.is_some());
+        Counters::add(&self.counters.discarded, lost);
         Counters::add(&self.counters.purged, stored.swept.len());
+        self.released(lost + stored.swept.len());
         stored.value
+    }
+
+    /// Gives `count` removed entries' room back to the bound, if the method has one.
+    fn released(&self, count: usize) {
+        if let Some(bound) = self.bound.get() {
+            bound.release(count);
+        }
+    }
+
+    /// Whether a newcomer of `hash` may be stored: always, without a bound; else if
+    /// there is room, or room was made by evicting a victim it beats (see
+    /// [`crate::bound`]). Takes no shard lock but one at a time, and none is held on
+    /// entry, so it must run before the newcomer's shard is locked.
+    fn admit(&self, hash: u64) -> bool {
+        let Some(bound) = self.bound.get() else {
+            return true;
+        };
+        bound.sketch.add(hash);
+        let admitted = !bound.reserve() || self.evict_for(bound, Some(hash));
+        if !admitted {
+            bound.release(1);
+        }
+        // A lowered bound is met by taking one more entry per miss.
+        if bound.is_over() {
+            self.evict_for(bound, None);
+        }
+        admitted
+    }
+
+    /// Restores the bound after a store it did not admit: counts the entry, and takes
+    /// one out.
+    fn overfilled(&self) {
+        if let Some(bound) = self.bound.get() {
+            bound.reserve();
+            self.evict_for(bound, None);
+        }
+    }
+
+    /// Counts a newcomer the bound kept out.
+    fn count_refused(&self) {
+        Counters::add(&self.counters.evicted, 1);
+    }
+
+    /// Moves the CLOCK hand to free one entry's room for a newcomer of `hash` (or, with
+    /// `None`, for one stored already): a dead owner's entry goes at once; an entry hit
+    /// since the hand last passed has its count lowered; the first at 0 is the victim,
+    /// evicted if the sketch has seen the newcomer more often. False if nothing was
+    /// freed: the newcomer lost, or the hand found nothing to take in five laps (every
+    /// entry is being removed meanwhile, or the bound is 0).
+    fn evict_for(&self, bound: &Bound, hash: Option<u64>) -> bool {
+        let mut hand = bound.hand.lock();
+        let mut laps = 0;
+        loop {
+            let shard = &self.shards[hand.shard];
+            let mut removed = None;
+            let outcome = {
+                let mut tables = Scoped::lock(|| shard.tables.write());
+                let table = &mut tables.ready;
+                let mut outcome = None;
+                while hand.bucket < table.num_buckets() {
+                    let Ok(entry) = table.get_bucket_entry(hand.bucket) else {
+                        hand.bucket += 1;
+                        continue;
+                    };
+                    let candidate = entry.get();
+                    let visits = candidate.visits.load(Relaxed);
+                    if !candidate.is_dead() && visits > 0 {
+                        candidate.visits.store(visits - 1, Relaxed);
+                        hand.bucket += 1;
+                        continue;
+                    }
+                    let loses =
+                        |hash| bound.sketch.estimate(hash) <= bound.sketch.estimate(candidate.hash);
+                    if !candidate.is_dead() && hash.is_some_and(loses) {
+                        // The hand stays on the victim, which meets the next newcomer.
+                        // A dead owner's entry close by is free room all the same.
+                        let buckets = table.num_buckets();
+                        let dead = (1..buckets.min(65))
+                            .map(|step| (hand.bucket + step) % buckets)
+                            .find(|&index| table.get_bucket(index).is_some_and(Entry::is_dead));
+                        if let Some(Ok(entry)) = dead.map(|index| table.get_bucket_entry(index)) {
+                            removed = Some((entry.remove().0, true));
+                            outcome = Some(true);
+                        } else {
+                            outcome = Some(false);
+                        }
+                        break;
+                    }
+                    let dead = candidate.is_dead();
+                    removed = Some((entry.remove().0, dead));
+                    hand.bucket += 1;
+                    outcome = Some(true);
+                    break;
+                }
+                outcome
+            };
+            if let Some((entry, dead)) = removed {
+                bound.release(1);
+                let cause = if dead {
+                    &self.counters.purged
+                } else {
+                    &self.counters.evicted
+                };
+                Counters::add(cause, 1);
+                drop(entry);
+            }
+            if let Some(admitted) = outcome {
+                return admitted;
+            }
+            hand.bucket = 0;
+            hand.shard += 1;
+            if hand.shard == self.shards.len() {
+                hand.shard = 0;
+                laps += 1;
+                if laps == 5 {
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        let shards = self.shards.iter();
+        shards
+            .map(|shard| Scoped::lock(|| shard.tables.read()).ready.len())
+            .sum()
     }
 
     /// Counts a caller that waited for another thread's computation of `key`.
@@ -383,6 +543,9 @@ where
     ) -> V {
         let shard = self.shard(key.hash);
         let owner = Arc::downgrade(owner);
+        // Decided before the shard is locked: eviction locks shards one at a time.
+        let admitted = self.admit(key.hash);
+        let forced;
         // Ended before the write lock is released, so that a lookup sees the key either
         // pending or stored; waiters are woken however the rest goes.
         let mut finished = FinishOnDrop(None);
@@ -390,18 +553,27 @@ where
             let mut tables = Scoped::lock(|| shard.tables.write());
             let Tables { ready, in_flight } = &mut *tables;
             let (flight, args) = in_flight.get_mut().end(slot);
+            // Callers wait for this value: a newcomer the bound refused is stored all the
+            // same, so that they receive it rather than compute it again, and the bound
+            // is restored once the lock is released.
+            forced = !admitted && flight.is_some();
             finished.0 = flight;
-            let entry = Entry {
-                hash: key.hash,
-                owner,
-                args,
-                value: copy,
-            };
+            let entry = Entry::new(key, owner, args, copy);
+            if !admitted && !forced {
+                drop(tables);
+                drop(finished);
+                drop(entry);
+                self.count_refused();
+                return value;
+            }
             // Only a registry whose single flight was turned off meanwhile can have
             // stored this key meanwhile; the first value stays.
             store(ready, key, entry, value)
         };
         drop(finished);
+        if forced {
+            self.overfilled();
+        }
         self.count_stored(stored)
     }
 
@@ -539,6 +711,7 @@ where
             }
         }
         Counters::add(&self.counters.purged, removed.len());
+        self.released(removed.len());
         SweepStep {
             visited: end.saturating_sub(from),
             next: (end < buckets).then_some(end),
@@ -561,6 +734,7 @@ where
                 dead
             };
             Counters::add(&self.counters.purged, dead.len());
+            self.released(dead.len());
             purged += dead.len();
         }
         purged
@@ -584,6 +758,7 @@ where
             }
         };
         Counters::add(&self.counters.invalidated, usize::from(removed.is_some()));
+        self.released(usize::from(removed.is_some()));
         removed.is_some()
     }
 
@@ -595,6 +770,7 @@ where
                 .extract_if(|entry| entry.belongs_to(addr))
                 .collect();
             Counters::add(&self.counters.invalidated, removed.len());
+            self.released(removed.len());
             count += removed.len();
         }
         count
@@ -605,9 +781,22 @@ where
         for shard in &self.shards {
             let removed = mem::take(&mut Scoped::lock(|| shard.tables.write()).ready);
             Counters::add(&self.counters.invalidated, removed.len());
+            self.released(removed.len());
             count += removed.len();
         }
         count
+    }
+
+    /// Bounds the method to `capacity` entries (`usize::MAX`: no bound). Entries over a
+    /// lowered bound leave as newcomers arrive, not at once.
+    fn set_capacity(&self, capacity: usize) {
+        let bound = self.bound.get_or_init(|| {
+            let bound = Bound::new(capacity);
+            // Entries stored before the bound count against it.
+            bound.reserve_stored(self.len());
+            bound
+        });
+        bound.set_capacity(capacity);
     }
 
     fn add_stats(&self, stats: &mut Stats) {
@@ -620,6 +809,7 @@ where
         stats.invalidated += self.counters.invalidated.load(Relaxed);
         stats.discarded += self.counters.discarded.load(Relaxed);
         stats.waited += self.counters.waited.load(Relaxed);
+        stats.evicted += self.counters.evicted.load(Relaxed);
         stats.methods += 1;
     }
 }

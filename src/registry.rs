@@ -8,6 +8,8 @@ use std::num::NonZero;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
+use hashbrown::HashMap;
+
 use crate::directory::Directory;
 use crate::identity::{Method, MethodKind, method_id, owner_addr};
 use crate::lock_scope::assert_unlocked;
@@ -54,6 +56,9 @@ pub struct Registry {
     shards: usize,
     cursor: Mutex<Cursor>,
     purge_steps: AtomicU64,
+    /// Bounds set for methods, by table identity, so that a table made later starts
+    /// bounded (and with few enough shards for its bound).
+    capacities: Mutex<Option<HashMap<TypeId, usize>>>,
 }
 
 // A registry is shared between threads by design (the global one is a `static`).
@@ -130,6 +135,7 @@ impl RegistryBuilder {
                 bucket: 0,
             }),
             purge_steps: AtomicU64::new(0),
+            capacities: Mutex::new(None),
         }
     }
 }
@@ -456,6 +462,73 @@ impl Registry {
             .sum()
     }
 
+    /// Bounds one method to `capacity` entries, or lifts its bound (`None`), like the
+    /// `maxsize` of Python's `lru_cache`. Applies to the entries `call` and `try_call`
+    /// (or their async twins) store for the method, now and later.
+    ///
+    /// Over the bound, a newcomer takes the room of a dead owner's entry if the CLOCK
+    /// hand meets one, else of an entry not hit since the hand last passed, provided its
+    /// arguments were missed more often lately than that entry's; otherwise it is
+    /// returned but not stored. Hits are not slowed: each sets a small counter on its
+    /// entry. [`Stats::evicted`] counts both the entries removed and the newcomers kept
+    /// out. `Some(0)` stores nothing. A method bounded before its first call gets about
+    /// one shard per 64 entries of its bound; a lowered bound takes effect as newcomers
+    /// arrive. The policy and its measurements: `docs/benchmarks.md`, "Choosing an
+    /// eviction policy".
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use weakmemo::Registry;
+    ///
+    /// fn square(n: &Arc<u64>, &k: &u64) -> u64 { **n * k * k }
+    /// let cache = Registry::new();
+    /// cache.set_method_capacity(square, Some(100));
+    /// let n = Arc::new(1);
+    /// for k in 0..1000 {
+    ///     assert_eq!(cache.call(&n, square, k), k * k);
+    /// }
+    /// assert!(cache.stats().entries <= 100);
+    /// assert_eq!(cache.method_capacity(square), Some(100));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
+    pub fn set_method_capacity<T, A, K, F>(&self, method: F, capacity: Option<usize>)
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        F: Method<T, A, K>,
+    {
+        assert_unlocked();
+        let _ = method;
+        let capacity = capacity.unwrap_or(usize::MAX);
+        {
+            let mut capacities = self.capacities.lock();
+            let capacities = capacities.get_or_insert_with(HashMap::new);
+            for table in [method_id::<F>(false), method_id::<F>(true)] {
+                capacities.insert(table, capacity);
+            }
+        }
+        for cache in self.caches_of::<F>() {
+            cache.set_capacity(capacity);
+        }
+    }
+
+    /// The bound [`set_method_capacity`](Self::set_method_capacity) gave a method, if any.
+    #[must_use]
+    pub fn method_capacity<T, A, K, F>(&self, method: F) -> Option<usize>
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        F: Method<T, A, K>,
+    {
+        let _ = method;
+        let capacities = self.capacities.lock();
+        let capacity = *capacities.as_ref()?.get(&method_id::<F>(false))?;
+        (capacity != usize::MAX).then_some(capacity)
+    }
+
     /// Removes every entry; returns how many.
     ///
     /// # Panics
@@ -718,7 +791,22 @@ impl Registry {
         V: Clone + Send + Sync + 'static,
     {
         let cache = self.methods.find_or_insert(method, || {
-            Box::new(MethodCache::<T, A, V>::new(self.shard_count()))
+            let capacity = self
+                .capacities
+                .lock()
+                .as_ref()
+                .and_then(|c| c.get(&method).copied());
+            let Some(capacity) = capacity else {
+                return Box::new(MethodCache::<T, A, V>::new(self.shard_count()));
+            };
+            // One budget shared by the shards, each of which should hold about 64 of it
+            // (fewer shards lose hit ratio to contention, more to uneven filling).
+            let shards = (capacity / 64)
+                .clamp(1, self.shard_count())
+                .next_power_of_two();
+            let cache = MethodCache::<T, A, V>::new(shards);
+            ErasedCache::set_capacity(&cache, capacity);
+            Box::new(cache)
         });
         downcast(cache)
     }

@@ -37,6 +37,9 @@ pub struct Stats {
     /// Calls that found their key being computed by another thread and waited for that
     /// computation instead of running the method themselves (single flight). Exact.
     pub waited: u64,
+    /// Entries a method's bound removed, and newcomers it kept out, to make room (see
+    /// [`Registry::set_method_capacity`](crate::Registry::set_method_capacity)). Exact.
+    pub evicted: u64,
     /// Lazy purge steps run so far (see the purge interval). Exact.
     pub purge_steps: u64,
     /// Methods that have a table in this registry.

@@ -1,0 +1,250 @@
+//! A method's bound (`Registry::set_method_capacity`): it holds under threads, keeps
+//! what is hit through scans, frees a value that holds its own owner, counts what it
+//! removes, and handles 0, lifting and lowering.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use common::Counter;
+use weakmemo::Registry;
+
+fn square(_: &Arc<u64>, &k: &u64) -> u64 {
+    k * k
+}
+
+#[test]
+fn the_bound_holds_and_values_stay_right() {
+    let cache = Registry::new();
+    cache.set_method_capacity(square, Some(100));
+    let owner = Arc::new(0);
+    for k in 0..10_000 {
+        assert_eq!(cache.call(&owner, square, k % 3_000), (k % 3_000).pow(2));
+        assert!(cache.stats().entries <= 100);
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.entries, 100, "a full bound stays full");
+    assert_eq!(
+        stats.misses - stats.evicted,
+        100,
+        "every miss stored or evicted one"
+    );
+}
+
+#[test]
+fn the_bound_holds_under_eight_threads() {
+    let cache: &'static Registry = Box::leak(Box::new(Registry::new()));
+    cache.set_method_capacity(square, Some(500));
+    let start = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let start = start.clone();
+            thread::spawn(move || {
+                let owner = Arc::new(t);
+                start.wait();
+                for k in 0..5_000 {
+                    // Each key twice, so that newcomers win admission and evict.
+                    for _ in 0..2 {
+                        assert_eq!(cache.call(&owner, square, k), k * k);
+                    }
+                }
+                owner
+            })
+        })
+        .collect();
+    let owners: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let stats = cache.stats();
+    assert!(stats.entries <= 500, "{} entries", stats.entries);
+    assert!(stats.evicted > 0);
+    drop(owners);
+}
+
+#[test]
+fn hit_entries_survive_a_scan() {
+    let cache = Registry::new();
+    cache.set_method_capacity(square, Some(64));
+    let owner = Arc::new(0);
+    let hot: Vec<u64> = (0..32).collect();
+    for _ in 0..10 {
+        for &k in &hot {
+            cache.call(&owner, square, k);
+        }
+    }
+    // A scan of one-off keys, ten times the bound.
+    for k in 1_000..1_640 {
+        cache.call(&owner, square, k);
+    }
+    let misses = cache.stats().misses;
+    for &k in &hot {
+        assert_eq!(cache.call(&owner, square, k), k * k);
+    }
+    assert_eq!(cache.stats().misses, misses, "the scan flushed hot entries");
+}
+
+/// A value that holds its own owner: only a bound can free it.
+struct Node {
+    drops: Counter,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.drops.inc();
+    }
+}
+
+fn myself(node: &Arc<Node>, &(): &()) -> Arc<Node> {
+    node.clone()
+}
+
+fn label(node: &Arc<Node>, &k: &u64) -> Arc<Node> {
+    let _ = k;
+    node.clone()
+}
+
+#[test]
+fn a_value_holding_its_owner_is_freed_once_evicted() {
+    let cache = Registry::new();
+    cache.set_method_capacity(myself, Some(4));
+    let drops = Counter::new();
+    let node = Arc::new(Node {
+        drops: drops.clone(),
+    });
+    let watch = Arc::downgrade(&node);
+    cache.call(&node, myself, ());
+    drop(node);
+    assert!(
+        watch.upgrade().is_some(),
+        "the entry keeps its owner: a cycle"
+    );
+    // Other owners' entries, each missed twice so that they win admission, push it out.
+    let others: Vec<_> = (0..16)
+        .map(|_| {
+            Arc::new(Node {
+                drops: Counter::new(),
+            })
+        })
+        .collect();
+    for other in &others {
+        for _ in 0..2 {
+            cache.call(other, myself, ());
+        }
+    }
+    assert!(watch.upgrade().is_none(), "evicted, so freed");
+    assert_eq!(drops.get(), 1);
+    assert!(cache.stats().evicted > 0);
+    // `label` has no bound: its entries are not evicted.
+    let free = Arc::new(Node {
+        drops: Counter::new(),
+    });
+    for k in 0..100 {
+        cache.call(&free, label, k);
+    }
+    assert_eq!(cache.method_stats(label).entries, 100);
+}
+
+#[test]
+fn removal_causes_are_counted_exactly() {
+    let cache = Registry::builder().purge_interval(0).build();
+    cache.set_method_capacity(square, Some(2));
+    let owner = Arc::new(0);
+    cache.call(&owner, square, 1);
+    cache.call(&owner, square, 2);
+    // A newcomer seen once does not beat entries seen as often: kept out.
+    cache.call(&owner, square, 3);
+    let stats = cache.stats();
+    assert_eq!((stats.entries, stats.evicted), (2, 1));
+    // Seen twice, it wins, and one of the others leaves.
+    cache.call(&owner, square, 3);
+    let stats = cache.stats();
+    assert_eq!((stats.entries, stats.evicted), (2, 2));
+    assert_eq!(cache.get(&owner, square, &3), Some(9));
+    // A dead owner's entry is taken first, and counted as purged.
+    let dead = Arc::new(1);
+    cache.invalidate_method(square);
+    cache.call(&dead, square, 5);
+    cache.call(&owner, square, 6);
+    drop(dead);
+    let before = cache.stats();
+    cache.call(&owner, square, 7);
+    let after = cache.stats();
+    assert_eq!(after.purged - before.purged, 1);
+    assert_eq!(after.evicted, before.evicted);
+    assert_eq!(after.entries, 2);
+    assert_eq!(after.invalidated, 2);
+}
+
+#[test]
+fn capacity_zero_stores_nothing_and_none_lifts_the_bound() {
+    let cache = Registry::new();
+    let runs = Arc::new(AtomicUsize::new(0));
+    fn counted(runs: &Arc<AtomicUsize>, &k: &u64) -> u64 {
+        runs.fetch_add(1, SeqCst);
+        k
+    }
+    cache.set_method_capacity(counted, Some(0));
+    for _ in 0..3 {
+        assert_eq!(cache.call(&runs, counted, 1), 1);
+    }
+    assert_eq!(runs.load(SeqCst), 3);
+    assert_eq!(cache.stats().entries, 0);
+    assert_eq!(cache.method_capacity(counted), Some(0));
+    cache.set_method_capacity(counted, None);
+    assert_eq!(cache.method_capacity(counted), None);
+    for k in 0..1_000 {
+        cache.call(&runs, counted, k);
+    }
+    assert_eq!(cache.stats().entries, 1_000);
+}
+
+#[test]
+fn a_lowered_bound_is_met_as_newcomers_arrive() {
+    let cache = Registry::new();
+    let owner = Arc::new(0);
+    for k in 0..200 {
+        cache.call(&owner, square, k);
+    }
+    cache.set_method_capacity(square, Some(50));
+    for round in 0..10 {
+        for k in 1_000..1_300 {
+            cache.call(&owner, square, k + round % 2);
+        }
+    }
+    assert!(cache.stats().entries <= 50, "{}", cache.stats().entries);
+}
+
+#[test]
+fn try_call_and_async_tables_are_bounded_too() {
+    fn parse(text: &Arc<String>, &k: &u64) -> Result<u64, String> {
+        text.parse::<u64>()
+            .map(|n| n + k)
+            .map_err(|e| e.to_string())
+    }
+    let cache = Registry::new();
+    cache.set_method_capacity(parse, Some(10));
+    let text = Arc::new("1".to_string());
+    for k in 0..100 {
+        for _ in 0..2 {
+            assert_eq!(cache.try_call(&text, parse, k), Ok(k + 1));
+        }
+    }
+    assert!(cache.stats().entries <= 10);
+
+    async fn twice(n: &Arc<u64>, &k: &u64) -> u64 {
+        **n * k * 2
+    }
+    cache.set_method_capacity(twice, Some(5));
+    let n = Arc::new(1);
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async {
+            for k in 0..50 {
+                for _ in 0..2 {
+                    assert_eq!(cache.call_async(&n, twice, k).await, 2 * k);
+                }
+            }
+        });
+    assert!(cache.method_stats(twice).entries <= 5);
+}
