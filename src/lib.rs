@@ -134,6 +134,11 @@
 //!   bounded even with lazy steps turned off;
 //! - [`Registry::purge`] removes them all at once.
 //!
+//! Live owners' entries stay until invalidated, unless their method has a bound, like
+//! the `maxsize` of Python's `lru_cache`: [`Registry::set_method_capacity`] keeps a method
+//! within a number of entries, evicting what is not hit (dead owners' entries first) and
+//! keeping out newcomers seen less often than what they would replace.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use weakmemo::Registry;
@@ -209,8 +214,9 @@
 //! # A value that holds its owner
 //!
 //! Rust has no ephemerons: if a cached value holds an `Arc` to its own owner, the entry
-//! keeps the owner alive and the owner keeps the entry, until you invalidate it. Store a
-//! `Weak` in the value instead, or invalidate the owner's entries when you retire it.
+//! keeps the owner alive and the owner keeps the entry, until you invalidate it or a
+//! bound evicts it. Store a `Weak` in the value instead, invalidate the owner's entries
+//! when you retire it, or bound the method.
 //!
 //! # Design notes and measurements
 //!

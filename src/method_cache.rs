@@ -19,7 +19,7 @@
 use std::any::Any;
 use std::hash::{BuildHasher, Hash};
 use std::mem;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock, Weak};
 
 use hashbrown::hash_table::Entry as Slot;
@@ -60,33 +60,56 @@ pub(crate) struct SweepStep {
 }
 
 struct Entry<T: ?Sized, A, V> {
-    /// Stored so that growing, shrinking and comparing never run the arguments' `Hash`.
-    hash: u64,
+    /// The key's hash, stored so that growing, shrinking and comparing never run the
+    /// arguments' `Hash`, with the entry's visit count in its [`VISITS`] bits.
+    word: AtomicU64,
     owner: Weak<T>,
     args: A,
     value: V,
-    /// Hits since the CLOCK hand last passed, at most 3 (see [`crate::bound`]).
-    visits: AtomicU8,
 }
+
+/// The bits of an entry's hash word that count hits since the CLOCK hand last passed, at
+/// most 3 (see [`crate::bound`]). No index uses them: hashbrown takes a hash's low bits
+/// and its top seven, shards bits 32 to 41; every [`Key`] has them clear. Kept in the
+/// hash word so that counting costs an entry no bytes (a small entry would grow by a
+/// quarter, which a table of a million entries measurably pays on every hit).
+const VISITS: u64 = 0b11 << 48;
+const ONE_VISIT: u64 = 1 << 48;
 
 impl<T: ?Sized, A: Eq, V> Entry<T, A, V> {
     fn new(key: Key, owner: Weak<T>, args: A, value: V) -> Self {
         Self {
-            hash: key.hash,
+            word: AtomicU64::new(key.hash),
             owner,
             args,
             value,
-            visits: AtomicU8::new(0),
         }
     }
 
+    fn hash(&self) -> u64 {
+        self.word.load(Relaxed) & !VISITS
+    }
+
+    fn visits(&self) -> u64 {
+        (self.word.load(Relaxed) & VISITS) / ONE_VISIT
+    }
+
     /// Counts a hit for the CLOCK hand: a store only while the count is below its cap,
-    /// so that hot entries are not written on every hit.
+    /// so that hot entries are not written on every hit. Racing hits may count once;
+    /// none can change the hash bits, which they all store unchanged.
     #[inline]
     fn visit(&self) {
-        let visits = self.visits.load(Relaxed);
-        if visits < 3 {
-            self.visits.store(visits + 1, Relaxed);
+        let word = self.word.load(Relaxed);
+        if word & VISITS != VISITS {
+            self.word.store(word + ONE_VISIT, Relaxed);
+        }
+    }
+
+    /// Lowers the visit count (under the write lock, as the CLOCK hand passes).
+    fn unvisit(&self) {
+        let word = self.word.load(Relaxed);
+        if word & VISITS != 0 {
+            self.word.store(word - ONE_VISIT, Relaxed);
         }
     }
 
@@ -99,7 +122,7 @@ impl<T: ?Sized, A: Eq, V> Entry<T, A, V> {
     }
 
     fn matches(&self, key: Key, args: &A) -> bool {
-        self.hash == key.hash && self.belongs_to(key.addr) && self.args == *args
+        self.hash() == key.hash && self.belongs_to(key.addr) && self.args == *args
     }
 }
 
@@ -187,7 +210,8 @@ pub(crate) enum Claim<A> {
     Recursive,
 }
 
-/// A call's key, computed once before any lock is taken.
+/// A call's key, computed once before any lock is taken; its hash has the [`VISITS`]
+/// bits clear.
 #[derive(Clone, Copy)]
 pub(crate) struct Key {
     hash: u64,
@@ -348,7 +372,7 @@ where
     pub(crate) fn key(&self, owner: &Arc<T>, args: &A) -> Key {
         let addr = owner_addr(owner);
         Key {
-            hash: self.hasher.hash_one((addr, args)),
+            hash: self.hasher.hash_one((addr, args)) & !VISITS,
             addr,
         }
     }
@@ -463,14 +487,14 @@ where
                         continue;
                     };
                     let candidate = entry.get();
-                    let visits = candidate.visits.load(Relaxed);
-                    if !candidate.is_dead() && visits > 0 {
-                        candidate.visits.store(visits - 1, Relaxed);
+                    if !candidate.is_dead() && candidate.visits() > 0 {
+                        candidate.unvisit();
                         hand.bucket += 1;
                         continue;
                     }
-                    let loses =
-                        |hash| bound.sketch.estimate(hash) <= bound.sketch.estimate(candidate.hash);
+                    let loses = |hash| {
+                        bound.sketch.estimate(hash) <= bound.sketch.estimate(candidate.hash())
+                    };
                     if !candidate.is_dead() && hash.is_some_and(loses) {
                         // The hand stays on the victim, which meets the next newcomer.
                         // A dead owner's entry close by is free room all the same.
@@ -622,7 +646,7 @@ fn store<T: ?Sized, A: Eq, V: Clone>(
     match ready.entry(
         key.hash,
         |stored| stored.matches(key, &entry.args),
-        |e| e.hash,
+        Entry::hash,
     ) {
         Slot::Occupied(first) => Stored {
             value: first.get().value.clone(),
@@ -668,7 +692,7 @@ fn make_room<T: ?Sized, A: Eq, V>(table: &mut HashTable<Entry<T, A, V>>) -> Vec<
     let dead: Vec<_> = table.extract_if(|entry| entry.is_dead()).collect();
     let mut rebuilt = HashTable::with_capacity((2 * table.len()).max(3));
     for entry in table.drain() {
-        rebuilt.insert_unique(entry.hash, entry, |entry| entry.hash);
+        rebuilt.insert_unique(entry.hash(), entry, Entry::hash);
     }
     *table = rebuilt;
     dead
@@ -729,7 +753,7 @@ where
                 // shrink and regrow a table again and again.
                 let live = table.len();
                 if live * 4 < table.capacity() {
-                    table.shrink_to(live * 2, |entry| entry.hash);
+                    table.shrink_to(live * 2, Entry::hash);
                 }
                 dead
             };
@@ -744,7 +768,7 @@ where
         let Some(args) = args.downcast_ref::<A>() else {
             return false;
         };
-        let hash = self.hasher.hash_one((addr, args));
+        let hash = self.hasher.hash_one((addr, args)) & !VISITS;
         let key = Key { hash, addr };
         let shard = self.shard(hash);
         let removed = {
@@ -824,5 +848,12 @@ mod tests {
     fn a_shard_is_two_cache_lines() {
         assert_eq!(size_of::<Shard<u8, u64, u64>>(), 128);
         assert_eq!(size_of::<Shard<dyn Send + Sync, String, Vec<u8>>>(), 128);
+    }
+
+    /// The visit count lives in the hash word: an entry is its key, owner, arguments and
+    /// value, nothing more.
+    #[test]
+    fn an_entry_has_no_room_for_anything_else() {
+        assert_eq!(size_of::<Entry<u64, u64, u64>>(), 32);
     }
 }
