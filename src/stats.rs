@@ -25,7 +25,8 @@ pub struct Stats {
     /// inserting, this is exactly the number of live owners' entries.
     pub entries: usize,
     /// Entries of dead owners removed so far: by lazy purge steps, by the sweep a shard
-    /// makes before it grows, and by `purge()`. Exact.
+    /// makes before it grows, by a bound's eviction (which takes them first), and by
+    /// `purge()`. Exact.
     pub purged: u64,
     /// Entries removed by the `invalidate*` methods and `clear()`. Exact.
     pub invalidated: u64,
