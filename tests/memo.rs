@@ -596,3 +596,36 @@ async fn concurrent_tasks_on_one_cold_key_share_one_async_computation() {
     assert_eq!(gate.runs.load(Relaxed), 1);
     assert_eq!(Gate::value_memo().cache_info().misses, 16);
 }
+
+static BOUNDED: Registry = Registry::new();
+
+struct Squares;
+
+impl Squares {
+    /// Squares, at most four of them kept.
+    #[memo(registry = &BOUNDED, maxsize = 4)]
+    fn square(self: &Arc<Self>, n: u64) -> u64 {
+        n * n
+    }
+}
+
+#[test]
+fn maxsize_bounds_the_method_and_cache_info_reports_it() {
+    let squares = Arc::new(Squares);
+    assert_eq!(
+        Squares::square_memo().cache_info().maxsize,
+        None,
+        "set at the first call"
+    );
+    for n in 0..100 {
+        // Each twice, so that newcomers win admission over what they replace.
+        for _ in 0..2 {
+            assert_eq!(squares.square(n), n * n);
+        }
+    }
+    let info = Squares::square_memo().cache_info();
+    assert_eq!(info.maxsize, Some(4));
+    assert!(info.currsize <= 4, "{info}");
+    assert_eq!(BOUNDED.method_capacity(Squares::square_uncached), Some(4));
+    assert!(Squares::square_memo().stats().evicted > 0);
+}

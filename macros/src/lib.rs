@@ -74,8 +74,11 @@ use syn::{
 /// - `result`: the method returns a `Result`; `Ok` values are cached and errors are
 ///   returned without being cached (`Registry::try_call`, or `try_call_async`).
 ///
-/// A per-method bound (`maxsize`) and time-to-live do not exist in the registry yet, so
-/// they are not options; `cache_info().maxsize` is `None`.
+/// - `maxsize = N`: bounds the method to `N` entries (`Registry::set_method_capacity`,
+///   set on the registry of the first call); `cache_info().maxsize` reports it from
+///   then on. Not for generic methods, whose instantiations are methods of their own.
+///
+/// A time-to-live does not exist in the registry yet, so it is not an option.
 ///
 /// # Panics
 ///
@@ -118,26 +121,25 @@ pub fn memo(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// Names a user may try for a bound or an expiry, which the registry does not have yet.
-const NOT_YET: &[&str] = &[
-    "maxsize",
-    "max_size",
-    "capacity",
-    "size",
-    "ttl",
-    "time_to_live",
-];
+/// Names a user may try for the bound, which is spelled `maxsize`.
+const BOUND_ALIASES: &[&str] = &["max_size", "capacity", "size"];
+
+/// Names a user may try for an expiry, which the registry does not have yet.
+const NOT_YET: &[&str] = &["ttl", "time_to_live"];
 
 /// The attribute's arguments.
 struct Options {
     registry: Option<Expr>,
     result: bool,
+    /// The method's bound, an expression of type `usize`.
+    maxsize: Option<Expr>,
 }
 
 fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
     let mut options = Options {
         registry: None,
         result: false,
+        maxsize: None,
     };
     let parser = syn::meta::parser(|meta| {
         let path = &meta.path;
@@ -150,16 +152,25 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
         } else if path.is_ident("result") {
             options.result = true;
             Ok(())
+        } else if path.is_ident("maxsize") {
+            if options.maxsize.is_some() {
+                return Err(meta.error("`maxsize` is given twice"));
+            }
+            options.maxsize = Some(meta.value()?.parse()?);
+            Ok(())
+        } else if BOUND_ALIASES.iter().any(|name| path.is_ident(name)) {
+            Err(meta
+                .error("the bound on entries is spelled `maxsize = N`, as in Python's `lru_cache`"))
         } else if NOT_YET.iter().any(|name| path.is_ident(name)) {
             Err(meta.error(
-                "weakmemo has no per-method bound or time-to-live yet, so \
-                 `#[weakmemo::memo]` has no such option; the options are \
-                 `registry = EXPR` and `result`",
+                "weakmemo has no time-to-live yet, so `#[weakmemo::memo]` has no such \
+                 option; the options are `registry = EXPR`, `maxsize = N` and `result`",
             ))
         } else {
             Err(meta.error(
                 "unknown option of `#[weakmemo::memo]`: the options are \
-                 `registry = EXPR` (a `&'static weakmemo::Registry`) and `result`",
+                 `registry = EXPR` (a `&'static weakmemo::Registry`), `maxsize = N` (a \
+                 bound on entries) and `result`",
             ))
         }
     });
@@ -178,6 +189,22 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let function: ItemFn = syn::parse2(item)?;
     let options = options?;
     let (owner, keys) = check(&function.sig)?;
+    if let Some(maxsize) = &options.maxsize {
+        let generic = function
+            .sig
+            .generics
+            .params
+            .iter()
+            .any(|param| !matches!(param, GenericParam::Lifetime(_)));
+        if generic {
+            return Err(syn::Error::new_spanned(
+                maxsize,
+                "`maxsize` cannot bound a generic method: each instantiation is a method of \
+                 its own, with a table of its own; bound each with \
+                 `Registry::set_method_capacity`",
+            ));
+        }
+    }
     Ok(generate(&options, &function, &owner, &keys))
 }
 
@@ -517,6 +544,25 @@ fn generate(
         }
     };
 
+    // The bound, set on the registry of the first call (the method is not generic:
+    // checked), then one relaxed load per call.
+    let bound_once = options.maxsize.as_ref().map(|maxsize| {
+        // In a block of its own, so that the flag hides no item of the user's.
+        quote_spanned! {maxsize.span()=>
+            {
+                static __WEAKMEMO_BOUNDED: ::core::sync::atomic::AtomicBool =
+                    ::core::sync::atomic::AtomicBool::new(false);
+                if !__WEAKMEMO_BOUNDED.load(::core::sync::atomic::Ordering::Relaxed) {
+                    #registry_var.set_method_capacity(
+                        #method_path,
+                        ::core::option::Option::Some(#maxsize),
+                    );
+                    __WEAKMEMO_BOUNDED.store(true, ::core::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+    });
+
     let asyncness = &sig.asyncness;
     let (call, awaited) = match (asyncness.is_some(), options.result) {
         (false, false) => (quote!(call), quote!()),
@@ -568,6 +614,7 @@ fn generate(
         #(#outer_attrs)*
         #vis #outer_sig {
             let #registry_var: &'static ::weakmemo::Registry = #registry;
+            #bound_once
             #registry_var.#call(#owner_expr, #method_path, #key_expr) #awaited
         }
 

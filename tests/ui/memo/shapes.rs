@@ -20,6 +20,18 @@ impl Adder {
     pub fn add(self: &Arc<Self>, a: i64, b: i64) -> i64 {
         a + b + self.bias
     }
+
+    /// A bounded method.
+    #[memo(maxsize = 128)]
+    pub fn sub(self: &Arc<Self>, a: i64) -> i64 {
+        self.bias - a
+    }
+
+    /// A bounded async method.
+    #[memo(maxsize = 2 * 64)]
+    pub async fn neg(self: &Arc<Self>, a: i64) -> i64 {
+        -a - self.bias
+    }
 }
 
 struct Wrapper<T>(T);
