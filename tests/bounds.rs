@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::Counter;
+use common::{Counter, Node, myself};
 use weakmemo::Registry;
 
 fn square(_: &Arc<u64>, &k: &u64) -> u64 {
@@ -83,21 +83,6 @@ fn hit_entries_survive_a_scan() {
     assert_eq!(cache.stats().misses, misses, "the scan flushed hot entries");
 }
 
-/// A value that holds its own owner: only a bound can free it.
-struct Node {
-    drops: Counter,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.drops.inc();
-    }
-}
-
-fn myself(node: &Arc<Node>, &(): &()) -> Arc<Node> {
-    node.clone()
-}
-
 fn label(node: &Arc<Node>, &k: &u64) -> Arc<Node> {
     let _ = k;
     node.clone()
@@ -108,9 +93,7 @@ fn a_value_holding_its_owner_is_freed_once_evicted() {
     let cache = Registry::new();
     cache.set_method_capacity(myself, Some(4));
     let drops = Counter::new();
-    let node = Arc::new(Node {
-        drops: drops.clone(),
-    });
+    let node = Node::new(&drops);
     let watch = Arc::downgrade(&node);
     cache.call(&node, myself, ());
     drop(node);
@@ -119,13 +102,7 @@ fn a_value_holding_its_owner_is_freed_once_evicted() {
         "the entry keeps its owner: a cycle"
     );
     // Other owners' entries, each missed twice so that they win admission, push it out.
-    let others: Vec<_> = (0..16)
-        .map(|_| {
-            Arc::new(Node {
-                drops: Counter::new(),
-            })
-        })
-        .collect();
+    let others: Vec<_> = (0..16).map(|_| Node::new(&Counter::new())).collect();
     for other in &others {
         for _ in 0..2 {
             cache.call(other, myself, ());
@@ -135,9 +112,7 @@ fn a_value_holding_its_owner_is_freed_once_evicted() {
     assert_eq!(drops.get(), 1);
     assert!(cache.stats().evicted > 0);
     // `label` has no bound: its entries are not evicted.
-    let free = Arc::new(Node {
-        drops: Counter::new(),
-    });
+    let free = Node::new(&Counter::new());
     for k in 0..100 {
         cache.call(&free, label, k);
     }

@@ -20,7 +20,7 @@ mod common;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use common::{Counter, Live, Owner, Val, checked, expected, other_value, value};
+use common::{Counter, Live, Node, Owner, Val, checked, expected, myself, other_value, value};
 use weakmemo::Registry;
 
 /// One owner with three entries of `value`; returns the owner.
@@ -364,24 +364,11 @@ fn a_cache_only_read_through_get_still_purges() {
 
 #[test]
 fn a_value_that_holds_its_owner_is_freed_by_clear_or_invalidation() {
-    struct Node {
-        drops: Counter,
-    }
-    impl Drop for Node {
-        fn drop(&mut self) {
-            self.drops.inc();
-        }
-    }
     // Documented limitation: the value keeps its own owner alive (no ephemerons).
-    fn myself(node: &Arc<Node>, &(): &()) -> Arc<Node> {
-        Arc::clone(node)
-    }
     let cache = Registry::new();
     let drops = Counter::new();
 
-    let node = Arc::new(Node {
-        drops: drops.clone(),
-    });
+    let node = Node::new(&drops);
     drop(cache.call(&node, myself, ()));
     let watch = Arc::downgrade(&node);
     drop(node);
@@ -395,17 +382,13 @@ fn a_value_that_holds_its_owner_is_freed_by_clear_or_invalidation() {
     assert_eq!(drops.get(), 1, "clear broke the cycle");
     assert!(watch.upgrade().is_none());
 
-    let node = Arc::new(Node {
-        drops: drops.clone(),
-    });
+    let node = Node::new(&drops);
     drop(cache.call(&node, myself, ()));
     drop(node);
     assert_eq!(cache.invalidate_method(myself), 1);
     assert_eq!(drops.get(), 2);
 
-    let node = Arc::new(Node {
-        drops: drops.clone(),
-    });
+    let node = Node::new(&drops);
     drop(cache.call(&node, myself, ()));
     assert_eq!(cache.invalidate_owner(&node), 1);
     drop(node);
