@@ -814,6 +814,11 @@ where
     /// Bounds the method to `capacity` entries (`usize::MAX`: no bound). Entries over a
     /// lowered bound leave as newcomers arrive, not at once.
     fn set_capacity(&self, capacity: usize) {
+        // No bound yet and none asked for: nothing to allocate (the sketch is sized by
+        // the first bound).
+        if capacity == usize::MAX && self.bound.get().is_none() {
+            return;
+        }
         let bound = self.bound.get_or_init(|| {
             let bound = Bound::new(capacity);
             // Entries stored before the bound count against it.

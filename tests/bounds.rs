@@ -223,3 +223,16 @@ fn try_call_and_async_tables_are_bounded_too() {
         });
     assert!(cache.method_stats(twice).entries <= 5);
 }
+
+#[test]
+fn lifting_a_bound_that_was_never_set_changes_nothing() {
+    let cache = Registry::new();
+    cache.set_method_capacity(square, None);
+    let owner = Arc::new(0);
+    for k in 0..300 {
+        cache.call(&owner, square, k);
+    }
+    let stats = cache.stats();
+    assert_eq!((stats.entries, stats.evicted), (300, 0));
+    assert_eq!(cache.method_capacity(square), None);
+}
