@@ -58,27 +58,18 @@ use weakmemo::Registry;
 
 mod support;
 use support::config;
+use support::keyset::{ARGS, Data, Owner, addr, f};
 
 // ---------------------------------------------------------------------------------------
 // Hit path.
 
 /// Lookups per timed iteration (one `block_on`).
 const BATCH: usize = 1024;
-/// Owners in the hit-path table, and arguments per owner: 40k entries, like `hits_40k`.
+/// Owners in the hit-path table (with `ARGS` each, 40k entries, like `hits_40k`).
 const OWNERS: u64 = 10_000;
-const ARGS: u64 = 4;
 
 /// Times the method ran (or a value was computed and inserted) on the hit path.
 static HIT_PATH_MISSES: AtomicU64 = AtomicU64::new(0);
-
-struct Owner {
-    id: u64,
-}
-
-/// The method's value: cheap, so that the benchmark measures the cache.
-fn f(owner: &Arc<Owner>, &k: &u64) -> u64 {
-    owner.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k
-}
 
 /// The value computed on a miss, counted: the hit path must never get here once filled.
 fn computed(owner: &Arc<Owner>, k: u64) -> u64 {
@@ -96,49 +87,7 @@ async fn f_async(owner: &Arc<Owner>, &k: &u64) -> u64 {
     computed(owner, k)
 }
 
-fn addr(owner: &Arc<Owner>) -> usize {
-    Arc::as_ptr(owner) as usize
-}
-
-/// Owners and a shuffled order of every (owner, arg) pair, as in `hit_path`.
-struct Data {
-    owners: Vec<Arc<Owner>>,
-    order: Vec<(u32, u64)>,
-    /// Sum of `f` over the whole order: what a full pass of hits must return.
-    checksum: u64,
-}
-
 impl Data {
-    fn new(seed: u64) -> Self {
-        let owners: Vec<_> = (0..OWNERS).map(|id| Arc::new(Owner { id })).collect();
-        let mut order: Vec<(u32, u64)> = (0..OWNERS as u32)
-            .flat_map(|i| (0..ARGS).map(move |k| (i, k)))
-            .collect();
-        // Fisher-Yates with a seeded xorshift64, so that runs are reproducible.
-        let mut x = seed;
-        for i in (1..order.len()).rev() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            order.swap(i, (x % (i as u64 + 1)) as usize);
-        }
-        let checksum = order.iter().fold(0u64, |acc, &(i, k)| {
-            acc.wrapping_add(f(&owners[i as usize], &k))
-        });
-        Self {
-            owners,
-            order,
-            checksum,
-        }
-    }
-
-    /// Every (owner, arg, value), in owner order (the order tables are filled in).
-    fn each(&self) -> impl Iterator<Item = (&Arc<Owner>, u64, u64)> {
-        self.owners
-            .iter()
-            .flat_map(|o| (0..ARGS).map(move |k| (o, k, f(o, &k))))
-    }
-
     /// One batch of lookups starting at `*pos`, awaited one after another; moves `*pos`
     /// on, wrapping.
     async fn batch(&self, pos: &mut usize, lookup: &impl AsyncFn(&Arc<Owner>, u64) -> u64) -> u64 {
@@ -206,7 +155,7 @@ fn async_hits_40k(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a current-thread runtime");
-    let data = Data::new(0x5EED_0001 + OWNERS);
+    let data = Data::new(OWNERS as usize, 0x5EED_0001 + OWNERS);
     let mut group = c.benchmark_group("async_hits_40k");
     group.throughput(Throughput::Elements(BATCH as u64));
 

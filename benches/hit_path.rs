@@ -30,11 +30,10 @@ use weakmemo::Registry;
 
 mod support;
 use support::config;
+use support::keyset::{ARGS, Data, Owner, addr, f};
 
 /// Lookups per timed iteration, so that the timer's own cost is negligible.
 const BATCH: usize = 1024;
-/// Arguments per owner.
-const ARGS: u64 = 4;
 
 /// Whether a benchmark id passes the command line's filters, approximately (criterion
 /// takes a regex; plain names are substrings). Lets a filtered run skip building the
@@ -71,81 +70,7 @@ fn wanted(id: &str) -> bool {
         })
 }
 
-struct Owner {
-    id: u64,
-}
-
-/// The memoized method: cheap, so that the benchmark measures the cache.
-fn f(owner: &Arc<Owner>, &k: &u64) -> u64 {
-    owner.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k
-}
-
-/// A tiny seeded xorshift64, so that runs are reproducible without another crate.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
-        }
-    }
-}
-
-fn addr(owner: &Arc<Owner>) -> usize {
-    Arc::as_ptr(owner) as usize
-}
-
-/// Owners and a shuffled order of every (owner, arg) pair.
-struct Data {
-    owners: Vec<Arc<Owner>>,
-    order: Vec<(u32, u64)>,
-    /// Sum of `f` over the whole order: what a full pass of hits must return.
-    checksum: u64,
-}
-
 impl Data {
-    fn new(owners: usize, seed: u64) -> Self {
-        let owners: Vec<_> = (0..owners as u64)
-            .map(|id| Arc::new(Owner { id }))
-            .collect();
-        let mut order: Vec<(u32, u64)> = (0..owners.len() as u32)
-            .flat_map(|i| (0..ARGS).map(move |k| (i, k)))
-            .collect();
-        XorShift(seed).shuffle(&mut order);
-        let checksum = order.iter().fold(0u64, |acc, &(i, k)| {
-            acc.wrapping_add(f(&owners[i as usize], &k))
-        });
-        Self {
-            owners,
-            order,
-            checksum,
-        }
-    }
-
-    fn entries(&self) -> usize {
-        self.order.len()
-    }
-
-    /// Every (owner, arg, value), in owner order (the order tables are filled in).
-    fn each(&self) -> impl Iterator<Item = (&Arc<Owner>, u64, u64)> {
-        self.owners
-            .iter()
-            .flat_map(|o| (0..ARGS).map(move |k| (o, k, f(o, &k))))
-    }
-
     /// One batch of lookups starting at `*pos`; moves `*pos` on, wrapping.
     #[inline(always)]
     fn batch(&self, pos: &mut usize, lookup: &impl Fn(&Arc<Owner>, u64) -> u64) -> u64 {

@@ -1,6 +1,8 @@
 //! What the benches and the churn chart share.
 #![allow(dead_code)] // each user takes part of it
 
+pub mod keyset;
+
 use std::time::Duration;
 
 use criterion::Criterion;
