@@ -1,8 +1,9 @@
-//! Hit ratios of eviction policies on reproducible synthetic traces: the groundwork for
-//! choosing weakmemo's bounded-capacity policy (issue 4). A plain program, not criterion.
+//! Hit ratios on reproducible synthetic traces: weakmemo's bounded methods against their
+//! peers, and the simulated policies weakmemo's was chosen from (issue 4). A plain
+//! program, not criterion.
 //!
 //! ```text
-//! cargo bench --bench hit_ratio              # ~20 s: every table
+//! cargo bench --bench hit_ratio              # ~25 s: every table
 //! cargo bench --bench hit_ratio -- --test    # a tiny version, to check it runs
 //! cargo bench --bench hit_ratio -- --svg docs/hit_ratio.svg   # also draws the chart
 //! ```
@@ -24,6 +25,9 @@
 //!   before the next request, as they would be in a single-threaded simulator), and
 //!   `quick_cache::unsync::Cache` (S3-FIFO-like, one shard, so the policy is not split).
 //!   Both with a fixed hasher, so that their sketches and shards are the same every run.
+//! - `weakmemo`: the real thing, a fresh `Registry` per trace and capacity with one method
+//!   bounded by `set_method_capacity`, one owner, the key as the argument. Its hasher is
+//!   seeded at random, so its figures move slightly from run to run.
 //! - candidates (`benches/support/policies.rs`): CLOCK over hash-ordered buckets with a
 //!   1-bit and a 2-bit counter, the 2-bit one with TinyLFU admission fed by every request
 //!   or by misses only, S3-FIFO, SIEVE.
@@ -36,6 +40,8 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::BuildHasherDefault;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
 #[path = "support/policies.rs"]
@@ -232,6 +238,41 @@ fn quick_cache(trace: &[u64], capacity: usize) -> (f64, usize) {
 
 const PEERS: [(&str, Runner); 3] = [("LRU", lru), ("moka", moka), ("quick_cache", quick_cache)];
 
+/// The one owner of `id`'s entries, so that only the argument varies.
+struct Owner;
+
+/// Runs of `id` so far: it runs on a miss only (one thread, so no caller waits).
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+fn id(_: &Arc<Owner>, &key: &u64) -> u64 {
+    RUNS.fetch_add(1, Relaxed);
+    key
+}
+
+/// The real implementation: `id` bounded to `capacity` in a fresh registry. The entries
+/// held are sampled after every miss and must never exceed the bound.
+fn weakmemo(trace: &[u64], capacity: usize) -> (f64, usize) {
+    let registry = weakmemo::Registry::new();
+    registry.set_method_capacity(id, Some(capacity));
+    let owner = Arc::new(Owner);
+    let mut runs = RUNS.load(Relaxed);
+    let mut most = 0;
+    for &key in trace {
+        registry.call(&owner, id, key);
+        if RUNS.load(Relaxed) != runs {
+            runs = RUNS.load(Relaxed);
+            most = most.max(registry.method_stats(id).entries);
+        }
+    }
+    let stats = registry.method_stats(id);
+    assert_eq!(stats.hits + stats.misses, trace.len() as u64);
+    assert!(
+        most <= capacity,
+        "weakmemo held {most} entries, bound {capacity}"
+    );
+    (100.0 * stats.hits as f64 / trace.len() as f64, most)
+}
+
 const CANDIDATES: [(&str, Runner); 6] = [
     ("clock1", |t, c| {
         run_policy(t, c, &mut Clock::new(c, 1, Feed::None))
@@ -347,13 +388,24 @@ fn main() {
     ];
     // The traces the issue's acceptance criteria name.
     let in_issue = |name: &str| !name.contains("shift");
-    let contenders: Vec<(&str, Runner)> = PEERS.iter().chain(&CANDIDATES).copied().collect();
+    let contenders: Vec<(&str, Runner)> = PEERS
+        .iter()
+        .chain(&[("weakmemo", weakmemo as Runner)])
+        .chain(&CANDIDATES)
+        .copied()
+        .collect();
+    // Columns: the peers, weakmemo (`real`), then the candidates.
+    let peers = PEERS.len();
+    let real = peers;
+    let candidates = real + 1;
     println!(
         "hit ratio, % of {} requests; universe {} keys; capacities {:?} entries\n",
         scale.requests, scale.universe, scale.capacities
     );
     // results[trace][capacity][contender]
     let mut results = vec![vec![vec![0.0; contenders.len()]; 3]; traces.len()];
+    // held[trace][capacity]: the most entries weakmemo held.
+    let mut held = vec![[0; 3]; traces.len()];
     for (t, trace) in traces.iter().enumerate() {
         println!("## {}\n", trace.name);
         print!("| capacity |");
@@ -375,6 +427,9 @@ fn main() {
                     "{name} held {most} entries at capacity {capacity}"
                 );
                 results[t][c][i] = ratio;
+                if i == real {
+                    held[t][c] = most;
+                }
                 print!(" {ratio:.1} |");
             }
             println!();
@@ -382,11 +437,39 @@ fn main() {
         println!();
     }
 
-    // The issue's acceptance criteria, per candidate.
-    let peers = PEERS.len();
+    // The real implementation against the peers, and against its simulation.
+    let simulated = candidates
+        + CANDIDATES
+            .iter()
+            .position(|(name, _)| *name == "clock2+tlfu-miss")
+            .unwrap();
+    println!("## weakmemo against the peers\n");
+    println!(
+        "| trace | capacity | LRU | moka | quick_cache | weakmemo | best peer | weakmemo − best peer, pp | simulated clock2+tlfu-miss | weakmemo's most entries |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (t, trace) in traces.iter().enumerate() {
+        for (c, &capacity) in scale.capacities.iter().enumerate() {
+            let row = &results[t][c];
+            let best_peer = row[..peers].iter().copied().fold(f64::MIN, f64::max);
+            print!("| {} | {capacity} |", trace.name);
+            for ratio in &row[..=real] {
+                print!(" {ratio:.1} |");
+            }
+            println!(
+                " {best_peer:.1} | {:+.1} | {:.1} | {} |",
+                row[real] - best_peer,
+                row[simulated],
+                held[t][c]
+            );
+        }
+    }
+    println!();
+
+    // The issue's acceptance criteria, for the real implementation and each candidate.
     println!("## Acceptance (issue 4; its five traces, not zipf-0.9+shift)\n");
     println!(
-        "| candidate | worst gap to the best peer, pp (trace, capacity) | within 1 pp everywhere | beats LRU on scans and loop, every capacity |"
+        "| contender | worst gap to the best peer, pp (trace, capacity) | within 1 pp everywhere | beats LRU on scans and loop, every capacity |"
     );
     println!("|---|---:|---|---|");
     for (i, (name, _)) in contenders.iter().enumerate().skip(peers) {
@@ -443,7 +526,7 @@ fn main() {
             let keys = trace.keys(scale, capacity);
             print!("| {} |", trace.name);
             for (i, (name, _)) in CANDIDATES.iter().enumerate() {
-                let one = results[t][c][peers + i];
+                let one = results[t][c][candidates + i];
                 let per_shard = sharded(name, &keys, capacity, SHARD_BITS, Budget::PerShard);
                 let shared = sharded(name, &keys, capacity, SHARD_BITS, Budget::Shared);
                 print!(" {one:.1} / {per_shard:.1} / {shared:.1} |");
@@ -478,7 +561,11 @@ fn main() {
     }
     println!();
     if let Some(path) = args.iter().position(|a| a == "--svg").map(|i| &args[i + 1]) {
-        let names: Vec<&str> = contenders.iter().map(|(name, _)| *name).collect();
+        // The peers and the real implementation; the candidates would crowd it.
+        let names: Vec<&str> = contenders[..candidates]
+            .iter()
+            .map(|(name, _)| *name)
+            .collect();
         let trace_names: Vec<&str> = traces.iter().map(|t| t.name).collect();
         std::fs::write(path, svg(&names, &trace_names, &scale.capacities, &results))
             .expect("write the chart");
@@ -487,14 +574,11 @@ fn main() {
     println!("took {:.1} s", start.elapsed().as_secs_f64());
 }
 
-/// A grouped bar chart, one panel per capacity, one group per trace, one bar per
-/// contender; written by hand like `examples/churn_chart.rs`.
+/// A grouped bar chart, one panel per capacity, one group per trace, one bar per name
+/// (the first contenders of `results`); written by hand like `examples/churn_chart.rs`.
 fn svg(names: &[&str], traces: &[&str], capacities: &[usize], results: &[Vec<Vec<f64>>]) -> String {
     use std::fmt::Write as _;
-    const COLORS: [&str; 9] = [
-        "#888888", "#e15759", "#f28e2b", "#bab0ac", "#9c755f", "#76b7b2", "#4e79a7", "#59a14f",
-        "#edc948",
-    ];
+    const COLORS: [&str; 4] = ["#888888", "#e15759", "#f28e2b", "#4e79a7"];
     let (w, panel_h, top, left, bottom_legend) = (900.0, 210.0, 40.0, 50.0, 60.0);
     let h = top + panel_h * capacities.len() as f64 + bottom_legend;
     let plot_w = w - left - 20.0;
@@ -508,7 +592,7 @@ fn svg(names: &[&str], traces: &[&str], capacities: &[usize], results: &[Vec<Vec
     let _ = writeln!(out, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
     let _ = writeln!(
         out,
-        r#"<text x="{left}" y="22" font-size="14">Hit ratio (%) by trace, capacity and policy (benches/hit_ratio.rs)</text>"#
+        r#"<text x="{left}" y="22" font-size="14">Hit ratio (%) by trace and capacity: weakmemo and its peers (benches/hit_ratio.rs)</text>"#
     );
     for (c, capacity) in capacities.iter().enumerate() {
         let y0 = top + panel_h * c as f64;
@@ -532,7 +616,7 @@ fn svg(names: &[&str], traces: &[&str], capacities: &[usize], results: &[Vec<Vec
         );
         for (t, trace) in traces.iter().enumerate() {
             let gx = left + group_w * t as f64 + 8.0;
-            for (i, value) in results[t][c].iter().enumerate() {
+            for (i, value) in results[t][c][..names.len()].iter().enumerate() {
                 let bh = plot_h * value / 100.0;
                 let _ = writeln!(
                     out,
@@ -540,7 +624,7 @@ fn svg(names: &[&str], traces: &[&str], capacities: &[usize], results: &[Vec<Vec
                     gx + bar_w * i as f64,
                     base - bh,
                     bar_w - 1.0,
-                    COLORS[i % COLORS.len()],
+                    COLORS[i],
                     names[i]
                 );
             }
@@ -559,7 +643,7 @@ fn svg(names: &[&str], traces: &[&str], capacities: &[usize], results: &[Vec<Vec
             out,
             r#"<rect x="{x:.1}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{legend_y:.1}">{name}</text>"#,
             legend_y - 10.0,
-            COLORS[i % COLORS.len()],
+            COLORS[i],
             x + 16.0
         );
         x += 16.0 + 7.0 * name.len() as f64 + 14.0;
