@@ -163,7 +163,7 @@ impl Registry {
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        let cache = self.cache_or_insert::<T, A, V>(method);
+        let cache = self.cache_or_insert::<T, A, V>(method, name);
         let key = cache.key(owner, &args);
         let Lookup { found, purge_due } = cache.get(key, &args, self.purge_interval());
         // The miss's read lock goes before a purge step takes others'; the computation
@@ -181,7 +181,7 @@ impl Registry {
                 Ok(value) => return finish(Ok(value)),
                 Err(miss) => self.settle_miss(key, args, miss, false, waits::current_async),
             };
-            finish(match settled {
+            let result = match settled {
                 Settled::Claimed(claim, me) => {
                     compute_once_async(cache, key, owner, claim, compute, name, me).await
                 }
@@ -189,7 +189,9 @@ impl Registry {
                     Ok(value) => Ok(cache.insert(key, owner, args, value)),
                     Err(error) => Err(error),
                 },
-            })
+            };
+            self.keep_within_capacity();
+            finish(result)
         }))
     }
 }

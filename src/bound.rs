@@ -19,11 +19,15 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 use crate::sync::Mutex;
 
-/// A method's bound.
+/// A method's bound; made for a method given a capacity, and for every method of a
+/// registry given one, whose eviction uses the hand and whose sum is the registry's
+/// weight.
 pub(crate) struct Bound {
-    /// Entries allowed; may change at run time.
+    /// Weight allowed (entries, unless the method has a weigher); may change at run
+    /// time.
     capacity: AtomicUsize,
-    /// Entries stored, plus those reserved by inserts under way (see `reserve`).
+    /// Weight of the entries stored, plus that reserved by inserts under way (see
+    /// `reserve`).
     len: AtomicUsize,
     pub(crate) sketch: Sketch,
     /// Where the CLOCK hand is: a shard and a bucket in it. Taken before any shard's
@@ -38,11 +42,13 @@ pub(crate) struct Hand {
 }
 
 impl Bound {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A bound of `capacity`, whose sketch serves about `entries` entries (the smaller
+    /// of the method's and the registry's bound).
+    pub(crate) fn new(capacity: usize, entries: usize) -> Self {
         Self {
             capacity: AtomicUsize::new(capacity),
             len: AtomicUsize::new(0),
-            sketch: Sketch::new(capacity),
+            sketch: Sketch::new(entries),
             hand: Mutex::new(Hand::default()),
         }
     }
@@ -55,10 +61,15 @@ impl Bound {
         self.capacity.store(capacity, Relaxed);
     }
 
-    /// Reserves room for one entry; true if that takes the method over its bound, so
-    /// that a victim must go first (or the newcomer stay out, then `release`).
-    pub(crate) fn reserve(&self) -> bool {
-        self.len.fetch_add(1, Relaxed) >= self.capacity()
+    /// Reserves room for an entry of `weight`; true if that takes the method over its
+    /// bound, so that victims must go first (or the newcomer stay out, then `release`).
+    pub(crate) fn reserve(&self, weight: usize) -> bool {
+        self.len.fetch_add(weight, Relaxed) + weight > self.capacity()
+    }
+
+    /// The weight stored and reserved.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Relaxed)
     }
 
     /// Whether more entries are stored (or reserved) than the bound allows.
@@ -66,18 +77,18 @@ impl Bound {
         self.len.load(Relaxed) > self.capacity()
     }
 
-    /// Counts `count` entries stored before the bound was set.
-    pub(crate) fn reserve_stored(&self, count: usize) {
-        self.len.fetch_add(count, Relaxed);
+    /// Counts the weight of entries stored before the bound was set.
+    pub(crate) fn reserve_stored(&self, weight: usize) {
+        self.len.fetch_add(weight, Relaxed);
     }
 
-    /// Gives back `count` entries' room: removed entries, or unused reservations.
-    pub(crate) fn release(&self, count: usize) {
+    /// Gives back `weight`: of removed entries, or of unused reservations.
+    pub(crate) fn release(&self, weight: usize) {
         // Saturating: inserts racing with the bound's creation may not have reserved.
-        if count > 0 {
+        if weight > 0 {
             let _ = self
                 .len
-                .fetch_update(Relaxed, Relaxed, |len| Some(len.saturating_sub(count)));
+                .fetch_update(Relaxed, Relaxed, |len| Some(len.saturating_sub(weight)));
         }
     }
 }

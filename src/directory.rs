@@ -162,12 +162,12 @@ fn home_slot(type_id: TypeId) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::method_cache::MethodCache;
+    use crate::method_cache::{MethodCache, Setup};
 
     struct Marker<const N: usize>;
 
     fn table() -> Box<dyn ErasedCache> {
-        Box::new(MethodCache::<u8, u8, u8>::new(1))
+        Box::new(MethodCache::<u8, u8, u8>::new(Setup::plain(1)))
     }
 
     macro_rules! ids {

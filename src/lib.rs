@@ -240,6 +240,7 @@
 mod async_call;
 mod bound;
 mod directory;
+mod expiry;
 mod flight;
 mod identity;
 mod lock_scope;
@@ -248,13 +249,18 @@ mod method_cache;
 #[cfg(all(test, feature = "shuttle"))]
 mod model;
 mod registry;
+mod removal;
+mod shared;
 mod stats;
 mod sync;
 mod waits;
 
 pub use identity::{Awaits, Method, MethodKind, Returns};
 pub use memo::{CacheInfo, Memo};
-pub use registry::{DEFAULT_PURGE_INTERVAL, PURGE_STEP_BUCKETS, Registry, RegistryBuilder, global};
+pub use registry::{
+    DEFAULT_PURGE_INTERVAL, MAX_WEIGHT, PURGE_STEP_BUCKETS, Registry, RegistryBuilder, global,
+};
+pub use removal::{Removal, RemovalCause, RemovalListener};
 pub use stats::Stats;
 #[cfg(feature = "macros")]
 pub use weakmemo_macros::memo;

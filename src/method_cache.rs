@@ -12,11 +12,13 @@
 //!   for this very object: no liveness check is needed on a hit, and a dead owner's entry
 //!   can never match (nobody can present a strong `Arc` to it).
 //! - Arguments are compared with `Eq` after the stored hash; the hash only locates.
+//! - An expired entry is never returned: a hit of a method with a TTL reads the clock.
 //! - User code that runs under a shard lock is limited to `A: Eq` and `V: Clone`; every
-//!   removed entry (and with it `A`, `V` and the `Weak`) is dropped after the lock is
-//!   released, so a `Drop` impl may use the registry.
+//!   removed entry (and with it `A`, `V` and the `Weak`) is dropped, and the removal
+//!   listener told of it, after every lock is released (the CLOCK hand's included), so
+//!   a `Drop` impl or a listener may use the registry.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::hash::{BuildHasher, Hash};
 use std::mem;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -26,9 +28,12 @@ use hashbrown::hash_table::Entry as Slot;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::bound::Bound;
+use crate::expiry::{Clock, Expiry};
 use crate::flight::Flight;
 use crate::identity::{owner_addr, weak_addr};
 use crate::lock_scope::Scoped;
+use crate::removal::{Removal, RemovalCause, tell};
+use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::sync::{Mutex, RwLock, RwLockReadGuard};
 use crate::waits::Token;
@@ -36,9 +41,10 @@ use crate::waits::Token;
 /// The operations the registry runs over every method, whatever its types.
 pub(crate) trait ErasedCache: Any + Send + Sync {
     fn shard_count(&self) -> usize;
-    /// Removes dead owners' entries among `budget` buckets of one shard from `from` on.
+    /// Removes dead owners' and expired entries among `budget` buckets of one shard from
+    /// `from` on.
     fn sweep_step(&self, shard: usize, from: usize, budget: usize) -> SweepStep;
-    /// Removes every dead owner's entry; returns how many.
+    /// Removes every dead owner's and expired entry; returns how many.
     fn purge(&self) -> usize;
     /// Removes the entry of (owner at `addr`, `args`), if `args` has this method's type.
     fn remove(&self, addr: usize, args: &dyn Any) -> bool;
@@ -47,9 +53,29 @@ pub(crate) trait ErasedCache: Any + Send + Sync {
     /// Removes every entry.
     fn clear(&self) -> usize;
     fn add_stats(&self, stats: &mut Stats);
-    /// Bounds the method's entries (`usize::MAX`: no bound).
+    /// Bounds the method's weight (`usize::MAX`: no bound of its own).
     fn set_capacity(&self, capacity: usize);
+    /// Counts the method's weight from now on, for the registry's bound.
+    fn track(&self);
+    /// The weight the method holds, if counted (it has a bound or is tracked), else 0.
+    fn weight(&self) -> usize;
+    /// Evicts one entry by the method's CLOCK hand, for the registry's bound; false if
+    /// none could go.
+    fn evict_one(&self) -> bool;
+    /// Gives the method its own TTL (ms), or (`None`) the registry's, `inherited`.
+    fn set_ttl(&self, own: Option<u64>, inherited: u64);
+    /// Takes the registry's TTL (ms), unless the method has its own.
+    fn inherit_ttl(&self, ttl: u64);
 }
+
+/// Entries removed under a lock, with their causes, to be settled once it is released.
+type Removed<T, A, V> = Vec<(Entry<T, A, V>, RemovalCause)>;
+
+/// [`crate::MAX_WEIGHT`]: an entry's weight shares its [`Stamp`] with its birth time.
+const MAX_WEIGHT: usize = crate::MAX_WEIGHT as usize;
+
+/// A function giving an entry's weight.
+pub(crate) type Weigher<A, V> = Arc<dyn Fn(&A, &V) -> u32 + Send + Sync>;
 
 /// What one [`ErasedCache::sweep_step`] did.
 pub(crate) struct SweepStep {
@@ -66,6 +92,27 @@ struct Entry<T: ?Sized, A, V> {
     owner: Weak<T>,
     args: A,
     value: V,
+    stamp: Stamp,
+}
+
+/// An entry's birth time, in ms (see [`crate::expiry`]), over its weight, in 24 bits.
+#[derive(Clone, Copy)]
+pub(crate) struct Stamp(u64);
+
+impl Stamp {
+    /// `weight` must be at most [`MAX_WEIGHT`].
+    pub(crate) fn new(born: u64, weight: usize) -> Self {
+        debug_assert!(weight <= MAX_WEIGHT);
+        Self(born << 24 | weight as u64)
+    }
+
+    fn born(self) -> u64 {
+        self.0 >> 24
+    }
+
+    fn weight(self) -> usize {
+        (self.0 & MAX_WEIGHT as u64) as usize
+    }
 }
 
 /// The bits of an entry's hash word that count hits since the CLOCK hand last passed, at
@@ -77,12 +124,13 @@ const VISITS: u64 = 0b11 << 48;
 const ONE_VISIT: u64 = 1 << 48;
 
 impl<T: ?Sized, A: Eq, V> Entry<T, A, V> {
-    fn new(key: Key, owner: Weak<T>, args: A, value: V) -> Self {
+    fn new(key: Key, owner: Weak<T>, args: A, value: V, stamp: Stamp) -> Self {
         Self {
             word: AtomicU64::new(key.hash),
             owner,
             args,
             value,
+            stamp,
         }
     }
 
@@ -115,6 +163,21 @@ impl<T: ?Sized, A: Eq, V> Entry<T, A, V> {
 
     fn is_dead(&self) -> bool {
         self.owner.strong_count() == 0
+    }
+
+    fn is_expired(&self, clock: Option<Clock>) -> bool {
+        clock.is_some_and(|clock| clock.expired(self.stamp.born()))
+    }
+
+    /// Why the entry should go now, whatever the bound: its owner is dead, or it expired.
+    fn stale(&self, clock: Option<Clock>) -> Option<RemovalCause> {
+        if self.is_dead() {
+            Some(RemovalCause::Collected)
+        } else if self.is_expired(clock) {
+            Some(RemovalCause::Expired)
+        } else {
+            None
+        }
     }
 
     fn belongs_to(&self, addr: usize) -> bool {
@@ -264,17 +327,18 @@ impl<T: ?Sized, A, V> Default for Shard<T, A, V> {
 
 impl<T: ?Sized, A: Eq, V: Clone> Shard<T, A, V> {
     #[inline]
-    fn find(&self, key: Key, args: &A) -> Result<V, Miss<'_, T, A, V>> {
+    fn find(&self, key: Key, args: &A, expiry: &Expiry) -> Result<V, Miss<'_, T, A, V>> {
         let tables = Scoped::lock(|| self.tables.read());
         match tables
             .ready
             .find(key.hash, |entry| entry.matches(key, args))
         {
-            Some(entry) => {
+            Some(entry) if !entry.is_expired(expiry.clock()) => {
                 entry.visit();
                 Ok(entry.value.clone())
             }
-            None => Err(Miss { tables }),
+            // An expired entry stays until a store replaces it or a sweep takes it.
+            _ => Err(Miss { tables }),
         }
     }
 
@@ -332,6 +396,7 @@ struct Counters {
     discarded: AtomicU64,
     waited: AtomicU64,
     evicted: AtomicU64,
+    expired: AtomicU64,
 }
 
 impl Counters {
@@ -340,15 +405,57 @@ impl Counters {
             counter.fetch_add(count as u64, Relaxed);
         }
     }
+
+    fn of(&self, cause: RemovalCause) -> &AtomicU64 {
+        match cause {
+            RemovalCause::Collected => &self.purged,
+            RemovalCause::Size => &self.evicted,
+            RemovalCause::Expired => &self.expired,
+            RemovalCause::Explicit => &self.invalidated,
+        }
+    }
 }
 
 pub(crate) struct MethodCache<T: ?Sized, A, V> {
     hasher: DefaultHashBuilder,
     shards: Box<[Shard<T, A, V>]>,
     counters: Counters,
-    /// Set once the method is given a bound; never unset (a bound of `usize::MAX` is
-    /// none).
+    /// Set once the method, or its registry, is given a bound; never unset (a bound of
+    /// `usize::MAX` only counts the weight, for the registry's bound).
     bound: OnceLock<Bound>,
+    expiry: Expiry,
+    weigher: Mutex<Option<Weigher<A, V>>>,
+    shared: Arc<Shared>,
+    /// The table's identity and the method's name, for the removal listener.
+    table: TypeId,
+    name: &'static str,
+}
+
+/// What a table is made with.
+pub(crate) struct Setup<A, V> {
+    /// A power of two.
+    pub(crate) shards: usize,
+    pub(crate) table: TypeId,
+    pub(crate) name: &'static str,
+    pub(crate) shared: Arc<Shared>,
+    /// The method's own TTL in ms, if it has one, and the registry's.
+    pub(crate) ttl: (Option<u64>, u64),
+    pub(crate) weigher: Option<Weigher<A, V>>,
+}
+
+#[cfg(test)]
+impl<A, V> Setup<A, V> {
+    /// A table of `shards` shards with no settings, alone in its registry.
+    pub(crate) fn plain(shards: usize) -> Self {
+        Self {
+            shards,
+            table: TypeId::of::<()>(),
+            name: "test",
+            shared: Arc::new(Shared::new(u64::MAX)),
+            ttl: (None, crate::expiry::ttl_ms(None)),
+            weigher: None,
+        }
+    }
 }
 
 impl<T, A, V> MethodCache<T, A, V>
@@ -357,14 +464,19 @@ where
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// `shards` must be a power of two.
-    pub(crate) fn new(shards: usize) -> Self {
-        debug_assert!(shards.is_power_of_two());
+    pub(crate) fn new(setup: Setup<A, V>) -> Self {
+        debug_assert!(setup.shards.is_power_of_two());
+        let (own, inherited) = setup.ttl;
         Self {
             hasher: DefaultHashBuilder::default(),
-            shards: (0..shards).map(|_| Shard::default()).collect(),
+            shards: (0..setup.shards).map(|_| Shard::default()).collect(),
             counters: Counters::default(),
             bound: OnceLock::new(),
+            expiry: Expiry::new(own.unwrap_or(inherited), own.is_some()),
+            weigher: Mutex::new(setup.weigher),
+            shared: setup.shared,
+            table: setup.table,
+            name: setup.name,
         }
     }
 
@@ -387,76 +499,137 @@ where
     #[inline]
     pub(crate) fn get(&self, key: Key, args: &A, purge_interval: usize) -> Lookup<'_, T, A, V> {
         let shard = self.shard(key.hash);
-        let found = shard.find(key, args);
+        let found = shard.find(key, args, &self.expiry);
         let purge_due = shard.count_lookup(found.is_ok(), purge_interval);
         Lookup { found, purge_due }
     }
 
     /// Looks the key up again, uncounted: for a caller that has waited for it.
     pub(crate) fn find(&self, key: Key, args: &A) -> Result<V, Miss<'_, T, A, V>> {
-        self.shard(key.hash).find(key, args)
+        self.shard(key.hash).find(key, args, &self.expiry)
+    }
+
+    /// Sets the function that weighs the method's new entries; `None` weighs each 1.
+    pub(crate) fn set_weigher(&self, weigher: Option<Weigher<A, V>>) {
+        *self.weigher.lock() = weigher;
+    }
+
+    /// The weight of an entry, by the method's weigher (user code: call it with no lock
+    /// held, and where a panic loses nothing).
+    pub(crate) fn weigh(&self, args: &A, value: &V) -> usize {
+        let weigher = self.weigher.lock().clone();
+        weigher.map_or(1, |weigh| weigh(args, value) as usize)
     }
 
     /// Stores `value` for the key unless another caller stored it first; returns the
     /// value that is stored, so that every caller of one key sees one value.
     pub(crate) fn insert(&self, key: Key, owner: &Arc<T>, args: A, value: V) -> V {
-        if !self.admit(key.hash) {
+        let weight = self.weigh(&args, &value);
+        let mut removed = Removed::new();
+        if !self.admit(key.hash, weight, &mut removed) {
             self.count_refused();
+            self.settle(removed);
             return value;
         }
-        let entry = Entry::new(key, Arc::downgrade(owner), args, value.clone());
+        let stamp = Stamp::new(self.expiry.stamp(), weight);
+        let entry = Entry::new(key, Arc::downgrade(owner), args, value.clone(), stamp);
         let shard = self.shard(key.hash);
         let stored = store(
             &mut Scoped::lock(|| shard.tables.write()).ready,
             key,
             entry,
             value,
+            self.expiry.clock(),
         );
+        self.settle(removed);
         self.count_stored(stored)
     }
 
     /// Counts what [`store`] did, and drops what it removed, now that no lock is held.
     fn count_stored(&self, stored: Stored<T, A, V>) -> V {
-        let lost = usize::from(stored.lost.is_some());
-        Counters::add(&self.counters.discarded, lost);
-        Counters::add(&self.counters.purged, stored.swept.len());
-        self.released(lost + stored.swept.len());
+        if let Some((entry, _)) = stored.lost {
+            Counters::add(&self.counters.discarded, 1);
+            self.released(entry.stamp.weight());
+        }
+        self.released(weight_of(&stored.removed));
+        self.settle(stored.removed);
         stored.value
     }
 
-    /// Gives `count` removed entries' room back to the bound, if the method has one.
-    fn released(&self, count: usize) {
-        if let Some(bound) = self.bound.get() {
-            bound.release(count);
+    /// Counts removed entries by cause, tells the listener, and drops them. Runs with
+    /// no lock held; their weight was given back as they were removed (see
+    /// [`Self::released`]).
+    fn settle(&self, removed: Removed<T, A, V>) {
+        if removed.is_empty() {
+            return;
+        }
+        for (_, cause) in &removed {
+            Counters::add(self.counters.of(*cause), 1);
+        }
+        if let Some(listener) = self.shared.listener.get() {
+            for (entry, cause) in &removed {
+                let removal = Removal {
+                    cause: *cause,
+                    table: self.table,
+                    name: self.name,
+                    args: &entry.args,
+                    value: &entry.value,
+                };
+                tell(&listener, &removal);
+            }
         }
     }
 
-    /// Whether a newcomer of `hash` may be stored: always, without a bound; else if
-    /// there is room, or room was made by evicting a victim it beats (see
-    /// [`crate::bound`]). Takes no shard lock but one at a time, and none is held on
-    /// entry, so it must run before the newcomer's shard is locked.
-    fn admit(&self, hash: u64) -> bool {
+    /// Gives `weight` back to the bound, if the method has one: that of entries as they
+    /// are removed (so that an eviction loop sees the room it made), or of a
+    /// reservation not used.
+    fn released(&self, weight: usize) {
+        if let Some(bound) = self.bound.get() {
+            bound.release(weight);
+        }
+    }
+
+    /// Whether a newcomer of `hash` and `weight` may be stored: not if a TTL of 0 or a
+    /// weight over a bound (the method's or the registry's) keeps it out; else always
+    /// without a bound, and with one if there is room, or room was made by evicting
+    /// victims it beats (see [`crate::bound`]). Takes no shard lock but one at a time,
+    /// and none is held on entry, so it must run before the newcomer's shard is locked.
+    fn admit(&self, hash: u64, weight: usize, removed: &mut Removed<T, A, V>) -> bool {
+        if self.expiry.stores_nothing()
+            || weight > MAX_WEIGHT
+            || weight as u64 > self.shared.capacity()
+        {
+            return false;
+        }
         let Some(bound) = self.bound.get() else {
             return true;
         };
+        if weight > bound.capacity() {
+            return false;
+        }
         bound.sketch.add(hash);
-        let admitted = !bound.reserve() || self.evict_for(bound, Some(hash));
+        let mut admitted = true;
+        if bound.reserve(weight) {
+            // The first victim must lose to the newcomer; a heavy newcomer may need more.
+            admitted = self.evict_for(bound, Some(hash), removed);
+            while admitted && bound.is_over() && self.evict_for(bound, None, removed) {}
+        }
         if !admitted {
-            bound.release(1);
+            bound.release(weight);
         }
         // A lowered bound is met by taking one more entry per miss.
         if bound.is_over() {
-            self.evict_for(bound, None);
+            self.evict_for(bound, None, removed);
         }
         admitted
     }
 
     /// Restores the bound after a store it did not admit: counts the entry, and takes
-    /// one out.
-    fn overfilled(&self) {
+    /// some out.
+    fn overfilled(&self, weight: usize, removed: &mut Removed<T, A, V>) {
         if let Some(bound) = self.bound.get() {
-            bound.reserve();
-            self.evict_for(bound, None);
+            bound.reserve(weight);
+            while bound.is_over() && self.evict_for(bound, None, removed) {}
         }
     }
 
@@ -465,72 +638,60 @@ where
         Counters::add(&self.counters.evicted, 1);
     }
 
-    /// Moves the CLOCK hand to free one entry's room for a newcomer of `hash` (or, with
-    /// `None`, for one stored already): a dead owner's entry goes at once; an entry hit
-    /// since the hand last passed has its count lowered; the first at 0 is the victim,
-    /// evicted if the sketch has seen the newcomer more often. False if nothing was
-    /// freed: the newcomer lost, or the hand found nothing to take in five laps (every
-    /// entry is being removed meanwhile, or the bound is 0).
-    fn evict_for(&self, bound: &Bound, hash: Option<u64>) -> bool {
+    /// Moves the CLOCK hand to free room for a newcomer of `hash` (or, with `None`, for
+    /// one stored already), pushing what it removes onto `removed`: a dead owner's or an
+    /// expired entry goes at once; an entry hit since the hand last passed has its count
+    /// lowered; the first at 0 is the victim, evicted if the sketch has seen the
+    /// newcomer more often. False if nothing was freed: the newcomer lost, or the hand
+    /// found nothing to take in five laps (every entry is being removed meanwhile, or
+    /// the bound is 0).
+    fn evict_for(&self, bound: &Bound, hash: Option<u64>, removed: &mut Removed<T, A, V>) -> bool {
         let mut hand = bound.hand.lock();
+        let clock = self.expiry.clock();
         let mut laps = 0;
         loop {
             let shard = &self.shards[hand.shard];
-            let mut removed = None;
-            let outcome = {
-                let mut tables = Scoped::lock(|| shard.tables.write());
-                let table = &mut tables.ready;
-                let mut outcome = None;
-                while hand.bucket < table.num_buckets() {
-                    let Ok(entry) = table.get_bucket_entry(hand.bucket) else {
-                        hand.bucket += 1;
-                        continue;
-                    };
-                    let candidate = entry.get();
-                    if !candidate.is_dead() && candidate.visits() > 0 {
-                        candidate.unvisit();
-                        hand.bucket += 1;
-                        continue;
-                    }
-                    let loses = |hash| {
-                        bound.sketch.estimate(hash) <= bound.sketch.estimate(candidate.hash())
-                    };
-                    if !candidate.is_dead() && hash.is_some_and(loses) {
-                        // The hand stays on the victim, which meets the next newcomer.
-                        // A dead owner's entry close by is free room all the same.
-                        let buckets = table.num_buckets();
-                        let dead = (1..buckets.min(65))
-                            .map(|step| (hand.bucket + step) % buckets)
-                            .find(|&index| table.get_bucket(index).is_some_and(Entry::is_dead));
-                        if let Some(Ok(entry)) = dead.map(|index| table.get_bucket_entry(index)) {
-                            removed = Some((entry.remove().0, true));
-                            outcome = Some(true);
-                        } else {
-                            outcome = Some(false);
-                        }
-                        break;
-                    }
-                    let dead = candidate.is_dead();
-                    removed = Some((entry.remove().0, dead));
+            let mut tables = Scoped::lock(|| shard.tables.write());
+            let table = &mut tables.ready;
+            while hand.bucket < table.num_buckets() {
+                let Ok(entry) = table.get_bucket_entry(hand.bucket) else {
                     hand.bucket += 1;
-                    outcome = Some(true);
-                    break;
-                }
-                outcome
-            };
-            if let Some((entry, dead)) = removed {
-                bound.release(1);
-                let cause = if dead {
-                    &self.counters.purged
-                } else {
-                    &self.counters.evicted
+                    continue;
                 };
-                Counters::add(cause, 1);
-                drop(entry);
+                let candidate = entry.get();
+                let stale = candidate.stale(clock);
+                if stale.is_none() && candidate.visits() > 0 {
+                    candidate.unvisit();
+                    hand.bucket += 1;
+                    continue;
+                }
+                let loses =
+                    |hash| bound.sketch.estimate(hash) <= bound.sketch.estimate(candidate.hash());
+                if stale.is_none() && hash.is_some_and(loses) {
+                    // The hand stays on the victim, which meets the next newcomer. A
+                    // dead owner's or an expired entry close by is free room all the same.
+                    let buckets = table.num_buckets();
+                    let near = (1..buckets.min(65))
+                        .map(|step| (hand.bucket + step) % buckets)
+                        .find_map(|index| Some((index, table.get_bucket(index)?.stale(clock)?)));
+                    let Some((index, cause)) = near else {
+                        return false;
+                    };
+                    let Ok(entry) = table.get_bucket_entry(index) else {
+                        unreachable!("the bucket was just found full");
+                    };
+                    let victim = entry.remove().0;
+                    bound.release(victim.stamp.weight());
+                    removed.push((victim, cause));
+                    return true;
+                }
+                let victim = entry.remove().0;
+                bound.release(victim.stamp.weight());
+                removed.push((victim, stale.unwrap_or(RemovalCause::Size)));
+                hand.bucket += 1;
+                return true;
             }
-            if let Some(admitted) = outcome {
-                return admitted;
-            }
+            drop(tables);
             hand.bucket = 0;
             hand.shard += 1;
             if hand.shard == self.shards.len() {
@@ -543,10 +704,30 @@ where
         }
     }
 
-    fn len(&self) -> usize {
+    /// The method's bound, made with `capacity` if it has none yet.
+    fn bound_or_init(&self, capacity: usize) -> &Bound {
+        self.bound.get_or_init(|| {
+            // The sketch serves the smaller bound, as it is when the bound is made.
+            let registry = usize::try_from(self.shared.capacity()).unwrap_or(usize::MAX);
+            let bound = Bound::new(capacity, capacity.min(registry));
+            // Entries stored before the bound count against it.
+            bound.reserve_stored(self.stored_weight());
+            bound
+        })
+    }
+
+    /// The weight of the entries stored now.
+    fn stored_weight(&self) -> usize {
         let shards = self.shards.iter();
         shards
-            .map(|shard| Scoped::lock(|| shard.tables.read()).ready.len())
+            .map(|shard| {
+                let tables = Scoped::lock(|| shard.tables.read());
+                tables
+                    .ready
+                    .iter()
+                    .map(|entry| entry.stamp.weight())
+                    .sum::<usize>()
+            })
             .sum()
     }
 
@@ -556,19 +737,22 @@ where
     }
 
     /// Stores the value of a key this caller claimed, and wakes its waiters. `copy` is
-    /// the clone to store, made by the caller while it could still abandon the key.
+    /// the clone to store and `weight` its weight, both made by the caller while it
+    /// could still abandon the key.
     pub(crate) fn complete(
         &self,
         key: Key,
         owner: &Arc<T>,
         slot: ArgSlot<A>,
-        value: V,
-        copy: V,
+        (value, copy): (V, V),
+        weight: usize,
     ) -> V {
         let shard = self.shard(key.hash);
         let owner = Arc::downgrade(owner);
+        let mut removed = Removed::new();
         // Decided before the shard is locked: eviction locks shards one at a time.
-        let admitted = self.admit(key.hash);
+        let admitted = self.admit(key.hash, weight, &mut removed);
+        let stamp = Stamp::new(self.expiry.stamp(), weight.min(MAX_WEIGHT));
         let forced;
         // Ended before the write lock is released, so that a lookup sees the key either
         // pending or stored; waiters are woken however the rest goes.
@@ -579,25 +763,29 @@ where
             let (flight, args) = in_flight.get_mut().end(slot);
             // Callers wait for this value: a newcomer the bound refused is stored all the
             // same, so that they receive it rather than compute it again, and the bound
-            // is restored once the lock is released.
-            forced = !admitted && flight.is_some();
+            // is restored once the lock is released. Not one that could never be
+            // returned or never fit, though: they compute it again.
+            let fits = !self.expiry.stores_nothing() && weight <= MAX_WEIGHT;
+            forced = !admitted && flight.is_some() && fits;
             finished.0 = flight;
-            let entry = Entry::new(key, owner, args, copy);
+            let entry = Entry::new(key, owner, args, copy, stamp);
             if !admitted && !forced {
                 drop(tables);
                 drop(finished);
                 drop(entry);
                 self.count_refused();
+                self.settle(removed);
                 return value;
             }
             // Only a registry whose single flight was turned off meanwhile can have
             // stored this key meanwhile; the first value stays.
-            store(ready, key, entry, value)
+            store(ready, key, entry, value, self.expiry.clock())
         };
         drop(finished);
         if forced {
-            self.overfilled();
+            self.overfilled(weight, &mut removed);
         }
+        self.settle(removed);
         self.count_stored(stored)
     }
 
@@ -621,6 +809,35 @@ where
         let _finished = FinishOnDrop(flight);
         drop(args);
     }
+
+    /// Removes the entries `doomed` picks, shard by shard, with their causes.
+    fn remove_where(&self, doomed: impl Fn(&Entry<T, A, V>) -> Option<RemovalCause>) -> usize {
+        let mut count = 0;
+        for shard in &self.shards {
+            let removed: Removed<T, A, V> = {
+                let mut tables = Scoped::lock(|| shard.tables.write());
+                let table = &mut tables.ready;
+                let removed = table
+                    .extract_if(|entry| doomed(entry).is_some())
+                    .map(|entry| {
+                        let cause = doomed(&entry).unwrap_or(RemovalCause::Collected);
+                        (entry, cause)
+                    })
+                    .collect();
+                // Give memory back after a burst, with slack so that purges do not
+                // shrink and regrow a table again and again.
+                let live = table.len();
+                if live * 4 < table.capacity() {
+                    table.shrink_to(live * 2, Entry::hash);
+                }
+                removed
+            };
+            count += removed.len();
+            self.released(weight_of(&removed));
+            self.settle(removed);
+        }
+        count
+    }
 }
 
 /// What [`store`] did; dropped after unlocking, with the entries it removed.
@@ -629,39 +846,52 @@ struct Stored<T: ?Sized, A, V> {
     value: V,
     /// The caller's entry and value, if the key was stored already.
     lost: Option<(Entry<T, A, V>, V)>,
-    /// Dead owners' entries removed to make room.
-    swept: Vec<Entry<T, A, V>>,
+    /// Dead owners' and expired entries removed to make room, or replaced.
+    removed: Removed<T, A, V>,
 }
 
-/// Stores `entry` unless its key is stored already, in which case the first value stays
-/// and is returned, so that every caller of one key sees one value.
+/// Stores `entry` unless its key is stored already and unexpired, in which case the
+/// first value stays and is returned, so that every caller of one key sees one value.
 fn store<T: ?Sized, A: Eq, V: Clone>(
     ready: &mut HashTable<Entry<T, A, V>>,
     key: Key,
     entry: Entry<T, A, V>,
     value: V,
+    clock: Option<Clock>,
 ) -> Stored<T, A, V> {
-    let swept = make_room(ready);
+    let mut removed = make_room(ready, clock);
     // One probe finds the first entry or the free slot.
     match ready.entry(
         key.hash,
         |stored| stored.matches(key, &entry.args),
         Entry::hash,
     ) {
+        Slot::Occupied(mut first) if first.get().is_expired(clock) => {
+            removed.push((mem::replace(first.get_mut(), entry), RemovalCause::Expired));
+            Stored {
+                value,
+                lost: None,
+                removed,
+            }
+        }
         Slot::Occupied(first) => Stored {
             value: first.get().value.clone(),
             lost: Some((entry, value)),
-            swept,
+            removed,
         },
         Slot::Vacant(slot) => {
             slot.insert(entry);
             Stored {
                 value,
                 lost: None,
-                swept,
+                removed,
             }
         }
     }
+}
+
+fn weight_of<T: ?Sized, A, V>(removed: &Removed<T, A, V>) -> usize {
+    removed.iter().map(|(entry, _)| entry.stamp.weight()).sum()
 }
 
 /// Finishes a flight when dropped, so that waiters wake even if what follows panics.
@@ -675,9 +905,10 @@ impl Drop for FinishOnDrop {
     }
 }
 
-/// When a table is full, remove its dead owners' entries and rebuild it with room for as
-/// many new entries as it has live ones: twice the live entries, which hashbrown rounds
-/// up to its next size (with no dead entries, that is exactly its usual doubling).
+/// When a table is full, remove its dead owners' and expired entries and rebuild it with
+/// room for as many new entries as it has live ones: twice the live entries, which
+/// hashbrown rounds up to its next size (with none removed, that is exactly its usual
+/// doubling).
 ///
 /// The rebuild, rather than hashbrown's own growth, is what bounds memory: entries that
 /// `extract_if` removes mostly become tombstones, which give no room back, and hashbrown
@@ -685,17 +916,26 @@ impl Drop for FinishOnDrop {
 /// none. Its cost, O(buckets), is paid by the at least `live` inserts (3 if none) the previous
 /// rebuild made room for, so inserts stay amortized O(1); and a table never holds more
 /// than `4 × live` entries (or 3), `live` counted at its last rebuild.
-fn make_room<T: ?Sized, A: Eq, V>(table: &mut HashTable<Entry<T, A, V>>) -> Vec<Entry<T, A, V>> {
+fn make_room<T: ?Sized, A: Eq, V>(
+    table: &mut HashTable<Entry<T, A, V>>,
+    clock: Option<Clock>,
+) -> Removed<T, A, V> {
     if table.len() < table.capacity() {
-        return Vec::new();
+        return Removed::new();
     }
-    let dead: Vec<_> = table.extract_if(|entry| entry.is_dead()).collect();
+    let removed = table
+        .extract_if(|entry| entry.stale(clock).is_some())
+        .map(|entry| {
+            let cause = entry.stale(clock).unwrap_or(RemovalCause::Collected);
+            (entry, cause)
+        })
+        .collect();
     let mut rebuilt = HashTable::with_capacity((2 * table.len()).max(3));
     for entry in table.drain() {
         rebuilt.insert_unique(entry.hash(), entry, Entry::hash);
     }
     *table = rebuilt;
-    dead
+    removed
 }
 
 impl<T, A, V> ErasedCache for MethodCache<T, A, V>
@@ -710,32 +950,37 @@ where
 
     fn sweep_step(&self, shard: usize, from: usize, budget: usize) -> SweepStep {
         let shard = &self.shards[shard];
+        let clock = self.expiry.clock();
         // Look under the read lock, so hits go on; write-lock only to remove.
-        let (end, buckets, dead_at) = {
+        let (end, buckets, stale_at) = {
             let tables = Scoped::lock(|| shard.tables.read());
             let table = &tables.ready;
             let buckets = table.num_buckets();
             let end = buckets.min(from.saturating_add(budget));
-            let dead_at: Vec<usize> = (from..end)
-                .filter(|&index| table.get_bucket(index).is_some_and(Entry::is_dead))
+            let stale_at: Vec<usize> = (from..end)
+                .filter(|&index| {
+                    table
+                        .get_bucket(index)
+                        .is_some_and(|e| e.stale(clock).is_some())
+                })
                 .collect();
-            (end, buckets, dead_at)
+            (end, buckets, stale_at)
         };
-        let mut removed = Vec::new();
-        if !dead_at.is_empty() {
+        let mut removed = Removed::new();
+        if !stale_at.is_empty() {
             let mut tables = Scoped::lock(|| shard.tables.write());
             let table = &mut tables.ready;
-            for index in dead_at {
+            for index in stale_at {
                 // The table may have changed in between: check again before removing.
                 if let Ok(entry) = table.get_bucket_entry(index) {
-                    if entry.get().is_dead() {
-                        removed.push(entry.remove().0);
+                    if let Some(cause) = entry.get().stale(clock) {
+                        removed.push((entry.remove().0, cause));
                     }
                 }
             }
         }
-        Counters::add(&self.counters.purged, removed.len());
-        self.released(removed.len());
+        self.released(weight_of(&removed));
+        self.settle(removed);
         SweepStep {
             visited: end.saturating_sub(from),
             next: (end < buckets).then_some(end),
@@ -743,25 +988,8 @@ where
     }
 
     fn purge(&self) -> usize {
-        let mut purged = 0;
-        for shard in &self.shards {
-            let dead: Vec<_> = {
-                let mut tables = Scoped::lock(|| shard.tables.write());
-                let table = &mut tables.ready;
-                let dead = table.extract_if(|entry| entry.is_dead()).collect();
-                // Give memory back after a burst, with slack so that purges do not
-                // shrink and regrow a table again and again.
-                let live = table.len();
-                if live * 4 < table.capacity() {
-                    table.shrink_to(live * 2, Entry::hash);
-                }
-                dead
-            };
-            Counters::add(&self.counters.purged, dead.len());
-            self.released(dead.len());
-            purged += dead.len();
-        }
-        purged
+        let clock = self.expiry.clock();
+        self.remove_where(|entry| entry.stale(clock))
     }
 
     fn remove(&self, addr: usize, args: &dyn Any) -> bool {
@@ -771,61 +999,63 @@ where
         let hash = self.hasher.hash_one((addr, args)) & !VISITS;
         let key = Key { hash, addr };
         let shard = self.shard(hash);
-        let removed = {
+        let removed: Removed<T, A, V> = {
             let mut tables = Scoped::lock(|| shard.tables.write());
             match tables
                 .ready
                 .find_entry(hash, |entry| entry.matches(key, args))
             {
-                Ok(entry) => Some(entry.remove().0),
-                Err(_) => None,
+                Ok(entry) => vec![(entry.remove().0, RemovalCause::Explicit)],
+                Err(_) => Vec::new(),
             }
         };
-        Counters::add(&self.counters.invalidated, usize::from(removed.is_some()));
-        self.released(usize::from(removed.is_some()));
-        removed.is_some()
+        let found = !removed.is_empty();
+        self.released(weight_of(&removed));
+        self.settle(removed);
+        found
     }
 
     fn remove_owner(&self, addr: usize) -> usize {
-        let mut count = 0;
-        for shard in &self.shards {
-            let removed: Vec<_> = Scoped::lock(|| shard.tables.write())
-                .ready
-                .extract_if(|entry| entry.belongs_to(addr))
-                .collect();
-            Counters::add(&self.counters.invalidated, removed.len());
-            self.released(removed.len());
-            count += removed.len();
-        }
-        count
+        self.remove_where(|entry| entry.belongs_to(addr).then_some(RemovalCause::Explicit))
     }
 
     fn clear(&self) -> usize {
-        let mut count = 0;
-        for shard in &self.shards {
-            let removed = mem::take(&mut Scoped::lock(|| shard.tables.write()).ready);
-            Counters::add(&self.counters.invalidated, removed.len());
-            self.released(removed.len());
-            count += removed.len();
-        }
-        count
+        self.remove_where(|_| Some(RemovalCause::Explicit))
     }
 
-    /// Bounds the method to `capacity` entries (`usize::MAX`: no bound). Entries over a
-    /// lowered bound leave as newcomers arrive, not at once.
+    /// Bounds the method to `capacity` (`usize::MAX`: no bound of its own). Entries
+    /// over a lowered bound leave as newcomers arrive, not at once.
     fn set_capacity(&self, capacity: usize) {
-        // No bound yet and none asked for: nothing to allocate (the sketch is sized by
-        // the first bound).
-        if capacity == usize::MAX && self.bound.get().is_none() {
-            return;
+        // Lifting a bound never set allocates nothing.
+        if capacity != usize::MAX || self.bound.get().is_some() {
+            self.bound_or_init(capacity).set_capacity(capacity);
         }
-        let bound = self.bound.get_or_init(|| {
-            let bound = Bound::new(capacity);
-            // Entries stored before the bound count against it.
-            bound.reserve_stored(self.len());
-            bound
-        });
-        bound.set_capacity(capacity);
+    }
+
+    fn track(&self) {
+        self.bound_or_init(usize::MAX);
+    }
+
+    fn weight(&self) -> usize {
+        self.bound.get().map_or(0, Bound::len)
+    }
+
+    fn evict_one(&self) -> bool {
+        let Some(bound) = self.bound.get() else {
+            return false;
+        };
+        let mut removed = Removed::new();
+        let evicted = self.evict_for(bound, None, &mut removed);
+        self.settle(removed);
+        evicted
+    }
+
+    fn set_ttl(&self, own: Option<u64>, inherited: u64) {
+        self.expiry.set_own(own, inherited);
+    }
+
+    fn inherit_ttl(&self, ttl: u64) {
+        self.expiry.inherit(ttl);
     }
 
     fn add_stats(&self, stats: &mut Stats) {
@@ -839,6 +1069,7 @@ where
         stats.discarded += self.counters.discarded.load(Relaxed);
         stats.waited += self.counters.waited.load(Relaxed);
         stats.evicted += self.counters.evicted.load(Relaxed);
+        stats.expired += self.counters.expired.load(Relaxed);
         stats.methods += 1;
     }
 }
@@ -855,10 +1086,10 @@ mod tests {
         assert_eq!(size_of::<Shard<dyn Send + Sync, String, Vec<u8>>>(), 128);
     }
 
-    /// The visit count lives in the hash word: an entry is its key, owner, arguments and
-    /// value, nothing more.
+    /// The visit count lives in the hash word, the weight beside the birth time: an
+    /// entry is its key, owner, arguments, value and one word more.
     #[test]
     fn an_entry_has_no_room_for_anything_else() {
-        assert_eq!(size_of::<Entry<u64, u64, u64>>(), 32);
+        assert_eq!(size_of::<Entry<u64, u64, u64>>(), 40);
     }
 }

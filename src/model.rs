@@ -13,14 +13,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use crate::method_cache::{Claim, MethodCache};
+use crate::method_cache::{Claim, MethodCache, Setup};
 
 const EXPLORATIONS: usize = 3_000;
 
 /// Runs `callers` threads on one key; the first `abandons` claims are abandoned (as a
 /// panicking or failing method would), the others complete with 42.
 fn one_cold_key(callers: u64, abandons: usize) {
-    let cache = Arc::new(MethodCache::<u32, u32, u64>::new(2));
+    let cache = Arc::new(MethodCache::<u32, u32, u64>::new(Setup::plain(2)));
     let owner = Arc::new(7_u32);
     let runs = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (1..=callers)
@@ -41,7 +41,7 @@ fn one_cold_key(callers: u64, abandons: usize) {
                             if runs.fetch_add(1, SeqCst) < abandons {
                                 cache.abandon(key, slot);
                             } else {
-                                return cache.complete(key, &owner, slot, 42, 42);
+                                return cache.complete(key, &owner, slot, (42, 42), 1);
                             }
                         }
                     }

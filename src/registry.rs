@@ -7,13 +7,19 @@ use std::hash::Hash;
 use std::num::NonZero;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use hashbrown::HashMap;
 
 use crate::directory::Directory;
+use crate::expiry::{ttl_duration, ttl_ms};
 use crate::identity::{Method, MethodKind, method_id, owner_addr};
 use crate::lock_scope::assert_unlocked;
-use crate::method_cache::{ArgSlot, Claim, ErasedCache, Key, Lookup, MethodCache, Miss};
+use crate::method_cache::{
+    ArgSlot, Claim, ErasedCache, Key, Lookup, MethodCache, Miss, Setup, Weigher,
+};
+use crate::removal::RemovalListener;
+use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::sync::Mutex;
 use crate::waits::{self, Token};
@@ -23,6 +29,11 @@ pub const PURGE_STEP_BUCKETS: usize = 64;
 
 /// Lookups between two lazy purge steps when nobody sets the interval.
 pub const DEFAULT_PURGE_INTERVAL: usize = 256;
+
+/// The heaviest entry a weigher may give (2²⁴ − 1): its weight shares a word with its
+/// birth time. A heavier one is returned but not stored; weigh in larger units (KiB
+/// rather than bytes) if values can be heavier.
+pub const MAX_WEIGHT: u32 = (1 << 24) - 1;
 
 /// A cache of memoized method results, keyed by owner identity, method and arguments.
 ///
@@ -56,9 +67,35 @@ pub struct Registry {
     shards: usize,
     cursor: Mutex<Cursor>,
     purge_steps: AtomicU64,
-    /// Bounds set for methods, by table identity, so that a table made later starts
-    /// bounded (and with few enough shards for its bound).
-    capacities: Mutex<Option<HashMap<TypeId, usize>>>,
+    /// Settings given to methods, by table identity, so that a table made later starts
+    /// with them (and with few enough shards for its bound).
+    configs: Mutex<Option<HashMap<TypeId, MethodConfig>>>,
+    /// The registry's TTL in ms, which methods without their own take.
+    ttl: AtomicU64,
+    /// What the tables share with the registry, made on first need (a `const` registry
+    /// cannot allocate): its bound, from `capacity` until set, and its listener.
+    shared: OnceLock<Arc<Shared>>,
+    capacity: u64,
+}
+
+/// What a registry was told about one method.
+struct MethodConfig {
+    /// `usize::MAX`: none.
+    capacity: usize,
+    /// The method's own TTL in ms, if it has one.
+    ttl: Option<u64>,
+    /// A [`Weigher`] of the table's argument and value types.
+    weigher: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Default for MethodConfig {
+    fn default() -> Self {
+        Self {
+            capacity: usize::MAX,
+            ttl: None,
+            weigher: None,
+        }
+    }
 }
 
 // A registry is shared between threads by design (the global one is a `static`).
@@ -90,6 +127,8 @@ pub struct RegistryBuilder {
     purge_interval: usize,
     shards: usize,
     single_flight: bool,
+    capacity: Option<usize>,
+    ttl: Option<Duration>,
 }
 
 impl RegistryBuilder {
@@ -122,6 +161,19 @@ impl RegistryBuilder {
         self
     }
 
+    /// Bounds the weight of every method's entries together; see
+    /// [`Registry::set_capacity`].
+    pub const fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// Gives every method a time to live; see [`Registry::set_ttl`].
+    pub const fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
     /// The registry.
     pub const fn build(self) -> Registry {
         Registry {
@@ -135,7 +187,13 @@ impl RegistryBuilder {
                 bucket: 0,
             }),
             purge_steps: AtomicU64::new(0),
-            capacities: Mutex::new(None),
+            configs: Mutex::new(None),
+            ttl: AtomicU64::new(ttl_ms(self.ttl)),
+            shared: OnceLock::new(),
+            capacity: match self.capacity {
+                Some(capacity) => capacity as u64,
+                None => u64::MAX,
+            },
         }
     }
 }
@@ -184,6 +242,8 @@ impl Registry {
             purge_interval: DEFAULT_PURGE_INTERVAL,
             shards: 0,
             single_flight: true,
+            capacity: None,
+            ttl: None,
         }
     }
 
@@ -503,13 +563,7 @@ impl Registry {
         assert_unlocked();
         let _ = method;
         let capacity = capacity.unwrap_or(usize::MAX);
-        {
-            let mut capacities = self.capacities.lock();
-            let capacities = capacities.get_or_insert_with(HashMap::new);
-            for table in [method_id::<F>(false), method_id::<F>(true)] {
-                capacities.insert(table, capacity);
-            }
-        }
+        self.configure::<F>(|config| config.capacity = capacity);
         for cache in self.caches_of::<F>() {
             cache.set_capacity(capacity);
         }
@@ -524,9 +578,272 @@ impl Registry {
         F: Method<T, A, K>,
     {
         let _ = method;
-        let capacities = self.capacities.lock();
-        let capacity = *capacities.as_ref()?.get(&method_id::<F>(false))?;
+        let capacity = self.config_of::<F, _>(|config| config.capacity)?;
         (capacity != usize::MAX).then_some(capacity)
+    }
+
+    /// Weighs each new entry of `method` with `weigher`, so that bounds (the method's
+    /// and the registry's) count weight, in whatever unit it gives (bytes, say), rather
+    /// than entries. Without a weigher an entry weighs 1. `V` is the type the method's
+    /// table stores: its return type, or for a method called through `try_call`, the
+    /// `Ok` type.
+    ///
+    /// An entry is weighed once, when it is stored, and keeps that weight. One heavier
+    /// than a bound, or than [`MAX_WEIGHT`], is returned but not stored, and counted in
+    /// [`Stats::evicted`]; a weight of 0 makes an entry free.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use weakmemo::Registry;
+    ///
+    /// fn page(site: &Arc<String>, &n: &usize) -> String { site.repeat(n) }
+    /// let cache = Registry::builder().capacity(1_000).build(); // bytes, by the weigher
+    /// cache.set_method_weigher(page, |_: &usize, text: &String| text.len() as u32);
+    /// let site = Arc::new("ab".to_string());
+    /// for n in 0..100 {
+    ///     assert_eq!(cache.call(&site, page, n).len(), 2 * n);
+    /// }
+    /// assert!(cache.weight() <= 1_000);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
+    pub fn set_method_weigher<T, A, V, K, F>(
+        &self,
+        method: F,
+        weigher: impl Fn(&A, &V) -> u32 + Send + Sync + 'static,
+    ) where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        F: Method<T, A, K>,
+    {
+        assert_unlocked();
+        let _ = method;
+        let weigher: Weigher<A, V> = Arc::new(weigher);
+        self.configure::<F>(|config| config.weigher = Some(Arc::new(Arc::clone(&weigher))));
+        for table in [method_id::<F>(false), method_id::<F>(true)] {
+            let cache = self.methods.find(table);
+            if let Some(cache) =
+                cache.and_then(|c| (c as &dyn Any).downcast_ref::<MethodCache<T, A, V>>())
+            {
+                cache.set_weigher(Some(Arc::clone(&weigher)));
+            }
+        }
+    }
+
+    /// Gives `method` a time to live of its own, or (`None`) the registry's again: its
+    /// entries are never returned once older than `ttl` (counted from when they were
+    /// stored; an entry stored while the method had no TTL counts from when one was
+    /// set), and are removed lazily, like dead owners' entries, by purge steps, by
+    /// [`purge`](Self::purge), and by stores and bounds that meet them. A TTL is kept in
+    /// whole milliseconds, rounded up; `Duration::ZERO` stores nothing, and
+    /// `Duration::MAX` exempts the method from the registry's TTL.
+    ///
+    /// A hit of a method with a TTL reads the clock (`Instant::now()`, about 20 ns); a
+    /// hit of one without, a flag.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use weakmemo::Registry;
+    ///
+    /// fn quote(symbol: &Arc<str>, &(): &()) -> f64 { symbol.len() as f64 }
+    /// let cache = Registry::new();
+    /// cache.set_method_ttl(quote, Some(Duration::from_millis(20)));
+    /// let acme: Arc<str> = Arc::from("ACME");
+    /// cache.call(&acme, quote, ());
+    /// assert!(cache.get(&acme, quote, &()).is_some());
+    /// std::thread::sleep(Duration::from_millis(30));
+    /// assert!(cache.get(&acme, quote, &()).is_none());
+    /// assert_eq!(cache.method_ttl(quote), Some(Duration::from_millis(20)));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
+    pub fn set_method_ttl<T, A, K, F>(&self, method: F, ttl: Option<Duration>)
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        F: Method<T, A, K>,
+    {
+        assert_unlocked();
+        let _ = method;
+        let own = ttl.map(|ttl| ttl_ms(Some(ttl)));
+        self.configure::<F>(|config| config.ttl = own);
+        for cache in self.caches_of::<F>() {
+            cache.set_ttl(own, self.ttl.load(Relaxed));
+        }
+    }
+
+    /// The TTL [`set_method_ttl`](Self::set_method_ttl) gave a method, if any (not the
+    /// registry's, which applies to methods without one).
+    #[must_use]
+    pub fn method_ttl<T, A, K, F>(&self, method: F) -> Option<Duration>
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        F: Method<T, A, K>,
+    {
+        let _ = method;
+        ttl_duration(self.config_of::<F, _>(|config| config.ttl)??)
+    }
+
+    /// Gives every method without a TTL of its own this one, or none, at run time; see
+    /// [`set_method_ttl`](Self::set_method_ttl) for what a TTL does.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// weakmemo::global().set_ttl(Some(Duration::from_secs(600)));
+    /// assert_eq!(weakmemo::global().ttl(), Some(Duration::from_secs(600)));
+    /// # weakmemo::global().set_ttl(None);
+    /// ```
+    pub fn set_ttl(&self, ttl: Option<Duration>) {
+        // Under the configs' lock, so that a table made meanwhile takes the new TTL.
+        let _configs = self.configs.lock();
+        let ttl = ttl_ms(ttl);
+        self.ttl.store(ttl, Relaxed);
+        for cache in self.methods.iter() {
+            cache.inherit_ttl(ttl);
+        }
+    }
+
+    /// The registry's TTL; see [`set_ttl`](Self::set_ttl).
+    #[must_use]
+    pub fn ttl(&self) -> Option<Duration> {
+        ttl_duration(self.ttl.load(Relaxed))
+    }
+
+    /// Bounds the weight of all methods' entries together, or lifts the bound (`None`),
+    /// at run time: entries, unless methods have weighers
+    /// ([`set_method_weigher`](Self::set_method_weigher)).
+    ///
+    /// Over the bound, the method holding the most weight gives up entries, picked by
+    /// its CLOCK hand (dead owners' and expired entries first), so a method that caches
+    /// little keeps its entries while another floods the registry; per-method bounds
+    /// ([`set_method_capacity`](Self::set_method_capacity)) still apply, with their
+    /// admission policy. A lowered bound is met at once, by the caller. Entries are
+    /// evicted after a store, so while stores are under way the weight may pass the
+    /// bound by the weight they store. `Some(0)` stores nothing.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// fn double(n: &Arc<u64>, &k: &u64) -> u64 { **n * k * 2 }
+    /// let cache = weakmemo::Registry::new();
+    /// cache.set_capacity(Some(100));
+    /// let n = Arc::new(1);
+    /// for k in 0..1_000 {
+    ///     cache.call(&n, double, k);
+    /// }
+    /// assert!(cache.stats().entries <= 100);
+    /// assert_eq!(cache.capacity(), Some(100));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
+    pub fn set_capacity(&self, capacity: Option<usize>) {
+        assert_unlocked();
+        {
+            // Under the configs' lock, so that a table made meanwhile is counted.
+            let _configs = self.configs.lock();
+            self.shared()
+                .set_capacity(capacity.map_or(u64::MAX, |capacity| capacity as u64));
+            if capacity.is_some() {
+                for cache in self.methods.iter() {
+                    cache.track();
+                }
+            }
+        }
+        self.keep_within_capacity();
+    }
+
+    /// The registry's bound; see [`set_capacity`](Self::set_capacity).
+    #[must_use]
+    pub fn capacity(&self) -> Option<usize> {
+        let capacity = self
+            .shared
+            .get()
+            .map_or(self.capacity, |shared| shared.capacity());
+        (capacity != u64::MAX).then(|| usize::try_from(capacity).unwrap_or(usize::MAX))
+    }
+
+    /// The weight of all entries held, as the registry's bound counts it: 0 while the
+    /// registry has never had a bound (weights are counted from when it has).
+    #[must_use]
+    pub fn weight(&self) -> usize {
+        self.methods.iter().map(ErasedCache::weight).sum()
+    }
+
+    /// Tells `listener` of every entry that leaves this registry's caches from now on,
+    /// with its cause, or (`None`) stops telling; returns the listener it replaces.
+    ///
+    /// The listener runs on the thread that removed the entries (a lookup's purge step,
+    /// a store's eviction, `invalidate`, ...), after every lock is released and the
+    /// counters are updated, so it may use the registry. A panic in it is reported by
+    /// the panic hook and then caught: the cache, and the call that removed the entry,
+    /// go on. Values computed but never stored (kept out by a bound, or lost to a race)
+    /// are not entries, and are not reported.
+    ///
+    /// See [`Removal`](crate::Removal) for an example.
+    pub fn set_removal_listener(
+        &self,
+        listener: Option<RemovalListener>,
+    ) -> Option<RemovalListener> {
+        self.shared().listener.replace(listener)
+    }
+
+    /// Evicts from the heaviest method until the registry is within its bound; each
+    /// round frees an entry or ends.
+    pub(crate) fn keep_within_capacity(&self) {
+        let Some(shared) = self.shared.get() else {
+            return;
+        };
+        let capacity = shared.capacity();
+        if capacity == u64::MAX {
+            return;
+        }
+        loop {
+            let mut total = 0;
+            let mut heaviest: Option<(usize, &dyn ErasedCache)> = None;
+            for cache in self.methods.iter() {
+                let weight = cache.weight();
+                total += weight;
+                if heaviest.is_none_or(|(most, _)| weight > most) {
+                    heaviest = Some((weight, cache));
+                }
+            }
+            let Some((_, cache)) = heaviest.filter(|_| total as u64 > capacity) else {
+                return;
+            };
+            if !cache.evict_one() {
+                return;
+            }
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        self.shared
+            .get_or_init(|| Arc::new(Shared::new(self.capacity)))
+    }
+
+    /// Changes the config of `F`'s tables (through `call` and through `try_call`).
+    fn configure<F: 'static>(&self, change: impl Fn(&mut MethodConfig)) {
+        let mut configs = self.configs.lock();
+        let configs = configs.get_or_insert_with(HashMap::new);
+        for table in [method_id::<F>(false), method_id::<F>(true)] {
+            change(configs.entry(table).or_default());
+        }
+    }
+
+    /// Reads the config of `F`, if it has one.
+    fn config_of<F: 'static, R>(&self, read: impl FnOnce(&MethodConfig) -> R) -> Option<R> {
+        let configs = self.configs.lock();
+        configs.as_ref()?.get(&method_id::<F>(false)).map(read)
     }
 
     /// Removes every entry; returns how many.
@@ -688,7 +1005,7 @@ impl Registry {
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        let cache = self.cache_or_insert::<T, A, V>(method);
+        let cache = self.cache_or_insert::<T, A, V>(method, name);
         let key = cache.key(owner, &args);
         match cache.get(key, &args, self.purge_interval()) {
             Lookup {
@@ -727,15 +1044,17 @@ impl Registry {
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        match self.settle_miss(key, args, miss, purge_due, waits::current) {
+        let value = match self.settle_miss(key, args, miss, purge_due, waits::current) {
             Settled::Claimed(claim, me) => {
-                compute_once(cache, key, owner, claim, compute, name, me)
+                compute_once(cache, key, owner, claim, compute, name, me)?
             }
             Settled::Alone(args) => {
                 let value = compute(owner, &args)?;
-                Ok(cache.insert(key, owner, args, value))
+                cache.insert(key, owner, args, value)
             }
-        }
+        };
+        self.keep_within_capacity();
+        Ok(value)
     }
 
     /// The first step of every miss, `call`'s and `call_async`'s: with single flight,
@@ -784,28 +1103,45 @@ impl Registry {
     }
 
     #[inline]
-    pub(crate) fn cache_or_insert<T, A, V>(&self, method: TypeId) -> &MethodCache<T, A, V>
+    pub(crate) fn cache_or_insert<T, A, V>(
+        &self,
+        method: TypeId,
+        name: &'static str,
+    ) -> &MethodCache<T, A, V>
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
         let cache = self.methods.find_or_insert(method, || {
-            let capacity = self
-                .capacities
-                .lock()
-                .as_ref()
-                .and_then(|c| c.get(&method).copied());
-            let Some(capacity) = capacity else {
-                return Box::new(MethodCache::<T, A, V>::new(self.shard_count()));
-            };
-            // One budget shared by the shards, each of which should hold about 64 of it
-            // (fewer shards lose hit ratio to contention, more to uneven filling).
-            let shards = (capacity / 64)
+            let configs = self.configs.lock();
+            let config = configs.as_ref().and_then(|configs| configs.get(&method));
+            let config = config.map_or_else(MethodConfig::default, |config| MethodConfig {
+                weigher: config.weigher.clone(),
+                ..*config
+            });
+            let weigher = config
+                .weigher
+                .and_then(|weigher| weigher.downcast_ref::<Weigher<A, V>>().cloned());
+            // A bounded method's shards should hold about 64 of its bound each (fewer
+            // shards lose hit ratio to contention, more to uneven filling).
+            let shards = (config.capacity / 64)
                 .clamp(1, self.shard_count())
                 .next_power_of_two();
-            let cache = MethodCache::<T, A, V>::new(shards);
-            ErasedCache::set_capacity(&cache, capacity);
+            let shared = Arc::clone(self.shared());
+            let tracked = shared.capacity() != u64::MAX;
+            let cache = MethodCache::<T, A, V>::new(Setup {
+                shards,
+                table: method,
+                name,
+                shared,
+                ttl: (config.ttl, self.ttl.load(Relaxed)),
+                weigher,
+            });
+            ErasedCache::set_capacity(&cache, config.capacity);
+            if tracked {
+                cache.track();
+            }
             Box::new(cache)
         });
         downcast(cache)
@@ -990,10 +1326,12 @@ where
     }
 
     pub(crate) fn complete(mut self, owner: &Arc<T>, value: V) -> V {
-        // The one user code left (`Clone`) runs while the guard can still abandon.
+        // The user code left (`Clone`, the weigher) runs while the guard can abandon.
         let copy = value.clone();
+        let weight = self.cache.weigh(self.args(), &value);
         let slot = self.slot.take().expect("a claim ends once");
-        self.cache.complete(self.key, owner, slot, value, copy)
+        self.cache
+            .complete(self.key, owner, slot, (value, copy), weight)
     }
 }
 

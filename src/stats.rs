@@ -24,9 +24,11 @@ pub struct Stats {
     /// Right after [`Registry::purge`](crate::Registry::purge), with no other thread
     /// inserting, this is exactly the number of live owners' entries.
     pub entries: usize,
-    /// Entries of dead owners removed so far: by lazy purge steps, by the sweep a shard
-    /// makes before it grows, by a bound's eviction (which takes them first), and by
-    /// `purge()`. Exact.
+    /// Entries of dead owners removed so far ([`RemovalCause::Collected`]): by lazy
+    /// purge steps, by the sweep a shard makes before it grows, by a bound's eviction
+    /// (which takes them first), and by `purge()`. Exact.
+    ///
+    /// [`RemovalCause::Collected`]: crate::RemovalCause::Collected
     pub purged: u64,
     /// Entries removed by the `invalidate*` methods and `clear()`. Exact.
     pub invalidated: u64,
@@ -38,9 +40,14 @@ pub struct Stats {
     /// Calls that found their key being computed by another thread and waited for that
     /// computation instead of running the method themselves (single flight). Exact.
     pub waited: u64,
-    /// Entries a method's bound removed, and newcomers it kept out, to make room (see
-    /// [`Registry::set_method_capacity`](crate::Registry::set_method_capacity)). Exact.
+    /// Entries a bound removed to make room, and newcomers kept out (by a bound, or as
+    /// heavier than one); see
+    /// [`Registry::set_method_capacity`](crate::Registry::set_method_capacity) and
+    /// [`Registry::set_capacity`](crate::Registry::set_capacity). Exact.
     pub evicted: u64,
+    /// Entries removed because they outlived their method's time to live (see
+    /// [`Registry::set_method_ttl`](crate::Registry::set_method_ttl)). Exact.
+    pub expired: u64,
     /// Lazy purge steps run so far (see the purge interval). Exact.
     pub purge_steps: u64,
     /// Methods that have a table in this registry.
