@@ -6,6 +6,7 @@
 //! ```text
 //! cargo build --release --example instruction_counts
 //! valgrind --tool=callgrind --toggle-collect='*count_hits*' target/release/examples/instruction_counts hit
+//! valgrind --tool=callgrind --toggle-collect='*count_hits*' target/release/examples/instruction_counts hit ttl
 //! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss
 //! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss off
 //! valgrind --tool=callgrind --toggle-collect='*count_floor*' target/release/examples/instruction_counts floor
@@ -15,7 +16,7 @@
 //! `call` hits on a 1,000-entry table (250 owners × 4 arguments). `miss`: misses as in
 //! the `miss_insert` bench, 10,000 owners × 4 arguments stored, then 51 batches of 1,024
 //! fresh keys, each batch invalidated outside the counted loop; `off` turns single
-//! flight off. `floor`: the same keys inserted into a bare `hashbrown::HashMap`. Without
+//! flight off; `ttl` gives the registry a time to live (an hour, so nothing expires). `floor`: the same keys inserted into a bare `hashbrown::HashMap`. Without
 //! valgrind the program just runs.
 
 use std::hint::black_box;
@@ -77,6 +78,9 @@ fn main() {
     if std::env::args().any(|arg| arg == "off") {
         registry.set_single_flight(false);
     }
+    if std::env::args().any(|arg| arg == "ttl") {
+        registry.set_ttl(Some(std::time::Duration::from_secs(3600)));
+    }
     match mode.as_str() {
         "hit" => {
             let owners: Vec<_> = (0..250).map(|id| Arc::new(Owner { id })).collect();
@@ -120,6 +124,6 @@ fn main() {
             }
             println!("{} {mode} calls", ROUNDS * BATCH);
         }
-        _ => panic!("usage: instruction_counts hit | miss [off] | floor"),
+        _ => panic!("usage: instruction_counts hit [ttl] | miss [off] [ttl] | floor"),
     }
 }

@@ -91,11 +91,13 @@ impl Expiry {
     }
 
     /// Whether a TTL of 0 keeps every entry out.
+    #[inline]
     pub(crate) fn stores_nothing(&self) -> bool {
         self.ttl() == 0
     }
 
     /// The birth time to stamp a new entry with: now, if the method has a TTL.
+    #[inline]
     pub(crate) fn stamp(&self) -> u64 {
         if self.ttl() == NONE { 0 } else { now_ms() }
     }

@@ -21,7 +21,7 @@
 use std::any::{Any, TypeId};
 use std::hash::{BuildHasher, Hash};
 use std::mem;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock, Weak};
 
 use hashbrown::hash_table::Entry as Slot;
@@ -425,6 +425,8 @@ pub(crate) struct MethodCache<T: ?Sized, A, V> {
     bound: OnceLock<Bound>,
     expiry: Expiry,
     weigher: Mutex<Option<Weigher<A, V>>>,
+    /// Whether `weigher` holds one, so that a method without one never locks it.
+    weighed: AtomicBool,
     shared: Arc<Shared>,
     /// The table's identity and the method's name, for the removal listener.
     table: TypeId,
@@ -473,6 +475,7 @@ where
             counters: Counters::default(),
             bound: OnceLock::new(),
             expiry: Expiry::new(own.unwrap_or(inherited), own.is_some()),
+            weighed: AtomicBool::new(setup.weigher.is_some()),
             weigher: Mutex::new(setup.weigher),
             shared: setup.shared,
             table: setup.table,
@@ -511,12 +514,18 @@ where
 
     /// Sets the function that weighs the method's new entries; `None` weighs each 1.
     pub(crate) fn set_weigher(&self, weigher: Option<Weigher<A, V>>) {
-        *self.weigher.lock() = weigher;
+        let mut slot = self.weigher.lock();
+        self.weighed.store(weigher.is_some(), Relaxed);
+        *slot = weigher;
     }
 
     /// The weight of an entry, by the method's weigher (user code: call it with no lock
     /// held, and where a panic loses nothing).
+    #[inline]
     pub(crate) fn weigh(&self, args: &A, value: &V) -> usize {
+        if !self.weighed.load(Relaxed) {
+            return 1;
+        }
         let weigher = self.weigher.lock().clone();
         weigher.map_or(1, |weigh| weigh(args, value) as usize)
     }
@@ -559,10 +568,15 @@ where
     /// Counts removed entries by cause, tells the listener, and drops them. Runs with
     /// no lock held; their weight was given back as they were removed (see
     /// [`Self::released`]).
+    #[inline]
     fn settle(&self, removed: Removed<T, A, V>) {
-        if removed.is_empty() {
-            return;
+        if !removed.is_empty() {
+            self.settle_some(removed);
         }
+    }
+
+    #[inline(never)]
+    fn settle_some(&self, removed: Removed<T, A, V>) {
         for (_, cause) in &removed {
             Counters::add(self.counters.of(*cause), 1);
         }
@@ -594,6 +608,7 @@ where
     /// without a bound, and with one if there is room, or room was made by evicting
     /// victims it beats (see [`crate::bound`]). Takes no shard lock but one at a time,
     /// and none is held on entry, so it must run before the newcomer's shard is locked.
+    #[inline]
     fn admit(&self, hash: u64, weight: usize, removed: &mut Removed<T, A, V>) -> bool {
         if self.expiry.stores_nothing()
             || weight > MAX_WEIGHT
@@ -601,9 +616,20 @@ where
         {
             return false;
         }
-        let Some(bound) = self.bound.get() else {
-            return true;
-        };
+        match self.bound.get() {
+            None => true,
+            Some(bound) => self.admit_within(bound, hash, weight, removed),
+        }
+    }
+
+    #[inline(never)]
+    fn admit_within(
+        &self,
+        bound: &Bound,
+        hash: u64,
+        weight: usize,
+        removed: &mut Removed<T, A, V>,
+    ) -> bool {
         if weight > bound.capacity() {
             return false;
         }

@@ -799,14 +799,18 @@ impl Registry {
 
     /// Evicts from the heaviest method until the registry is within its bound; each
     /// round frees an entry or ends.
+    #[inline]
     pub(crate) fn keep_within_capacity(&self) {
-        let Some(shared) = self.shared.get() else {
-            return;
-        };
-        let capacity = shared.capacity();
-        if capacity == u64::MAX {
-            return;
+        if let Some(shared) = self.shared.get() {
+            let capacity = shared.capacity();
+            if capacity != u64::MAX {
+                self.evict_to(capacity);
+            }
         }
+    }
+
+    #[inline(never)]
+    fn evict_to(&self, capacity: u64) {
         loop {
             let mut total = 0;
             let mut heaviest: Option<(usize, &dyn ErasedCache)> = None;
@@ -1108,6 +1112,23 @@ impl Registry {
         method: TypeId,
         name: &'static str,
     ) -> &MethodCache<T, A, V>
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        match self.methods.find(method) {
+            Some(cache) => downcast(cache),
+            None => self.new_cache(method, name),
+        }
+    }
+
+    /// Makes the table of `method` (or finds the one another thread just made), with
+    /// the settings the registry was given for it. Out of line, so that the lookup
+    /// above builds no closure on the hit path.
+    #[cold]
+    #[inline(never)]
+    fn new_cache<T, A, V>(&self, method: TypeId, name: &'static str) -> &MethodCache<T, A, V>
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,

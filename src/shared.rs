@@ -20,6 +20,7 @@ impl Shared {
         }
     }
 
+    #[inline]
     pub(crate) fn capacity(&self) -> u64 {
         self.capacity.load(Relaxed)
     }
