@@ -134,10 +134,8 @@
 //!   bounded even with lazy steps turned off;
 //! - [`Registry::purge`] removes them all at once.
 //!
-//! Live owners' entries stay until invalidated, unless their method has a bound, like
-//! the `maxsize` of Python's `lru_cache`: [`Registry::set_method_capacity`] keeps a method
-//! within a number of entries, evicting what is not hit (dead owners' entries first) and
-//! keeping out newcomers seen less often than what they would replace.
+//! Live owners' entries stay until invalidated, unless a bound or a time to live removes
+//! them (next section).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -156,6 +154,52 @@
 //! let stats = cache.stats();
 //! assert_eq!((stats.entries, stats.purged), (1, 1));
 //! ```
+//!
+//! # Bounds, weights and time to live
+//!
+//! - [`Registry::set_method_capacity`] keeps one method within a number of entries, like
+//!   the `maxsize` of Python's `lru_cache`: it evicts what is not hit (dead owners' and
+//!   expired entries first) and keeps out newcomers seen less often than what they would
+//!   replace, so one-off scans do not flush the cache.
+//! - [`Registry::set_capacity`] bounds all methods together; over it, the method holding
+//!   the most evicts, so one flooding method cannot evict everything else.
+//! - [`Registry::set_method_weigher`] makes bounds count weight (bytes, say) instead of
+//!   entries.
+//! - [`Registry::set_ttl`] and [`Registry::set_method_ttl`] expire entries: never
+//!   returned once older, removed lazily.
+//! - [`Registry::set_removal_listener`] is told of every removal and its
+//!   [`RemovalCause`]; [`Stats`] counts each cause.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use weakmemo::Registry;
+//!
+//! struct Doc { text: String }
+//! fn render(doc: &Arc<Doc>, &width: &usize) -> String { doc.text.repeat(width) }
+//!
+//! static CACHE: Registry = Registry::builder()
+//!     .capacity(64 * 1024) // bytes, by the weigher below
+//!     .ttl(Duration::from_secs(600))
+//!     .build();
+//! CACHE.set_method_weigher(render, |_: &usize, html: &String| html.len() as u32);
+//! CACHE.set_method_capacity(render, Some(16 * 1024));
+//!
+//! let doc = Arc::new(Doc { text: "<p>".into() });
+//! for width in 0..1_000 {
+//!     assert_eq!(CACHE.call(&doc, render, width).len(), 3 * width);
+//! }
+//! assert!(CACHE.weight() <= 16 * 1024);
+//! assert!(CACHE.stats().evicted > 0);
+//! ```
+//!
+//! Picking a bound: [`Stats::hit_ratio`] under real traffic is the guide. Raise a
+//! method's bound while the hit ratio still rises; past the working set it flattens and
+//! each entry only costs memory. With a weigher, a bound in bytes is a memory budget for
+//! what the weigher counts; the table adds 24 bytes per entry (hash, owner, stamp) beside
+//! the arguments and value it stores inline, and some slack. A TTL is for
+//! freshness, not memory: it bounds how stale a value may be, and, since Rust has no
+//! ephemerons, it frees values that hold their own owner.
 //!
 //! # Failing methods, panics and re-entrancy
 //!
@@ -214,9 +258,9 @@
 //! # A value that holds its owner
 //!
 //! Rust has no ephemerons: if a cached value holds an `Arc` to its own owner, the entry
-//! keeps the owner alive and the owner keeps the entry, until you invalidate it or a
-//! bound evicts it. Store a `Weak` in the value instead, invalidate the owner's entries
-//! when you retire it, or bound the method.
+//! keeps the owner alive and the owner keeps the entry, until you invalidate it, a bound
+//! evicts it or it expires. Store a `Weak` in the value instead, invalidate the owner's
+//! entries when you retire it, or bound the method or give it a TTL.
 //!
 //! # Design notes and measurements
 //!
