@@ -52,14 +52,13 @@ pub(crate) struct Expiry {
 }
 
 impl Expiry {
-    pub(crate) fn new(ttl: u64, own: bool) -> Self {
-        let expiry = Self {
+    /// No TTL, until one is set.
+    pub(crate) fn new() -> Self {
+        Self {
             ttl: AtomicU64::new(NONE),
-            own: AtomicBool::new(own),
+            own: AtomicBool::new(false),
             since: AtomicU64::new(0),
-        };
-        expiry.set(ttl);
-        expiry
+        }
     }
 
     /// Sets the TTL (in ms, [`NONE`] for none).

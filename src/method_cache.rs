@@ -433,20 +433,17 @@ pub(crate) struct MethodCache<T: ?Sized, A, V> {
     name: &'static str,
 }
 
-/// What a table is made with.
-pub(crate) struct Setup<A, V> {
+/// What a table is made with; its settings come after (see `Registry::new_cache`).
+pub(crate) struct Setup {
     /// A power of two.
     pub(crate) shards: usize,
     pub(crate) table: TypeId,
     pub(crate) name: &'static str,
     pub(crate) shared: Arc<Shared>,
-    /// The method's own TTL in ms, if it has one, and the registry's.
-    pub(crate) ttl: (Option<u64>, u64),
-    pub(crate) weigher: Option<Weigher<A, V>>,
 }
 
 #[cfg(test)]
-impl<A, V> Setup<A, V> {
+impl Setup {
     /// A table of `shards` shards with no settings, alone in its registry.
     pub(crate) fn plain(shards: usize) -> Self {
         Self {
@@ -454,8 +451,6 @@ impl<A, V> Setup<A, V> {
             table: TypeId::of::<()>(),
             name: "test",
             shared: Arc::new(Shared::new(u64::MAX)),
-            ttl: (None, crate::expiry::ttl_ms(None)),
-            weigher: None,
         }
     }
 }
@@ -466,17 +461,16 @@ where
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    pub(crate) fn new(setup: Setup<A, V>) -> Self {
+    pub(crate) fn new(setup: Setup) -> Self {
         debug_assert!(setup.shards.is_power_of_two());
-        let (own, inherited) = setup.ttl;
         Self {
             hasher: DefaultHashBuilder::default(),
             shards: (0..setup.shards).map(|_| Shard::default()).collect(),
             counters: Counters::default(),
             bound: OnceLock::new(),
-            expiry: Expiry::new(own.unwrap_or(inherited), own.is_some()),
-            weighed: AtomicBool::new(setup.weigher.is_some()),
-            weigher: Mutex::new(setup.weigher),
+            expiry: Expiry::new(),
+            weighed: AtomicBool::new(false),
+            weigher: Mutex::new(None),
             shared: setup.shared,
             table: setup.table,
             name: setup.name,

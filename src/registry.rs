@@ -88,13 +88,17 @@ struct MethodConfig {
     weigher: Option<Arc<dyn Any + Send + Sync>>,
 }
 
+impl MethodConfig {
+    const DEFAULT: Self = Self {
+        capacity: usize::MAX,
+        ttl: None,
+        weigher: None,
+    };
+}
+
 impl Default for MethodConfig {
     fn default() -> Self {
-        Self {
-            capacity: usize::MAX,
-            ttl: None,
-            weigher: None,
-        }
+        Self::DEFAULT
     }
 }
 
@@ -846,8 +850,13 @@ impl Registry {
 
     /// Reads the config of `F`, if it has one.
     fn config_of<F: 'static, R>(&self, read: impl FnOnce(&MethodConfig) -> R) -> Option<R> {
+        self.config_at(method_id::<F>(false), read)
+    }
+
+    /// Reads the config of table `method`, if it has one.
+    fn config_at<R>(&self, method: TypeId, read: impl FnOnce(&MethodConfig) -> R) -> Option<R> {
         let configs = self.configs.lock();
-        configs.as_ref()?.get(&method_id::<F>(false)).map(read)
+        configs.as_ref()?.get(&method).map(read)
     }
 
     /// Removes every entry; returns how many.
@@ -1134,38 +1143,37 @@ impl Registry {
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        let cache = self.methods.find_or_insert(method, || {
-            let configs = self.configs.lock();
-            let config = configs.as_ref().and_then(|configs| configs.get(&method));
-            let config = config.map_or_else(MethodConfig::default, |config| MethodConfig {
-                weigher: config.weigher.clone(),
-                ..*config
-            });
-            let weigher = config
-                .weigher
-                .and_then(|weigher| weigher.downcast_ref::<Weigher<A, V>>().cloned());
-            // A bounded method's shards should hold about 64 of its bound each (fewer
-            // shards lose hit ratio to contention, more to uneven filling).
-            let shards = (config.capacity / 64)
-                .clamp(1, self.shard_count())
-                .next_power_of_two();
-            let shared = Arc::clone(self.shared());
-            let tracked = shared.capacity() != u64::MAX;
-            let cache = MethodCache::<T, A, V>::new(Setup {
+        // A bounded method's shards should hold about 64 of its bound each (fewer shards
+        // lose hit ratio to contention, more to uneven filling).
+        let capacity = self.config_at(method, |config| config.capacity);
+        let shards = (capacity.unwrap_or(usize::MAX) / 64)
+            .clamp(1, self.shard_count())
+            .next_power_of_two();
+        let cache = downcast::<T, A, V>(self.methods.find_or_insert(method, || {
+            Box::new(MethodCache::<T, A, V>::new(Setup {
                 shards,
                 table: method,
                 name,
-                shared,
-                ttl: (config.ttl, self.ttl.load(Relaxed)),
-                weigher,
-            });
-            ErasedCache::set_capacity(&cache, config.capacity);
-            if tracked {
-                cache.track();
-            }
-            Box::new(cache)
-        });
-        downcast(cache)
+                shared: Arc::clone(self.shared()),
+            }))
+        }));
+        // Settings reach the tables in the directory as they are set; read them once the
+        // table is there, under the lock they are written under, so that none set
+        // meanwhile is missed. (Until then the table stores unweighed, unstamped
+        // entries: weight 1, and ages counted from when a TTL is set.)
+        let configs = self.configs.lock();
+        let config = configs.as_ref().and_then(|configs| configs.get(&method));
+        let config = config.unwrap_or(&MethodConfig::DEFAULT);
+        cache.set_ttl(config.ttl, self.ttl.load(Relaxed));
+        cache.set_capacity(config.capacity);
+        let weigher = config.weigher.as_ref();
+        if let Some(weigher) = weigher.and_then(|weigher| weigher.downcast_ref::<Weigher<A, V>>()) {
+            cache.set_weigher(Some(Arc::clone(weigher)));
+        }
+        if self.shared().capacity() != u64::MAX {
+            cache.track();
+        }
+        cache
     }
 
     /// The tables of `F` called through `call` and through `try_call`, where they exist.
