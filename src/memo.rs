@@ -5,6 +5,7 @@ use std::any::type_name;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::identity::Method;
 use crate::registry::Registry;
@@ -115,6 +116,18 @@ impl<F: Copy + 'static> Memo<F> {
             maxsize: self.registry.method_capacity(self.method),
             currsize: stats.entries,
         }
+    }
+
+    /// The method's own time to live, if it has one (not the registry's); see
+    /// [`Registry::method_ttl`].
+    #[must_use]
+    pub fn ttl<T, A, K>(&self) -> Option<Duration>
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        F: Method<T, A, K>,
+    {
+        self.registry.method_ttl(self.method)
     }
 
     /// Every counter of this method; see [`Registry::method_stats`].

@@ -9,6 +9,7 @@ use std::hash::Hash;
 use std::num::ParseIntError;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 use weakmemo::{Registry, memo};
 
@@ -628,4 +629,144 @@ fn maxsize_bounds_the_method_and_cache_info_reports_it() {
     assert!(info.currsize <= 4, "{info}");
     assert_eq!(BOUNDED.method_capacity(Squares::square_uncached), Some(4));
     assert!(Squares::square_memo().stats().evicted > 0);
+}
+
+/// The time to live of the methods below: long enough that the call after a miss comes
+/// well within it on an idle machine, and checked by the clock where that matters, so
+/// that a loaded machine makes no test fail.
+const TTL: Duration = Duration::from_millis(100);
+
+/// Well past [`TTL`]: a sleep lasts at least this long, so the entry has expired.
+const PAST_TTL: Duration = Duration::from_millis(400);
+
+static EXPIRING: Registry = Registry::new();
+
+struct Quote {
+    symbol: String,
+    runs: AtomicUsize,
+}
+
+impl Quote {
+    fn new(symbol: &str) -> Arc<Self> {
+        Arc::new(Self {
+            symbol: symbol.into(),
+            runs: AtomicUsize::new(0),
+        })
+    }
+
+    /// A price that goes stale after [`TTL`].
+    #[memo(registry = &EXPIRING, ttl = TTL)]
+    fn price(self: &Arc<Self>, currency: u8) -> usize {
+        self.runs.fetch_add(1, Relaxed);
+        self.symbol.len() * usize::from(currency)
+    }
+
+    /// An `async fn`, in the global registry, with the TTL written out.
+    #[memo(ttl = std::time::Duration::from_millis(100))]
+    async fn volume(self: &Arc<Self>, day: u32) -> u64 {
+        self.runs.fetch_add(1, Relaxed);
+        tokio::task::yield_now().await;
+        u64::from(day) * 1_000
+    }
+}
+
+#[test]
+fn ttl_recomputes_a_value_after_it_expires() {
+    let quote = Quote::new("ACME");
+    assert_eq!(Quote::price_memo().ttl(), None, "set at the first call");
+    let start = Instant::now();
+    assert_eq!(quote.price(2), 8);
+    assert_eq!(quote.price(2), 8);
+    // (Half the TTL: the registry's clock counts whole milliseconds.)
+    if start.elapsed() < TTL / 2 {
+        assert_eq!(quote.runs.load(Relaxed), 1, "a hit within the TTL");
+    }
+    assert_eq!(Quote::price_memo().ttl(), Some(TTL));
+    assert_eq!(EXPIRING.method_ttl(Quote::price_uncached), Some(TTL));
+    assert_eq!(
+        weakmemo::global().method_ttl(Quote::price_uncached),
+        None,
+        "set on the registry of the call only"
+    );
+    assert_eq!(Quote::price_memo().cache_info().maxsize, None);
+
+    let runs = quote.runs.load(Relaxed);
+    std::thread::sleep(PAST_TTL);
+    assert_eq!(
+        EXPIRING.get(&quote, Quote::price_uncached, &2),
+        None,
+        "an expired entry is never returned"
+    );
+    assert_eq!(quote.price(2), 8);
+    assert_eq!(
+        quote.runs.load(Relaxed),
+        runs + 1,
+        "recomputed after expiry"
+    );
+}
+
+#[tokio::test]
+async fn ttl_on_an_async_method_recomputes_after_expiry() {
+    let quote = Quote::new("ACME");
+    let start = Instant::now();
+    assert_eq!(quote.volume(3).await, 3_000);
+    assert_eq!(quote.volume(3).await, 3_000);
+    // (Half the TTL: the registry's clock counts whole milliseconds.)
+    if start.elapsed() < TTL / 2 {
+        assert_eq!(quote.runs.load(Relaxed), 1, "a hit within the TTL");
+    }
+    assert_eq!(Quote::volume_memo().ttl(), Some(TTL));
+    assert_eq!(
+        weakmemo::global().method_ttl(Quote::volume_uncached),
+        Some(TTL)
+    );
+
+    let runs = quote.runs.load(Relaxed);
+    tokio::time::sleep(PAST_TTL).await;
+    assert_eq!(quote.volume(3).await, 3_000);
+    assert_eq!(
+        quote.runs.load(Relaxed),
+        runs + 1,
+        "recomputed after expiry"
+    );
+}
+
+static BOUNDED_EXPIRING: Registry = Registry::new();
+
+struct Cubes;
+
+impl Cubes {
+    /// Cubes, at most four of them kept, none for longer than [`TTL`].
+    #[memo(registry = &BOUNDED_EXPIRING, maxsize = 4, ttl = TTL)]
+    fn cube(self: &Arc<Self>, n: u64) -> u64 {
+        n * n * n
+    }
+}
+
+#[test]
+fn maxsize_and_ttl_together_set_both() {
+    let cubes = Arc::new(Cubes);
+    for n in 0..100 {
+        for _ in 0..2 {
+            assert_eq!(cubes.cube(n), n * n * n);
+        }
+    }
+    let info = Cubes::cube_memo().cache_info();
+    // (Entries may have expired already, if the loop took longer than the TTL.)
+    let expired = Cubes::cube_memo().stats().expired;
+    assert_eq!(info.maxsize, Some(4));
+    assert!(info.currsize <= 4, "{info}");
+    assert_eq!(Cubes::cube_memo().ttl(), Some(TTL));
+    assert_eq!(
+        BOUNDED_EXPIRING.method_capacity(Cubes::cube_uncached),
+        Some(4)
+    );
+
+    std::thread::sleep(PAST_TTL);
+    assert_eq!(BOUNDED_EXPIRING.purge(), info.currsize, "all expired");
+    assert_eq!(Cubes::cube_memo().cache_info().currsize, 0);
+    assert_eq!(
+        Cubes::cube_memo().stats().expired,
+        expired + info.currsize as u64
+    );
 }

@@ -16,6 +16,7 @@ fn memo_misuse_is_a_compile_error_at_its_span() {
     cases.compile_fail("tests/ui/memo/missing_return.rs");
     cases.compile_fail("tests/ui/memo/free_fn_without_arc.rs");
     cases.compile_fail("tests/ui/memo/unknown_option.rs");
+    cases.compile_fail("tests/ui/memo/ttl_not_duration.rs");
     cases.compile_fail("tests/ui/memo/unhashable_key.rs");
     cases.compile_fail("tests/ui/memo/async_unhashable_key.rs");
 }

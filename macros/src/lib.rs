@@ -63,7 +63,7 @@ use syn::{
 ///   (so a breakpoint, a backtrace, an early `return` and `?` behave as written) and
 ///   takes the owner and `&KEY`; it is the method identity the registry sees;
 /// - `NAME_memo()`, with the method's visibility, returning its `weakmemo::Memo`
-///   handle: `cache_info()`, `cache_clear()`, `invalidate_owner(&owner)`,
+///   handle: `cache_info()`, `ttl()`, `cache_clear()`, `invalidate_owner(&owner)`,
 ///   `invalidate(&owner, &key)`.
 ///
 /// # Options
@@ -77,8 +77,12 @@ use syn::{
 /// - `maxsize = N`: bounds the method to `N` entries (`Registry::set_method_capacity`,
 ///   set on the registry of the first call); `cache_info().maxsize` reports it from
 ///   then on. Not for generic methods, whose instantiations are methods of their own.
-///
-/// A time-to-live does not exist in the registry yet, so it is not an option.
+/// - `ttl = DURATION`: gives the method a time to live, an expression of type
+///   `std::time::Duration` (`ttl = Duration::from_secs(60)`): its entries are never
+///   returned once older than that, and the next call computes afresh
+///   (`Registry::set_method_ttl`, set on the registry of the first call, with
+///   `maxsize`'s flag); `NAME_memo().ttl()` reports it from then on. Not for generic
+///   methods either.
 ///
 /// # Panics
 ///
@@ -96,9 +100,11 @@ use syn::{
 /// only an `Arc` has); a free function without a leading `&Arc<T>`; `const fn`,
 /// `unsafe fn`, `extern fn`; an `impl Trait` argument; a reference argument
 /// other than `&'static` (the key owns its arguments); no return type; an unknown
-/// option. An argument that is not `Clone + Hash + Eq + Send + Sync + 'static`, or a
-/// return type that is not `Clone + Send + Sync + 'static`, is reported at its own span
-/// (and once more at the attribute, by `Registry::call` or `call_async`).
+/// option; `maxsize` or `ttl` on a generic method. A `ttl` that is not a `Duration`
+/// is rustc's type error, at the expression. An argument that is not
+/// `Clone + Hash + Eq + Send + Sync + 'static`, or a return type that is not
+/// `Clone + Send + Sync + 'static`, is reported at its own span (and once more at the
+/// attribute, by `Registry::call` or `call_async`).
 ///
 /// # Build time
 ///
@@ -124,8 +130,18 @@ pub fn memo(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Names a user may try for the bound, which is spelled `maxsize`.
 const BOUND_ALIASES: &[&str] = &["max_size", "capacity", "size"];
 
-/// Names a user may try for an expiry, which the registry does not have yet.
-const NOT_YET: &[&str] = &["ttl", "time_to_live"];
+/// Names a user may try for the time to live, which is spelled `ttl`.
+const TTL_ALIASES: &[&str] = &[
+    "time_to_live",
+    "expire",
+    "expires",
+    "expiry",
+    "expire_after",
+    "timeout",
+    "ttl_secs",
+    "ttl_ms",
+    "max_age",
+];
 
 /// The attribute's arguments.
 struct Options {
@@ -133,6 +149,8 @@ struct Options {
     result: bool,
     /// The method's bound, an expression of type `usize`.
     maxsize: Option<Expr>,
+    /// The method's time to live, an expression of type `std::time::Duration`.
+    ttl: Option<Expr>,
 }
 
 fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
@@ -140,6 +158,7 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
         registry: None,
         result: false,
         maxsize: None,
+        ttl: None,
     };
     let parser = syn::meta::parser(|meta| {
         let path = &meta.path;
@@ -158,19 +177,25 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
             }
             options.maxsize = Some(meta.value()?.parse()?);
             Ok(())
+        } else if path.is_ident("ttl") {
+            if options.ttl.is_some() {
+                return Err(meta.error("`ttl` is given twice"));
+            }
+            options.ttl = Some(meta.value()?.parse()?);
+            Ok(())
         } else if BOUND_ALIASES.iter().any(|name| path.is_ident(name)) {
             Err(meta
                 .error("the bound on entries is spelled `maxsize = N`, as in Python's `lru_cache`"))
-        } else if NOT_YET.iter().any(|name| path.is_ident(name)) {
+        } else if TTL_ALIASES.iter().any(|name| path.is_ident(name)) {
             Err(meta.error(
-                "weakmemo has no time-to-live yet, so `#[weakmemo::memo]` has no such \
-                 option; the options are `registry = EXPR`, `maxsize = N` and `result`",
+                "the time to live is spelled `ttl = DURATION`, a `std::time::Duration` \
+                 (`ttl = Duration::from_secs(60)`)",
             ))
         } else {
             Err(meta.error(
                 "unknown option of `#[weakmemo::memo]`: the options are \
                  `registry = EXPR` (a `&'static weakmemo::Registry`), `maxsize = N` (a \
-                 bound on entries) and `result`",
+                 bound on entries), `ttl = DURATION` (a time to live) and `result`",
             ))
         }
     });
@@ -189,20 +214,34 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let function: ItemFn = syn::parse2(item)?;
     let options = options?;
     let (owner, keys) = check(&function.sig)?;
-    if let Some(maxsize) = &options.maxsize {
-        let generic = function
-            .sig
-            .generics
-            .params
-            .iter()
-            .any(|param| !matches!(param, GenericParam::Lifetime(_)));
-        if generic {
-            return Err(syn::Error::new_spanned(
+    let generic = function
+        .sig
+        .generics
+        .params
+        .iter()
+        .any(|param| !matches!(param, GenericParam::Lifetime(_)));
+    if generic {
+        // The settings are applied once, by a flag that a `static` holds, and a
+        // `static` cannot be generic: one instantiation would take them for all.
+        let mut errors = Errors(None);
+        if let Some(maxsize) = &options.maxsize {
+            errors.push(
                 maxsize,
-                "`maxsize` cannot bound a generic method: each instantiation is a method of \
-                 its own, with a table of its own; bound each with \
+                "`maxsize` cannot bound a generic method: each instantiation is a method \
+                 of its own, with a table of its own; bound each with \
                  `Registry::set_method_capacity`",
-            ));
+            );
+        }
+        if let Some(ttl) = &options.ttl {
+            errors.push(
+                ttl,
+                "`ttl` cannot expire a generic method: each instantiation is a method of \
+                 its own, with a table of its own; give each its time to live with \
+                 `Registry::set_method_ttl`",
+            );
+        }
+        if let Some(error) = errors.0 {
+            return Err(error);
         }
     }
     Ok(generate(&options, &function, &owner, &keys))
@@ -544,20 +583,34 @@ fn generate(
         }
     };
 
-    // The bound, set on the registry of the first call (the method is not generic:
-    // checked), then one relaxed load per call.
-    let bound_once = options.maxsize.as_ref().map(|maxsize| {
-        // In a block of its own, so that the flag hides no item of the user's.
+    // The bound and the time to live, set on the registry of the first call (the method
+    // is not generic: checked), then one relaxed load per call. Each setter has the
+    // span of its option, so that a value of the wrong type is reported there.
+    let bound = options.maxsize.as_ref().map(|maxsize| {
         quote_spanned! {maxsize.span()=>
+            #registry_var.set_method_capacity(
+                #method_path,
+                ::core::option::Option::Some(#maxsize),
+            );
+        }
+    });
+    let ttl = options.ttl.as_ref().map(|ttl| {
+        let ttl_var = Ident::new("__weakmemo_ttl", Span::mixed_site());
+        quote_spanned! {ttl.span()=>
+            let #ttl_var: ::core::time::Duration = #ttl;
+            #registry_var.set_method_ttl(#method_path, ::core::option::Option::Some(#ttl_var));
+        }
+    });
+    let settings_once = (bound.is_some() || ttl.is_some()).then(|| {
+        // In a block of its own, so that the flag hides no item of the user's.
+        quote! {
             {
-                static __WEAKMEMO_BOUNDED: ::core::sync::atomic::AtomicBool =
+                static __WEAKMEMO_SET: ::core::sync::atomic::AtomicBool =
                     ::core::sync::atomic::AtomicBool::new(false);
-                if !__WEAKMEMO_BOUNDED.load(::core::sync::atomic::Ordering::Relaxed) {
-                    #registry_var.set_method_capacity(
-                        #method_path,
-                        ::core::option::Option::Some(#maxsize),
-                    );
-                    __WEAKMEMO_BOUNDED.store(true, ::core::sync::atomic::Ordering::Relaxed);
+                if !__WEAKMEMO_SET.load(::core::sync::atomic::Ordering::Relaxed) {
+                    #bound
+                    #ttl
+                    __WEAKMEMO_SET.store(true, ::core::sync::atomic::Ordering::Relaxed);
                 }
             }
         }
@@ -614,7 +667,7 @@ fn generate(
         #(#outer_attrs)*
         #vis #outer_sig {
             let #registry_var: &'static ::weakmemo::Registry = #registry;
-            #bound_once
+            #settings_once
             #registry_var.#call(#owner_expr, #method_path, #key_expr) #awaited
         }
 

@@ -1,10 +1,11 @@
 //! Every supported shape: a method, a generic method on a generic type with a
 //! where-clause, `result` mode with `?` and early `return`, a free function, a generic
-//! free function, and a registry of one's own; and the same as `async fn`, whose
-//! futures are `Send` and spawn on tokio.
+//! free function, a registry of one's own, a bound and a time to live; and the same as
+//! `async fn`, whose futures are `Send` and spawn on tokio.
 use std::hash::Hash;
 use std::num::ParseIntError;
 use std::sync::Arc;
+use std::time::Duration;
 
 use weakmemo::{Registry, memo};
 
@@ -31,6 +32,18 @@ impl Adder {
     #[memo(maxsize = 2 * 64)]
     pub async fn neg(self: &Arc<Self>, a: i64) -> i64 {
         -a - self.bias
+    }
+
+    /// A method with a time to live.
+    #[memo(ttl = Duration::from_secs(60))]
+    pub fn mul(self: &Arc<Self>, a: i64) -> i64 {
+        self.bias * a
+    }
+
+    /// A bounded async method with a time to live, in a registry of one's own.
+    #[memo(registry = &PARSERS, maxsize = 16, ttl = std::time::Duration::from_millis(250))]
+    pub async fn div(self: &Arc<Self>, a: i64) -> i64 {
+        a / self.bias
     }
 }
 
@@ -65,6 +78,12 @@ impl Source {
 #[memo]
 fn len_plus(text: &Arc<String>, extra: usize) -> usize {
     text.len() + extra
+}
+
+/// A bounded free function with a time to live, in `result` mode.
+#[memo(result, ttl = Duration::from_secs(1), maxsize = 8)]
+fn parse_len(text: &Arc<String>) -> Result<usize, ParseIntError> {
+    Ok(text.parse::<usize>()? + text.len())
 }
 
 /// A generic free function.
@@ -143,6 +162,11 @@ async fn async_shapes() {
     assert_eq!(client.port(10).await, Ok(8080));
     assert_eq!(Client::port_memo().invalidate_owner(&client), 1);
 
+    let adder = Arc::new(Adder { bias: 2 });
+    assert_eq!(adder.div(8).await, 4);
+    assert_eq!(Adder::div_memo().ttl(), Some(Duration::from_millis(250)));
+    assert_eq!(Adder::div_memo().cache_info().maxsize, Some(16));
+
     let wrapper = Arc::new(Wrapper(7u8));
     let spawned = Arc::clone(&wrapper);
     let task = tokio::spawn(async move { spawned.tagged(1u32).await });
@@ -161,6 +185,8 @@ fn main() {
     let adder = Arc::new(Adder { bias: 1 });
     assert_eq!(adder.add(1, 2), 4);
     assert_eq!(Adder::add_memo().cache_info().misses, 1);
+    assert_eq!(adder.mul(3), 3);
+    assert_eq!(Adder::mul_memo().ttl(), Some(Duration::from_secs(60)));
 
     let wrapper = Arc::new(Wrapper(0u16));
     assert_eq!(wrapper.pair("k"), ("k", 2));
@@ -174,6 +200,9 @@ fn main() {
     let text = Arc::new("abc".to_string());
     assert_eq!(len_plus(&text, 1), 4);
     assert_eq!(len_plus_memo().invalidate_owner(&text), 1);
+    assert!(parse_len(&text).is_err());
+    assert_eq!(parse_len(&Arc::new("12".to_string())), Ok(14));
+    assert_eq!(parse_len_memo().ttl(), Some(Duration::from_secs(1)));
 
     assert_eq!(debug(&Arc::new(5)), "5");
     assert_eq!(debug_memo::<i32>().cache_clear(), 1);
