@@ -13,11 +13,14 @@ use std::time::{Duration, Instant};
 /// A TTL in milliseconds meaning "none".
 const NONE: u64 = u64::MAX;
 
+/// The longest TTL kept: longer ones (`Duration::MAX`) are this, which never expires.
+const CAPPED: u64 = NONE - 1;
+
 /// Milliseconds since the first call, plus one, so that 0 stays free for "not stamped".
 pub(crate) fn now_ms() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     let elapsed = EPOCH.get_or_init(Instant::now).elapsed();
-    u64::try_from(elapsed.as_millis()).map_or(NONE - 1, |ms| ms + 1)
+    u64::try_from(elapsed.as_millis()).map_or(CAPPED, |ms| ms + 1)
 }
 
 /// A TTL in whole milliseconds, rounded up so that an entry never outlives it; `None` is
@@ -27,8 +30,8 @@ pub(crate) const fn ttl_ms(ttl: Option<Duration>) -> u64 {
         None => NONE,
         Some(ttl) => {
             let ms = ttl.as_nanos().div_ceil(1_000_000);
-            if ms >= NONE as u128 {
-                NONE - 1
+            if ms >= CAPPED as u128 {
+                CAPPED
             } else {
                 ms as u64
             }
@@ -36,9 +39,13 @@ pub(crate) const fn ttl_ms(ttl: Option<Duration>) -> u64 {
     }
 }
 
-/// The TTL of [`ttl_ms`] back as a `Duration`.
+/// The TTL of [`ttl_ms`] back as a `Duration` (`Duration::MAX` for one that was capped).
 pub(crate) fn ttl_duration(ms: u64) -> Option<Duration> {
-    (ms != NONE).then(|| Duration::from_millis(ms))
+    match ms {
+        NONE => None,
+        CAPPED => Some(Duration::MAX),
+        ms => Some(Duration::from_millis(ms)),
+    }
 }
 
 /// A method's TTL, and where it comes from.

@@ -69,7 +69,7 @@
 //! ```
 //!
 //! [`memo`] lists the attribute's options (the registry, a `Result` mode in which errors
-//! are not cached) and its compile-time errors; [`attribute`] shows what it writes. Its
+//! are not cached, `maxsize` and `ttl`) and its compile-time errors; [`attribute`] shows what it writes. Its
 //! handle, [`Memo`], reports [`CacheInfo`] and invalidates one key, one owner, or the
 //! whole method.
 //!
