@@ -212,6 +212,8 @@ impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("purge_interval", &self.purge_interval())
+            .field("capacity", &self.capacity())
+            .field("ttl", &self.ttl())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
