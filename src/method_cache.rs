@@ -604,16 +604,26 @@ where
     /// and none is held on entry, so it must run before the newcomer's shard is locked.
     #[inline]
     fn admit(&self, hash: u64, weight: usize, removed: &mut Removed<T, A, V>) -> bool {
-        if self.expiry.stores_nothing()
-            || weight > MAX_WEIGHT
-            || weight as u64 > self.shared.capacity()
-        {
+        if !self.storable(weight) {
             return false;
         }
         match self.bound.get() {
             None => true,
             Some(bound) => self.admit_within(bound, hash, weight, removed),
         }
+    }
+
+    /// Whether an entry of `weight` may be stored at all: not under a TTL of 0, nor if
+    /// heavier than [`MAX_WEIGHT`] or a bound (it could only stay by flushing the rest).
+    #[inline]
+    fn storable(&self, weight: usize) -> bool {
+        !self.expiry.stores_nothing()
+            && weight <= MAX_WEIGHT
+            && weight as u64 <= self.shared.capacity()
+            && self
+                .bound
+                .get()
+                .is_none_or(|bound| weight <= bound.capacity())
     }
 
     #[inline(never)]
@@ -624,9 +634,6 @@ where
         weight: usize,
         removed: &mut Removed<T, A, V>,
     ) -> bool {
-        if weight > bound.capacity() {
-            return false;
-        }
         bound.sketch.add(hash);
         let mut admitted = true;
         if bound.reserve(weight) {
@@ -783,10 +790,9 @@ where
             let (flight, args) = in_flight.get_mut().end(slot);
             // Callers wait for this value: a newcomer the bound refused is stored all the
             // same, so that they receive it rather than compute it again, and the bound
-            // is restored once the lock is released. Not one that could never be
-            // returned or never fit, though: they compute it again.
-            let fits = !self.expiry.stores_nothing() && weight <= MAX_WEIGHT;
-            forced = !admitted && flight.is_some() && fits;
+            // is restored once the lock is released. Not one that can never be stored,
+            // though: they compute it again.
+            forced = !admitted && flight.is_some() && self.storable(weight);
             finished.0 = flight;
             let entry = Entry::new(key, owner, args, copy, stamp);
             if !admitted && !forced {
