@@ -32,8 +32,9 @@
 //!   1-bit and a 2-bit counter, the 2-bit one with TinyLFU admission fed by every request
 //!   or by misses only, S3-FIFO, SIEVE.
 //!
-//! Then the same candidates split into 128 shards by hash at the smallest capacities,
-//! with a budget per shard or one shared budget.
+//! Then `clock2+tlfu-miss` with other ways to forget (the sketch's halving period,
+//! admission on ties, a doorkeeper), and the same candidates split into 128 shards by
+//! hash, with a budget per shard or one shared budget.
 
 use std::cell::RefCell;
 use std::collections::hash_map::DefaultHasher;
