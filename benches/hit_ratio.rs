@@ -3,7 +3,7 @@
 //! program, not criterion.
 //!
 //! ```text
-//! cargo bench --bench hit_ratio              # ~25 s: every table
+//! cargo bench --bench hit_ratio              # ~30 s: every table
 //! cargo bench --bench hit_ratio -- --test    # a tiny version, to check it runs
 //! cargo bench --bench hit_ratio -- --svg docs/hit_ratio.svg   # also draws the chart
 //! ```
@@ -32,8 +32,9 @@
 //!   1-bit and a 2-bit counter, the 2-bit one with TinyLFU admission fed by every request
 //!   or by misses only, S3-FIFO, SIEVE.
 //!
-//! Then the same candidates split into 128 shards by hash at the smallest capacities,
-//! with a budget per shard or one shared budget.
+//! Then `clock2+tlfu-miss` with other ways to forget (the sketch's halving period,
+//! admission on ties, a doorkeeper), and the same candidates split into 128 shards by
+//! hash, with a budget per shard or one shared budget.
 
 use std::cell::RefCell;
 use std::collections::hash_map::DefaultHasher;
@@ -290,6 +291,98 @@ const CANDIDATES: [(&str, Runner); 6] = [
     ("sieve", |t, c| run_policy(t, c, &mut Sieve::new(c))),
 ];
 
+/// A way for `clock2+tlfu-miss` to forget faster ("The sketch's halving period" in
+/// `docs/benchmarks.md`); the first is the period before, the second weakmemo's now.
+struct Forgetting {
+    name: &'static str,
+    /// Sketch additions between halvings, for a capacity.
+    period: fn(usize) -> usize,
+    /// A newcomer whose estimate equals the victim's is admitted.
+    ties: bool,
+    /// A doorkeeper of 4 × capacity bits (at least 4,096) before the counters.
+    doorkeeper: bool,
+}
+
+const FORGETTING: [Forgetting; 10] = [
+    Forgetting {
+        name: "10 × width ÷ 4 (before)",
+        period: |c| 10 * Sketch::width(c) / 4,
+        ties: false,
+        doorkeeper: false,
+    },
+    Forgetting {
+        name: "10 × capacity (now)",
+        period: |c| 10 * c.max(256),
+        ties: false,
+        doorkeeper: false,
+    },
+    Forgetting {
+        name: "8 × capacity",
+        period: |c| (8 * c).max(2_560),
+        ties: false,
+        doorkeeper: false,
+    },
+    Forgetting {
+        name: "4 × capacity",
+        period: |c| (4 * c).max(2_560),
+        ties: false,
+        doorkeeper: false,
+    },
+    Forgetting {
+        name: "2 × capacity",
+        period: |c| (2 * c).max(2_560),
+        ties: false,
+        doorkeeper: false,
+    },
+    Forgetting {
+        name: "1 × capacity",
+        period: |c| c.max(2_560),
+        ties: false,
+        doorkeeper: false,
+    },
+    Forgetting {
+        name: "before, ties admitted",
+        period: |c| 10 * Sketch::width(c) / 4,
+        ties: true,
+        doorkeeper: false,
+    },
+    Forgetting {
+        name: "4 × capacity, ties admitted",
+        period: |c| (4 * c).max(2_560),
+        ties: true,
+        doorkeeper: false,
+    },
+    Forgetting {
+        name: "before, doorkeeper",
+        period: |c| 10 * Sketch::width(c) / 4,
+        ties: false,
+        doorkeeper: true,
+    },
+    Forgetting {
+        name: "4 × capacity, doorkeeper",
+        period: |c| (4 * c).max(2_560),
+        ties: false,
+        doorkeeper: true,
+    },
+];
+
+fn forgetting(variant: &Forgetting, trace: &[u64], capacity: usize) -> f64 {
+    let mut sketch = Sketch::with_period(capacity, (variant.period)(capacity));
+    if variant.doorkeeper {
+        sketch = sketch.with_doorkeeper((4 * capacity).next_power_of_two().max(4_096));
+    }
+    let sketch = Some(Rc::new(RefCell::new(sketch)));
+    let mut clock = Clock::with_sketch(capacity, 3, Feed::Misses, sketch);
+    clock.admit_ties = variant.ties;
+    let (ratio, most) = run_policy(trace, capacity, &mut clock);
+    assert!(
+        most <= capacity,
+        "{} held {most} > {capacity}",
+        variant.name
+    );
+    ratio
+}
+
 /// The same candidates in 128 shards, with either budget.
 fn sharded(name: &str, trace: &[u64], capacity: usize, bits: u32, budget: Budget) -> f64 {
     let (ratio, most) = match name {
@@ -498,6 +591,71 @@ fn main() {
             worst.2,
             if worst.0 <= 1.0 { "yes" } else { "no" },
             if beats_lru { "yes" } else { "no" },
+        );
+    }
+    println!();
+
+    // How fast `clock2+tlfu-miss` forgets: its sketch's halving period, and escapes.
+    println!("## clock2+tlfu-miss by the sketch's halving period\n");
+    let shift = traces.iter().position(|t| !in_issue(t.name)).unwrap();
+    let capacities = scale.capacities.map(|c| c.to_string());
+    print!("| variant | period at {} |", capacities.join(" / "));
+    for capacity in scale.capacities {
+        print!(" shift {capacity} |");
+    }
+    println!(
+        " worst change on the issue's traces from the first row, pp (trace, capacity) | worst gap to the best peer, pp | beats LRU on scans and loop |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---|");
+    // forgot[variant][trace][capacity]
+    let forgot: Vec<Vec<Vec<f64>>> = FORGETTING
+        .iter()
+        .map(|variant| {
+            traces
+                .iter()
+                .map(|trace| {
+                    let ratios = scale.capacities.iter();
+                    ratios
+                        .map(|&capacity| {
+                            forgetting(variant, &trace.keys(scale, capacity), capacity)
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    for (v, variant) in FORGETTING.iter().enumerate() {
+        let periods = scale.capacities.map(|c| (variant.period)(c).to_string());
+        print!("| {} | {} |", variant.name, periods.join(" / "));
+        for ratio in &forgot[v][shift] {
+            print!(" {ratio:.1} |");
+        }
+        let mut change = (f64::INFINITY, "", 0);
+        let mut gap = f64::NEG_INFINITY;
+        let mut beats_lru = true;
+        for (t, trace) in traces.iter().enumerate() {
+            if !in_issue(trace.name) {
+                continue;
+            }
+            for (c, &capacity) in scale.capacities.iter().enumerate() {
+                let ratio = forgot[v][t][c];
+                if ratio - forgot[0][t][c] < change.0 {
+                    change = (ratio - forgot[0][t][c], trace.name, capacity);
+                }
+                let row = &results[t][c];
+                let best_peer = row[..peers].iter().copied().fold(f64::MIN, f64::max);
+                gap = gap.max(best_peer - ratio);
+                if trace.name.contains("scan") || trace.name.contains("loop") {
+                    beats_lru &= ratio > row[0];
+                }
+            }
+        }
+        println!(
+            " {:+.2} ({}, {}) | {gap:.1} | {} |",
+            change.0,
+            change.1,
+            change.2,
+            if beats_lru { "yes" } else { "no" }
         );
     }
     println!();

@@ -94,7 +94,8 @@ impl Bound {
 }
 
 /// How often keys were missed lately: a count-min sketch of 4 rows of counters that
-/// saturate at 15, all halved every `10 × width / 4` additions so that it forgets.
+/// saturate at 15, all halved every 10 × capacity additions (at least 2,560) so that it
+/// forgets.
 /// Counters are written with plain loads and stores: a lost increment only blurs an
 /// estimate.
 pub(crate) struct Sketch {
@@ -116,7 +117,9 @@ impl Sketch {
             rows: std::array::from_fn(|_| (0..width).map(|_| AtomicU8::new(0)).collect()),
             mask: width - 1,
             additions: AtomicUsize::new(0),
-            period: 10 * width / 4,
+            // Caffeine's sample size; 10 × width ÷ 4, with the width rounded up to a
+            // power of two, was up to twice that, and an old hot set kept out the new.
+            period: 10 * capacity.clamp(256, width / 4),
         }
     }
 

@@ -13,7 +13,10 @@
 //!   it. Per entry a saturating counter (1 bit: `max_count` 1, 2 bits: 3), set on a hit:
 //!   the only state weakmemo's hit path could touch. Optionally TinyLFU admission with a
 //!   count-min [`Sketch`], fed by every request ([`Feed::All`], as TinyLFU does) or by
-//!   misses alone ([`Feed::Misses`], which keeps the sketch off the hit path).
+//!   misses alone ([`Feed::Misses`], which keeps the sketch off the hit path). Ways to
+//!   forget faster, for the bench to compare: another halving period
+//!   ([`Sketch::with_period`]), a doorkeeper ([`Sketch::with_doorkeeper`]), admission on
+//!   ties ([`Clock::admit_ties`]).
 //! - [`S3Fifo`]: small FIFO (10%), main FIFO, ghost FIFO of evicted keys, 2-bit counters;
 //!   the reference of the class (Yang et al., SOSP 2023).
 //! - [`Sieve`]: one visited bit, a hand moving through insertion order, survivors stay in
@@ -67,26 +70,62 @@ fn capacity_of(buckets: usize) -> usize {
 }
 
 /// A count-min sketch: 4 rows of counters saturating at 15 (4 bits, as in Caffeine), all
-/// halved every `10 × capacity` additions so that it forgets.
+/// halved every `period` additions so that it forgets; optionally behind a doorkeeper.
 #[derive(Debug)]
 pub struct Sketch {
     rows: [Vec<u8>; 4],
     mask: usize,
     additions: usize,
     period: usize,
+    /// A Bloom filter (two bits per key) that takes a key's first addition since the last
+    /// halving instead of the counters, and adds 1 to its estimate; cleared at halving.
+    doorkeeper: Option<Vec<u64>>,
 }
 
 impl Sketch {
     /// Sized as Caffeine's for `capacity` entries (16 counters per entry: 4 rows of
     /// 4 × capacity), but at least 1,024 per row, and halved every 10 × capacity
-    /// additions (at least 2,560), so that a small cache still has a useful history.
+    /// additions (Caffeine's sample size; at least 2,560), as weakmemo's `Sketch`.
     pub fn new(capacity: usize) -> Self {
-        let width = (capacity.next_power_of_two() * 4).max(1024);
+        Self::with_period(capacity, 10 * capacity.max(256))
+    }
+
+    /// The same, halved every `period` additions.
+    pub fn with_period(capacity: usize, period: usize) -> Self {
+        let width = Self::width(capacity);
         Sketch {
             rows: std::array::from_fn(|_| vec![0; width]),
             mask: width - 1,
             additions: 0,
-            period: 10 * width / 4,
+            period: period.max(1),
+            doorkeeper: None,
+        }
+    }
+
+    /// Counters per row for `capacity` entries.
+    pub fn width(capacity: usize) -> usize {
+        (capacity.next_power_of_two() * 4).max(1024)
+    }
+
+    /// Puts a doorkeeper of `bits` bits in front of the counters.
+    pub fn with_doorkeeper(mut self, bits: usize) -> Self {
+        self.doorkeeper = Some(vec![0; bits.div_ceil(64)]);
+        self
+    }
+
+    fn door_bits(&self, hash: u64) -> [usize; 2] {
+        let bits = self.doorkeeper.as_ref().map_or(1, |d| d.len() * 64);
+        let h = mix(hash ^ 0x5851_f42d_4c95_7f2d);
+        [h as usize % bits, (h >> 32) as usize % bits]
+    }
+
+    fn in_door(&self, hash: u64) -> bool {
+        match &self.doorkeeper {
+            None => false,
+            Some(door) => self
+                .door_bits(hash)
+                .iter()
+                .all(|&b| door[b / 64] >> (b % 64) & 1 == 1),
         }
     }
 
@@ -95,25 +134,39 @@ impl Sketch {
     }
 
     pub fn add(&mut self, hash: u64) {
-        for row in 0..4 {
-            let i = self.index(hash, row);
-            let cell = &mut self.rows[row][i];
-            *cell = (*cell + 1).min(15);
+        let (bits, seen) = (self.door_bits(hash), self.in_door(hash));
+        match &mut self.doorkeeper {
+            Some(door) if !seen => bits.iter().for_each(|&b| door[b / 64] |= 1 << (b % 64)),
+            _ => {
+                for row in 0..4 {
+                    let i = self.index(hash, row);
+                    let cell = &mut self.rows[row][i];
+                    *cell = (*cell + 1).min(15);
+                }
+            }
         }
         self.additions += 1;
         if self.additions >= self.period {
-            self.additions = 0;
-            for row in &mut self.rows {
-                row.iter_mut().for_each(|c| *c /= 2);
-            }
+            self.halve();
+        }
+    }
+
+    fn halve(&mut self) {
+        self.additions = 0;
+        for row in &mut self.rows {
+            row.iter_mut().for_each(|c| *c /= 2);
+        }
+        if let Some(door) = &mut self.doorkeeper {
+            door.fill(0);
         }
     }
 
     pub fn estimate(&self, hash: u64) -> u8 {
-        (0..4)
+        let counted = (0..4)
             .map(|row| self.rows[row][self.index(hash, row)])
             .min()
-            .unwrap_or(0)
+            .unwrap_or(0);
+        counted + u8::from(self.in_door(hash))
     }
 }
 
@@ -145,6 +198,8 @@ pub struct Clock {
     max_count: u8,
     feed: Feed,
     sketch: Option<Rc<RefCell<Sketch>>>,
+    /// Admits a newcomer whose estimate equals the victim's too (weakmemo does not).
+    pub admit_ties: bool,
 }
 
 impl Clock {
@@ -169,6 +224,7 @@ impl Clock {
             max_count,
             feed,
             sketch,
+            admit_ties: false,
         }
     }
 
@@ -239,7 +295,8 @@ impl Policy for Clock {
             if let Some(sketch) = &self.sketch {
                 let sketch = sketch.borrow();
                 // The hand stays on the victim, which meets the next candidate too.
-                if sketch.estimate(hash) <= sketch.estimate(victim_slot.hash) {
+                let (new, old) = (sketch.estimate(hash), sketch.estimate(victim_slot.hash));
+                if new < old || new == old && !self.admit_ties {
                     return;
                 }
             }
