@@ -257,3 +257,87 @@ impl Drop for Node {
 pub fn myself(node: &Arc<Node>, &(): &()) -> Arc<Node> {
     Arc::clone(node)
 }
+
+/// One removal as a [`Recorder`] saw it: the cause, the arguments and the value.
+pub type Record<A, V> = (weakmemo::RemovalCause, A, V);
+
+/// A removal listener that records every removal whose arguments are an `A` and value a
+/// `V` (with its cause), and counts every removal by cause, whatever its types.
+pub struct Recorder<A, V> {
+    seen: Arc<std::sync::Mutex<Vec<Record<A, V>>>>,
+    causes: Arc<std::sync::Mutex<Vec<weakmemo::RemovalCause>>>,
+}
+
+impl<A, V> Clone for Recorder<A, V> {
+    fn clone(&self) -> Self {
+        Self {
+            seen: Arc::clone(&self.seen),
+            causes: Arc::clone(&self.causes),
+        }
+    }
+}
+
+impl<A: Clone + Send + 'static, V: Clone + Send + 'static> Recorder<A, V> {
+    pub fn new() -> Self {
+        Self {
+            seen: Arc::default(),
+            causes: Arc::default(),
+        }
+    }
+
+    /// The listener that records into this recorder.
+    pub fn listener(&self) -> weakmemo::RemovalListener {
+        let recorder = self.clone();
+        Arc::new(move |removal: &weakmemo::Removal<'_>| recorder.record(removal))
+    }
+
+    /// A new recorder, set as `cache`'s listener.
+    pub fn install(cache: &weakmemo::Registry) -> Self {
+        let recorder = Self::new();
+        cache.set_removal_listener(Some(recorder.listener()));
+        recorder
+    }
+
+    pub fn record(&self, removal: &weakmemo::Removal<'_>) {
+        self.causes.lock().unwrap().push(removal.cause());
+        if let (Some(args), Some(value)) = (removal.args::<A>(), removal.value::<V>()) {
+            let record = (removal.cause(), args.clone(), value.clone());
+            self.seen.lock().unwrap().push(record);
+        }
+    }
+
+    /// The removals of type `A`, `V` recorded since the last `take`.
+    pub fn take(&self) -> Vec<Record<A, V>> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+
+    /// The removals of type `A`, `V` recorded since the last `take`, left in place.
+    pub fn peek(&self) -> Vec<Record<A, V>> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Removals of any type with this cause, since the recorder was made.
+    pub fn count(&self, cause: weakmemo::RemovalCause) -> u64 {
+        let causes = self.causes.lock().unwrap();
+        causes.iter().filter(|&&seen| seen == cause).count() as u64
+    }
+
+    /// Removals of any type, since the recorder was made.
+    pub fn total(&self) -> u64 {
+        self.causes.lock().unwrap().len() as u64
+    }
+}
+
+impl<A: Clone + Send + 'static, V: Clone + Send + 'static> Default for Recorder<A, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `records` sorted, to compare as a multiset.
+pub fn sorted<A: Ord, V: Ord>(mut records: Vec<Record<A, V>>) -> Vec<Record<A, V>> {
+    records.sort_by(|a, b| {
+        (format!("{:?}", a.0), &a.1, &a.2).cmp(&(format!("{:?}", b.0), &b.1, &b.2))
+    });
+    records
+}
