@@ -668,7 +668,8 @@ where
     /// Moves the CLOCK hand to free room for a newcomer of `hash` (or, with `None`, for
     /// one stored already), pushing what it removes onto `removed`: a dead owner's or an
     /// expired entry goes at once; an entry hit since the hand last passed has its count
-    /// lowered; the first at 0 is the victim, evicted if the sketch has seen the
+    /// lowered; the first at 0 is the victim, unless a dead owner's or expired entry
+    /// within 64 buckets goes in its place, and is evicted if the sketch has seen the
     /// newcomer more often. False if nothing was freed: the newcomer lost, or the hand
     /// found nothing to take in five laps (every entry is being removed meanwhile, or
     /// the bound is 0).
@@ -681,41 +682,47 @@ where
             let mut tables = Scoped::lock(|| shard.tables.write());
             let table = &mut tables.ready;
             while hand.bucket < table.num_buckets() {
-                let Ok(entry) = table.get_bucket_entry(hand.bucket) else {
+                let Some(candidate) = table.get_bucket(hand.bucket) else {
                     hand.bucket += 1;
                     continue;
                 };
-                let candidate = entry.get();
                 let stale = candidate.stale(clock);
                 if stale.is_none() && candidate.visits() > 0 {
                     candidate.unvisit();
                     hand.bucket += 1;
                     continue;
                 }
-                let loses =
-                    |hash| bound.sketch.estimate(hash) <= bound.sketch.estimate(candidate.hash());
-                if stale.is_none() && hash.is_some_and(loses) {
-                    // The hand stays on the victim, which meets the next newcomer. A
-                    // dead owner's or an expired entry close by is free room all the same.
+                let mut at = hand.bucket;
+                if stale.is_none() {
+                    // A live victim. A dead owner's or expired entry close by is free
+                    // room, and goes first; else the newcomer must beat the victim, or
+                    // the hand stays on it for the next newcomer.
                     let buckets = table.num_buckets();
                     let near = (1..buckets.min(65))
                         .map(|step| (hand.bucket + step) % buckets)
-                        .find_map(|index| Some((index, table.get_bucket(index)?.stale(clock)?)));
-                    let Some((index, cause)) = near else {
-                        return false;
+                        .find(|&index| {
+                            table
+                                .get_bucket(index)
+                                .is_some_and(|e| e.stale(clock).is_some())
+                        });
+                    let loses = |hash| {
+                        bound.sketch.estimate(hash) <= bound.sketch.estimate(candidate.hash())
                     };
-                    let Ok(entry) = table.get_bucket_entry(index) else {
-                        unreachable!("the bucket was just found full");
-                    };
-                    let victim = entry.remove().0;
-                    bound.release(victim.stamp.weight());
-                    removed.push((victim, cause));
-                    return true;
+                    match near {
+                        Some(index) => at = index,
+                        None if hash.is_some_and(loses) => return false,
+                        None => hand.bucket += 1,
+                    }
+                } else {
+                    hand.bucket += 1;
                 }
+                let Ok(entry) = table.get_bucket_entry(at) else {
+                    unreachable!("the bucket was just found full");
+                };
                 let victim = entry.remove().0;
+                let cause = victim.stale(clock).unwrap_or(RemovalCause::Size);
                 bound.release(victim.stamp.weight());
-                removed.push((victim, stale.unwrap_or(RemovalCause::Size)));
-                hand.bucket += 1;
+                removed.push((victim, cause));
                 return true;
             }
             drop(tables);

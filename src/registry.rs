@@ -645,7 +645,9 @@ impl Registry {
     /// set), and are removed lazily, like dead owners' entries, by purge steps, by
     /// [`purge`](Self::purge), and by stores and bounds that meet them. A TTL is kept in
     /// whole milliseconds, rounded up; `Duration::ZERO` stores nothing, and
-    /// `Duration::MAX` exempts the method from the registry's TTL.
+    /// `Duration::MAX` exempts the method from the registry's TTL. Expiry is judged by
+    /// the TTL in force at each lookup, as Caffeine's is when its duration changes:
+    /// lengthening or lifting a TTL keeps the entries not yet removed.
     ///
     /// A hit of a method with a TTL reads the clock (`Instant::now()`, about 20 ns); a
     /// hit of one without, a flag.
@@ -728,12 +730,15 @@ impl Registry {
     /// ([`set_method_weigher`](Self::set_method_weigher)).
     ///
     /// Over the bound, the method holding the most weight gives up entries, picked by
-    /// its CLOCK hand (dead owners' and expired entries first), so a method that caches
-    /// little keeps its entries while another floods the registry; per-method bounds
+    /// its CLOCK hand, so a method that caches little keeps its entries while another
+    /// floods the registry; per-method bounds
     /// ([`set_method_capacity`](Self::set_method_capacity)) still apply, with their
-    /// admission policy. A lowered bound is met at once, by the caller. Entries are
-    /// evicted after a store, so while stores are under way the weight may pass the
-    /// bound by the weight they store. `Some(0)` stores nothing.
+    /// admission policy. Dead owners' and expired entries go first: those the hand meets,
+    /// or finds within 64 buckets of a live victim, and, when this lowers the bound, all
+    /// of them (a [`purge`](Self::purge)) before any live entry. A lowered bound is met
+    /// at once, by the caller. Entries are evicted after a store, so while stores are
+    /// under way the weight may pass the bound by the weight they store. `Some(0)` stores
+    /// nothing.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -764,6 +769,12 @@ impl Registry {
                     cache.track();
                 }
             }
+        }
+        if self
+            .capacity()
+            .is_some_and(|capacity| self.weight() > capacity)
+        {
+            self.purge();
         }
         self.keep_within_capacity();
     }

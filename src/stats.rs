@@ -40,8 +40,8 @@ pub struct Stats {
     /// Calls that found their key being computed by another thread and waited for that
     /// computation instead of running the method themselves (single flight). Exact.
     pub waited: u64,
-    /// Entries a bound removed to make room, and newcomers kept out (by a bound, or as
-    /// heavier than one); see
+    /// Entries a bound removed to make room, and newcomers kept out (by a bound, as
+    /// heavier than one, or by a TTL of zero); see
     /// [`Registry::set_method_capacity`](crate::Registry::set_method_capacity) and
     /// [`Registry::set_capacity`](crate::Registry::set_capacity). Exact.
     pub evicted: u64,

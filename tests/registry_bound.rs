@@ -371,7 +371,6 @@ fn heavy_with_a_waiter(cache: &'static Registry) {
 /// An entry heavier than the registry's bound, computed while another caller waits
 /// for it, is not stored either and flushes nothing.
 #[test]
-#[ignore = "bug: with a waiter, an entry heavier than the registry bound is stored and flushes the registry"]
 fn an_entry_heavier_than_the_registry_bound_with_a_waiter_flushes_nothing() {
     let cache = Box::leak(Box::new(
         Registry::builder().capacity(100).purge_interval(0).build(),
@@ -382,7 +381,6 @@ fn an_entry_heavier_than_the_registry_bound_with_a_waiter_flushes_nothing() {
 
 /// The same under a method's bound.
 #[test]
-#[ignore = "bug: with a waiter, an entry heavier than the method bound is stored and flushes the method"]
 fn an_entry_heavier_than_a_method_bound_with_a_waiter_flushes_nothing() {
     let cache = Box::leak(Box::new(Registry::builder().purge_interval(0).build()));
     cache.set_method_capacity(slow_heavy, Some(100));
@@ -516,7 +514,6 @@ fn weighted_evictions_are_reported_exactly() {
 /// documents: "dead owners' and expired entries first"): lowering the bound to the
 /// number of live entries removes exactly the dead owner's, and evicts none.
 #[test]
-#[ignore = "bug: the registry bound's CLOCK hand evicts live entries it meets before dead owners' ones"]
 fn dead_owners_entries_go_first_under_the_registry_bound() {
     let cache = Registry::builder().purge_interval(0).build();
     let live = Arc::new(11);
