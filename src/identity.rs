@@ -58,6 +58,26 @@ impl<R> MethodKind for Awaits<R> {
     type Output = R;
 }
 
+/// A [`Method`] kind whose table may store values of type `V`: its output `R`, through
+/// `call` (or `call_async`), or, for an output `Result<V, E>`, the `Ok` type, through
+/// `try_call` (or `try_call_async`). It lets
+/// [`Registry::set_method_weigher`](crate::Registry::set_method_weigher) refuse, at
+/// build time, a weigher of a type the method never stores.
+#[diagnostic::on_unimplemented(
+    message = "weakmemo: this method stores no `{V}`: a weigher takes the method's \
+               return type, or the `Ok` type of a `Result` cached by `try_call`",
+    label = "the weigher's value type"
+)]
+pub trait Stores<V> {}
+
+impl<R> Stores<R> for Returns<R> {}
+
+impl<R> Stores<R> for Awaits<R> {}
+
+impl<V, E> Stores<V> for Returns<Result<V, E>> {}
+
+impl<V, E> Stores<V> for Awaits<Result<V, E>> {}
+
 impl<T: ?Sized, A, R, F: Fn(&Arc<T>, &A) -> R + 'static> Method<T, A, Returns<R>> for F {}
 
 impl<T: ?Sized, A, R, F: AsyncFn(&Arc<T>, &A) -> R + 'static> Method<T, A, Awaits<R>> for F {}

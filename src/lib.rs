@@ -299,7 +299,7 @@ mod stats;
 mod sync;
 mod waits;
 
-pub use identity::{Awaits, Method, MethodKind, Returns};
+pub use identity::{Awaits, Method, MethodKind, Returns, Stores};
 pub use memo::{CacheInfo, Memo};
 pub use registry::{
     DEFAULT_PURGE_INTERVAL, MAX_WEIGHT, PURGE_STEP_BUCKETS, Registry, RegistryBuilder, global,

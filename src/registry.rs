@@ -13,7 +13,7 @@ use hashbrown::HashMap;
 
 use crate::directory::Directory;
 use crate::expiry::{ttl_duration, ttl_ms};
-use crate::identity::{Method, MethodKind, method_id, owner_addr};
+use crate::identity::{Method, MethodKind, Stores, method_id, owner_addr};
 use crate::lock_scope::assert_unlocked;
 use crate::method_cache::{
     ArgSlot, Claim, ErasedCache, Key, Lookup, MethodCache, Miss, Setup, Weigher,
@@ -592,7 +592,7 @@ impl Registry {
     /// and the registry's) count weight, in whatever unit it gives (bytes, say), rather
     /// than entries. Without a weigher an entry weighs 1. `V` is the type the method's
     /// table stores: its return type, or for a method called through `try_call`, the
-    /// `Ok` type.
+    /// `Ok` type (see [`Stores`]); any other type is a compile error.
     ///
     /// An entry is weighed once, when it is stored, and keeps that weight. One heavier
     /// than a bound, or than [`MAX_WEIGHT`], is returned but not stored, and counted in
@@ -623,6 +623,7 @@ impl Registry {
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
+        K: Stores<V>,
         F: Method<T, A, K>,
     {
         assert_unlocked();
@@ -789,8 +790,9 @@ impl Registry {
         (capacity != u64::MAX).then(|| usize::try_from(capacity).unwrap_or(usize::MAX))
     }
 
-    /// The weight of all entries held, as the registry's bound counts it: 0 while the
-    /// registry has never had a bound (weights are counted from when it has).
+    /// The weight of all entries held, as the registry's bound counts it: of every
+    /// method once the registry has had a bound, else only of methods with one of their
+    /// own.
     #[must_use]
     pub fn weight(&self) -> usize {
         self.methods.iter().map(ErasedCache::weight).sum()

@@ -4,7 +4,7 @@
 //! that capture nothing) are accepted; that check is a `const` assertion evaluated when
 //! the code is compiled to machine code, so these cases are built, not only checked (the
 //! passing case makes trybuild run `cargo build`). Owners and values must be
-//! `Send + Sync`. Regenerate the snapshots with `TRYBUILD=overwrite cargo test --test
+//! `Send + Sync`. A weigher takes the type the method stores. Regenerate the snapshots with `TRYBUILD=overwrite cargo test --test
 //! compile_fail` after a deliberate change, and read the diff.
 
 #[test]
@@ -15,4 +15,5 @@ fn misuse_is_a_compile_error_with_a_clear_message() {
     cases.compile_fail("tests/ui/fn_pointer.rs");
     cases.compile_fail("tests/ui/owner_not_sync.rs");
     cases.compile_fail("tests/ui/value_not_send.rs");
+    cases.compile_fail("tests/ui/weigher_wrong_value.rs");
 }

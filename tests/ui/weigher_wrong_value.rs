@@ -1,0 +1,12 @@
+// A weigher must take the type the method's table stores: here `u64`, or for
+// `try_call`, the `Ok` type.
+use std::sync::Arc;
+
+fn square(n: &Arc<u64>, &k: &u64) -> u64 {
+    **n * k * k
+}
+
+fn main() {
+    let cache = weakmemo::Registry::new();
+    cache.set_method_weigher(square, |_: &u64, text: &String| text.len() as u32);
+}
