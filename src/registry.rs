@@ -1165,16 +1165,25 @@ impl Registry {
             .clamp(1, self.shard_count())
             .next_power_of_two();
         let cache = downcast::<T, A, V>(self.methods.find_or_insert(method, || {
-            Box::new(MethodCache::<T, A, V>::new(Setup {
+            let cache = MethodCache::<T, A, V>::new(Setup {
                 shards,
                 table: method,
                 name,
                 shared: Arc::clone(self.shared()),
-            }))
+            });
+            // Bounded before any thread can store: a store that finds no bound reserves
+            // no room, so a bound made later would miss it.
+            if let Some(capacity) = capacity {
+                cache.set_capacity(capacity);
+            }
+            if self.shared().capacity() != u64::MAX {
+                cache.track();
+            }
+            Box::new(cache)
         }));
-        // Settings reach the tables in the directory as they are set; read them once the
-        // table is there, under the lock they are written under, so that none set
-        // meanwhile is missed. (Until then the table stores unweighed, unstamped
+        // Settings reach the tables in the directory as they are set; read them again
+        // once the table is there, under the lock they are written under, so that none
+        // set meanwhile is missed. (Until then the table stores unweighed, unstamped
         // entries: weight 1, and ages counted from when a TTL is set.)
         let configs = self.configs.lock();
         let config = configs.as_ref().and_then(|configs| configs.get(&method));
