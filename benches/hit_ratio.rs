@@ -164,20 +164,30 @@ fn loop_trace(scale: &Scale, capacity: usize) -> Vec<u64> {
     (0..scale.requests as u64).map(|i| i % n).collect()
 }
 
-/// Hit ratio in percent of a policy on a trace, and the most entries it held.
-fn run_policy(trace: &[u64], capacity: usize, policy: &mut impl Policy) -> (f64, usize) {
+/// Hit ratio in percent of a cache on a trace, and the most entries it held. `request`
+/// looks a key up: `None` on a hit; on a miss it inserts the key and returns the
+/// entries held then.
+fn replay(trace: &[u64], mut request: impl FnMut(u64) -> Option<usize>) -> (f64, usize) {
     let mut hits = 0usize;
     let mut most = 0;
     for &key in trace {
-        let hash = mix(key);
-        if policy.get(key, hash) {
-            hits += 1;
-        } else {
-            policy.insert(key, hash, policy.len() >= capacity);
-            most = most.max(policy.len());
+        match request(key) {
+            None => hits += 1,
+            Some(held) => most = most.max(held),
         }
     }
     (100.0 * hits as f64 / trace.len() as f64, most)
+}
+
+fn run_policy(trace: &[u64], capacity: usize, policy: &mut impl Policy) -> (f64, usize) {
+    replay(trace, |key| {
+        let hash = mix(key);
+        if policy.get(key, hash) {
+            return None;
+        }
+        policy.insert(key, hash, policy.len() >= capacity);
+        Some(policy.len())
+    })
 }
 
 /// A contender: its column name and how to run it on a trace at a capacity.
@@ -185,35 +195,27 @@ type Runner = fn(&[u64], usize) -> (f64, usize);
 
 fn lru(trace: &[u64], capacity: usize) -> (f64, usize) {
     let mut cache = lru::LruCache::<u64, ()>::new(NonZeroUsize::new(capacity).unwrap());
-    let mut hits = 0usize;
-    let mut most = 0;
-    for &key in trace {
+    replay(trace, |key| {
         if cache.get(&key).is_some() {
-            hits += 1;
-        } else {
-            cache.put(key, ());
-            most = most.max(cache.len());
+            return None;
         }
-    }
-    (100.0 * hits as f64 / trace.len() as f64, most)
+        cache.put(key, ());
+        Some(cache.len())
+    })
 }
 
 fn moka(trace: &[u64], capacity: usize) -> (f64, usize) {
     let cache: moka::sync::Cache<u64, (), FixedHasher> = moka::sync::Cache::builder()
         .max_capacity(capacity as u64)
         .build_with_hasher(FixedHasher::default());
-    let mut hits = 0usize;
-    let mut most = 0;
-    for &key in trace {
+    replay(trace, |key| {
         if cache.get(&key).is_some() {
-            hits += 1;
-        } else {
-            cache.insert(key, ());
-            cache.run_pending_tasks();
-            most = most.max(cache.entry_count() as usize);
+            return None;
         }
-    }
-    (100.0 * hits as f64 / trace.len() as f64, most)
+        cache.insert(key, ());
+        cache.run_pending_tasks();
+        Some(cache.entry_count() as usize)
+    })
 }
 
 fn quick_cache(trace: &[u64], capacity: usize) -> (f64, usize) {
@@ -224,17 +226,13 @@ fn quick_cache(trace: &[u64], capacity: usize) -> (f64, usize) {
         FixedHasher::default(),
         Default::default(),
     );
-    let mut hits = 0usize;
-    let mut most = 0;
-    for &key in trace {
+    replay(trace, |key| {
         if cache.get(&key).is_some() {
-            hits += 1;
-        } else {
-            cache.insert(key, ());
-            most = most.max(cache.len());
+            return None;
         }
-    }
-    (100.0 * hits as f64 / trace.len() as f64, most)
+        cache.insert(key, ());
+        Some(cache.len())
+    })
 }
 
 const PEERS: [(&str, Runner); 3] = [("LRU", lru), ("moka", moka), ("quick_cache", quick_cache)];
@@ -257,21 +255,20 @@ fn weakmemo(trace: &[u64], capacity: usize) -> (f64, usize) {
     registry.set_method_capacity(id, Some(capacity));
     let owner = Arc::new(Owner);
     let mut runs = RUNS.load(Relaxed);
-    let mut most = 0;
-    for &key in trace {
+    let (ratio, most) = replay(trace, |key| {
         registry.call(&owner, id, key);
-        if RUNS.load(Relaxed) != runs {
-            runs = RUNS.load(Relaxed);
-            most = most.max(registry.method_stats(id).entries);
-        }
-    }
+        let missed = RUNS.load(Relaxed) != runs;
+        runs = RUNS.load(Relaxed);
+        missed.then(|| registry.method_stats(id).entries)
+    });
     let stats = registry.method_stats(id);
     assert_eq!(stats.hits + stats.misses, trace.len() as u64);
+    assert_eq!(ratio, 100.0 * stats.hits as f64 / trace.len() as f64);
     assert!(
         most <= capacity,
         "weakmemo held {most} entries, bound {capacity}"
     );
-    (100.0 * stats.hits as f64 / trace.len() as f64, most)
+    (ratio, most)
 }
 
 const CANDIDATES: [(&str, Runner); 6] = [
