@@ -19,10 +19,11 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::identity::method_id;
-use crate::method_cache::{Claim, Key, Lookup, MethodCache};
-use crate::registry::{Claimed, Registry, Settled, look_again, recursive_call};
-use crate::waits::{self, Polling, Token};
+use crate::identity::{Named, method_id};
+use crate::in_flight::Claim;
+use crate::method_cache::{Key, Lookup, MethodCache};
+use crate::registry::{Registry, recursive_call};
+use crate::waits::{self, Caller, Polling};
 
 impl Registry {
     /// Like [`call`](Self::call), for an `async` method: the cached value, or the
@@ -82,13 +83,14 @@ impl Registry {
         V: Clone + Send + Sync + 'static,
         F: AsyncFn(&Arc<T>, &A) -> V + 'static,
     {
+        let () = Named::<F>::METHOD;
         let compute =
             async move |owner: &Arc<T>, args: &A| Ok::<V, Infallible>(method(owner, args).await);
         let value = |result: Result<V, Infallible>| match result {
             Ok(value) => value,
         };
         self.answer(
-            method_id::<F>(false),
+            method_id::<F>(true, false),
             type_name::<F>(),
             owner,
             args,
@@ -137,8 +139,9 @@ impl Registry {
         V: Clone + Send + Sync + 'static,
         F: AsyncFn(&Arc<T>, &A) -> Result<V, E> + 'static,
     {
+        let () = Named::<F>::METHOD;
         self.answer(
-            method_id::<F>(true),
+            method_id::<F>(true, true),
             type_name::<F>(),
             owner,
             args,
@@ -176,20 +179,16 @@ impl Registry {
             return Answer::Ready(Some(finish(Ok(value))));
         }
         Answer::Computing(Box::pin(async move {
+            // Who calls is known at the first poll: inside which computation's poll.
+            let caller = Caller::task();
             // Every lock here is released before the first `.await`.
-            let settled = match cache.find(key, &args) {
+            let claim = match cache.find(key, &args) {
                 Ok(value) => return finish(Ok(value)),
-                Err(miss) => self.settle_miss(key, args, miss, false, waits::current_async),
+                Err(miss) => self.settle_miss(cache, key, args, miss, false, &caller),
             };
-            let result = match settled {
-                Settled::Claimed(claim, me) => {
-                    compute_once_async(cache, key, owner, claim, compute, name, me).await
-                }
-                Settled::Alone(args) => match compute(owner, &args).await {
-                    Ok(value) => Ok(cache.insert(key, owner, args, value)),
-                    Err(error) => Err(error),
-                },
-            };
+            let result = self
+                .compute_once_async(cache, key, owner, claim, compute, name, &caller)
+                .await;
             self.keep_within_capacity();
             finish(result)
         }))
@@ -217,52 +216,58 @@ impl<Out, Computing: Future<Output = Out>> Future for Answer<Out, Computing> {
     }
 }
 
-/// `compute_once` of `registry.rs`, awaiting instead of blocking.
-async fn compute_once_async<T, A, V, E>(
-    cache: &MethodCache<T, A, V>,
-    key: Key,
-    owner: &Arc<T>,
-    mut claim: Claim<A>,
-    compute: impl AsyncFnOnce(&Arc<T>, &A) -> Result<V, E>,
-    method: &'static str,
-    me: Token,
-) -> Result<V, E>
-where
-    T: ?Sized + Send + Sync + 'static,
-    A: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    loop {
-        match claim {
-            Claim::Recursive => recursive_call(method),
-            Claim::Wait {
-                args,
-                flight,
-                computer,
-            } => {
-                {
-                    let _waiting = waits::enter(me, computer, method);
-                    cache.count_wait();
-                    flight.finished().await;
+impl Registry {
+    /// `compute_once` of `registry.rs`, awaiting instead of blocking.
+    #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+    async fn compute_once_async<'a, T, A, V, E>(
+        &self,
+        cache: &'a MethodCache<T, A, V>,
+        key: Key,
+        owner: &Arc<T>,
+        mut claim: Claim<'a, T, A, V>,
+        compute: impl AsyncFnOnce(&Arc<T>, &A) -> Result<V, E>,
+        method: &'static str,
+        caller: &Caller,
+    ) -> Result<V, E>
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        loop {
+            match claim {
+                Claim::Recursive(args) => recursive_call(method, args),
+                Claim::Wait {
+                    args,
+                    flight,
+                    computer,
+                } => {
+                    {
+                        let _waiting = waits::enter(caller.waits_as, computer, method);
+                        cache.count_wait();
+                        flight.finished().await;
+                    }
+                    claim = match self.after_wait(cache, key, args, &flight, caller) {
+                        Ok(value) => return Ok(value),
+                        Err(claim) => claim,
+                    };
                 }
-                claim = match look_again(cache, key, args, me) {
-                    Ok(value) => return Ok(value),
-                    Err(claim) => claim,
-                };
-            }
-            Claim::Compute(slot) => {
-                // Dropped with this future if the task is cancelled: the key is abandoned.
-                let claimed = Claimed::new(cache, key, slot);
-                let value = {
-                    let mut computing = pin!(compute(owner, claimed.args()));
-                    // Calls made while the method is polled belong to this computation.
-                    poll_fn(|cx| {
-                        let _polling = Polling::enter(me);
-                        computing.as_mut().poll(cx)
-                    })
-                    .await?
-                };
-                return Ok(claimed.complete(owner, value));
+                Claim::Compute(claimed) => {
+                    // The computation polling this call waits for this one meanwhile.
+                    let _nested = caller.computing(method);
+                    // Dropped with this future if the task is cancelled: the key is
+                    // abandoned.
+                    let value = {
+                        let mut computing = pin!(compute(owner, claimed.args()));
+                        // Calls made while the method is polled belong to this computation.
+                        poll_fn(|cx| {
+                            let _polling = Polling::enter(caller.computes_as);
+                            computing.as_mut().poll(cx)
+                        })
+                        .await?
+                    };
+                    return Ok(claimed.complete(owner, value));
+                }
             }
         }
     }

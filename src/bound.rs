@@ -17,18 +17,15 @@
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed};
 
-use crate::sync::Mutex;
+use crate::sync::{Mutex, RwLock};
 
 /// A method's bound; made for a method given a capacity, and for every method of a
-/// registry given one, whose eviction uses the hand and whose sum is the registry's
-/// weight.
+/// registry given one, whose eviction uses the hand. The weight it bounds is counted by
+/// the method's table, which counts it whether bounded or not.
 pub(crate) struct Bound {
     /// Weight allowed (entries, unless the method has a weigher); may change at run
     /// time.
     capacity: AtomicUsize,
-    /// Weight of the entries stored, plus that reserved by inserts under way (see
-    /// `reserve`).
-    len: AtomicUsize,
     pub(crate) sketch: Sketch,
     /// Where the CLOCK hand is: a shard and a bucket in it. Taken before any shard's
     /// lock, and shards are locked one at a time under it.
@@ -42,12 +39,11 @@ pub(crate) struct Hand {
 }
 
 impl Bound {
-    /// A bound of `capacity`, whose sketch serves about `entries` entries (the smaller
-    /// of the method's and the registry's bound).
+    /// A bound of `capacity`, whose sketch serves at most `entries` entries (the smaller
+    /// of the method's and the registry's bound: no more entries can be held).
     pub(crate) fn new(capacity: usize, entries: usize) -> Self {
         Self {
             capacity: AtomicUsize::new(capacity),
-            len: AtomicUsize::new(0),
             sketch: Sketch::new(entries),
             hand: Mutex::new(Hand::default()),
         }
@@ -60,96 +56,144 @@ impl Bound {
     pub(crate) fn set_capacity(&self, capacity: usize) {
         self.capacity.store(capacity, Relaxed);
     }
-
-    /// Reserves room for an entry of `weight`; true if that takes the method over its
-    /// bound, so that victims must go first (or the newcomer stay out, then `release`).
-    pub(crate) fn reserve(&self, weight: usize) -> bool {
-        self.len.fetch_add(weight, Relaxed) + weight > self.capacity()
-    }
-
-    /// The weight stored and reserved.
-    pub(crate) fn len(&self) -> usize {
-        self.len.load(Relaxed)
-    }
-
-    /// Whether more entries are stored (or reserved) than the bound allows.
-    pub(crate) fn is_over(&self) -> bool {
-        self.len.load(Relaxed) > self.capacity()
-    }
-
-    /// Counts the weight of entries stored before the bound was set.
-    pub(crate) fn reserve_stored(&self, weight: usize) {
-        self.len.fetch_add(weight, Relaxed);
-    }
-
-    /// Gives back `weight`: of removed entries, or of unused reservations.
-    pub(crate) fn release(&self, weight: usize) {
-        // Saturating: inserts racing with the bound's creation may not have reserved.
-        if weight > 0 {
-            let _ = self
-                .len
-                .fetch_update(Relaxed, Relaxed, |len| Some(len.saturating_sub(weight)));
-        }
-    }
 }
 
 /// How often keys were missed lately: a count-min sketch of 4 rows of counters that
-/// saturate at 15, all halved every 10 × capacity additions (at least 2,560) so that it
-/// forgets.
+/// saturate at 15, all halved every 10 × (entries it serves) additions, at least 2,560,
+/// so that it forgets.
+///
+/// Sized by the entries the method holds, not by its bound: a bound in bytes (with a
+/// weigher) says nothing of how many entries it holds, and a bound of many entries may
+/// never fill. It starts at 1,024 counters a row (4 KiB) and, each time it ages, grows to
+/// 4 counters a row per entry held (Caffeine's width, with the same forgetting of what
+/// it counted when it grows), up to what the bound can hold, if weights are at least 1.
 /// Counters are written with plain loads and stores: a lost increment only blurs an
 /// estimate.
 pub(crate) struct Sketch {
-    rows: [Box<[AtomicU8]>; 4],
-    mask: usize,
+    rows: RwLock<Rows>,
     additions: AtomicUsize,
+    /// The most entries the method can hold (its bound, when weights are 1).
+    most: usize,
+}
+
+/// The counters of a [`Sketch`]: 4 rows of `mask + 1` each, and the additions between
+/// two halvings.
+struct Rows {
+    counters: Box<[AtomicU8]>,
+    mask: usize,
     period: usize,
 }
 
-impl Sketch {
-    /// Sized as Caffeine's for `capacity` entries (4 rows of 4 × capacity counters), at
-    /// least 1,024 per row, so that a small bound still has a useful history.
-    fn new(capacity: usize) -> Self {
-        let width = capacity
+impl Rows {
+    /// Rows for `entries` entries: 4 counters a row per entry, at least 1,024 a row.
+    fn for_entries(entries: usize) -> Self {
+        let width = entries
             .saturating_mul(4)
             .clamp(1024, 1 << 24)
             .next_power_of_two();
         Self {
-            rows: std::array::from_fn(|_| (0..width).map(|_| AtomicU8::new(0)).collect()),
+            counters: (0..4 * width).map(|_| AtomicU8::new(0)).collect(),
             mask: width - 1,
-            additions: AtomicUsize::new(0),
-            // Caffeine's sample size; 10 × width ÷ 4, with the width rounded up to a
-            // power of two, was up to twice that, and an old hot set kept out the new.
-            period: 10 * capacity.clamp(256, width / 4),
+            // Caffeine's sample size.
+            period: 10 * entries.clamp(256, width / 4),
         }
     }
 
-    fn index(&self, hash: u64, row: u64) -> usize {
-        // A different odd multiplier per row, then the high bits, which mix best.
-        let mixed = (hash ^ (hash >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15 ^ (row << 1 | 1));
-        (mixed >> 32) as usize & self.mask
+    fn width(&self) -> usize {
+        self.mask + 1
     }
 
-    pub(crate) fn add(&self, hash: u64) {
-        for (row, counters) in (0..).zip(&self.rows) {
-            let counter = &counters[self.index(hash, row)];
+    fn counter(&self, hash: u64, row: u64) -> &AtomicU8 {
+        // A different odd multiplier per row, then the high bits, which mix best.
+        let mixed = (hash ^ (hash >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15 ^ (row << 1 | 1));
+        let index = (mixed >> 32) as usize & self.mask;
+        &self.counters[row as usize * self.width() + index]
+    }
+}
+
+impl Sketch {
+    /// A sketch that may grow to serve `most` entries; it starts small.
+    fn new(most: usize) -> Self {
+        Self {
+            rows: RwLock::new(Rows::for_entries(most.min(256))),
+            additions: AtomicUsize::new(0),
+            most,
+        }
+    }
+
+    /// Counts a miss of `hash`; true when the sketch is due to age: call
+    /// [`Self::age`] then.
+    pub(crate) fn add(&self, hash: u64) -> bool {
+        let rows = self.rows.read();
+        for row in 0..4 {
+            let counter = rows.counter(hash, row);
             let count = counter.load(Relaxed);
             if count < 15 {
                 counter.store(count + 1, Relaxed);
             }
         }
-        if self.additions.fetch_add(1, Relaxed) + 1 == self.period {
-            self.additions.store(0, Relaxed);
-            for counter in self.rows.iter().flat_map(|row| row.iter()) {
+        self.additions.fetch_add(1, Relaxed) + 1 == rows.period
+    }
+
+    /// Halves every counter, or, if the method holds more `entries` than the sketch
+    /// serves, starts afresh at the size they need.
+    pub(crate) fn age(&self, entries: usize) {
+        let mut rows = self.rows.write();
+        self.additions.store(0, Relaxed);
+        let wanted = entries.min(self.most);
+        if wanted.saturating_mul(4) > rows.width() && rows.width() < 1 << 24 {
+            *rows = Rows::for_entries(wanted);
+        } else {
+            for counter in &rows.counters {
                 counter.store(counter.load(Relaxed) / 2, Relaxed);
             }
         }
     }
 
     pub(crate) fn estimate(&self, hash: u64) -> u8 {
-        (0..)
-            .zip(&self.rows)
-            .map(|(row, counters)| counters[self.index(hash, row)].load(Relaxed))
+        let rows = self.rows.read();
+        (0..4)
+            .map(|row| rows.counter(hash, row).load(Relaxed))
             .min()
             .unwrap_or(0)
+    }
+
+    /// The bytes its counters take.
+    #[cfg(all(test, not(feature = "shuttle")))]
+    pub(crate) fn bytes(&self) -> usize {
+        self.rows.read().counters.len()
+    }
+}
+
+#[cfg(all(test, not(feature = "shuttle")))]
+mod tests {
+    use super::*;
+
+    /// A bound in bytes (the README's 1 MiB budget) costs a sketch for the entries held,
+    /// not for a million entries: 4 KiB at first, grown as entries come, never past what
+    /// the bound can hold.
+    #[test]
+    fn the_sketch_is_sized_by_the_entries_held() {
+        let sketch = Sketch::new(1 << 20);
+        assert_eq!(sketch.bytes(), 4 * 1024);
+        sketch.age(300);
+        assert_eq!(sketch.bytes(), 4 * 2048, "4 counters a row per entry held");
+        sketch.age(100);
+        assert_eq!(sketch.bytes(), 4 * 2048, "it never shrinks");
+        let small = Sketch::new(500);
+        small.age(1 << 20);
+        assert_eq!(small.bytes(), 4 * 2048, "no more than the bound can hold");
+    }
+
+    /// Aging halves the counts, unless the sketch grows (and starts afresh).
+    #[test]
+    fn aging_halves_or_grows() {
+        let sketch = Sketch::new(100);
+        for _ in 0..6 {
+            sketch.add(42);
+        }
+        assert_eq!(sketch.estimate(42), 6);
+        sketch.age(100);
+        assert_eq!(sketch.estimate(42), 3);
     }
 }

@@ -4,26 +4,42 @@
 //!
 //! ```text
 //!   absent ──claim──▶ pending(computer, args, flight?) ──complete──▶ ready(value)
-//!                          │
+//!                          │        │
+//!                          │        └──invalidate──▶ pending, stale ──complete──▶ absent
 //!                          └──abandon (panic or error)──▶ absent
 //! ```
 //!
-//! A caller that finds the key pending takes (or creates) its `Flight`, releases the
-//! locks, and waits for the flight to finish; then it looks the key up again, so it either
-//! hits or, if the computation was abandoned, claims the key itself. The flight is
-//! created by the first waiter, so an uncontended miss never allocates one. Waiting is
-//! the only thing a flight does, through a condition variable for threads; a task can be
-//! woken the same way by registering a `Waker` (the async path builds on that).
+//! A caller that finds the key pending (and not stale) takes (or creates) its `Flight`,
+//! releases the locks, and waits for the flight to finish. The flight carries the
+//! computed value to its waiters, so they receive it whether or not it was stored (a
+//! bound may refuse it, an invalidation may have made it stale); if the computation was
+//! abandoned, a waiter looks the key up again and claims it itself. The flight is
+//! created by the first waiter, so an uncontended miss never allocates one. A thread
+//! waits through a condition variable; a task registers a `Waker` (the async path builds
+//! on that).
 
 use std::future::poll_fn;
+use std::sync::OnceLock;
 use std::task::{Poll, Waker};
 
 use crate::sync::{Condvar, Mutex};
 
-#[derive(Default)]
-pub(crate) struct Flight {
+pub(crate) struct Flight<V> {
     state: Mutex<FlightState>,
     finished: Condvar,
+    /// The computed value, set before `finish` and never changed after, so that waiters
+    /// clone it with no lock held (a `Clone` may call the registry).
+    value: OnceLock<V>,
+}
+
+impl<V> Default for Flight<V> {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            finished: Condvar::default(),
+            value: OnceLock::new(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -32,7 +48,7 @@ struct FlightState {
     wakers: Vec<Waker>,
 }
 
-impl Flight {
+impl<V> Flight<V> {
     /// Blocks this thread until [`Flight::finish`].
     pub(crate) fn wait(&self) {
         let mut state = self.state.lock();
@@ -68,7 +84,17 @@ impl Flight {
         .await;
     }
 
-    /// Marks the computation over (stored or abandoned) and wakes every waiter.
+    /// The computed value, once finished; `None` if the computation was abandoned.
+    pub(crate) fn value(&self) -> Option<&V> {
+        self.value.get()
+    }
+
+    /// Hands `value` to the waiters; call before [`Self::finish`].
+    pub(crate) fn set(&self, value: V) {
+        let _ = self.value.set(value);
+    }
+
+    /// Marks the computation over (with a value, or abandoned) and wakes every waiter.
     pub(crate) fn finish(&self) {
         let wakers = {
             let mut state = self.state.lock();

@@ -48,14 +48,19 @@ pub struct Awaits<R>(PhantomData<R>);
 pub trait MethodKind {
     /// `R`, for [`Returns<R>`] and for [`Awaits<R>`].
     type Output;
+    /// Whether the method is `async` ([`Awaits`]): a fn that can be called both ways
+    /// (a plain fn returning a `Future`) is two methods, with a table each.
+    const ASYNC: bool;
 }
 
 impl<R> MethodKind for Returns<R> {
     type Output = R;
+    const ASYNC: bool = false;
 }
 
 impl<R> MethodKind for Awaits<R> {
     type Output = R;
+    const ASYNC: bool = true;
 }
 
 /// A [`Method`] kind whose table may store values of type `V`: its output `R`, through
@@ -82,27 +87,48 @@ impl<T: ?Sized, A, R, F: Fn(&Arc<T>, &A) -> R + 'static> Method<T, A, Returns<R>
 
 impl<T: ?Sized, A, R, F: AsyncFn(&Arc<T>, &A) -> R + 'static> Method<T, A, Awaits<R>> for F {}
 
-/// Marks the table of a method called through `try_call`: it stores the `Ok` value, so it
-/// must not share a table with the same method called through `call`.
-struct Fallible<F>(PhantomData<F>);
+/// The table of method `F` called in one way: `ASYNC` through `call_async` or
+/// `try_call_async`, `FALLIBLE` through `try_call` or `try_call_async`. A fallible
+/// table stores the `Ok` value, and an async one the future's output, so none may share
+/// a table with another way of calling the same fn (a plain fn returning a `Future` can
+/// be called both ways: it is two methods).
+struct Table<F, const ASYNC: bool, const FALLIBLE: bool>(PhantomData<F>);
 
-/// The identity of method `F`, called through `call` (`fallible == false`) or `try_call`.
-///
-/// Fails to build (post-monomorphization, so at `cargo build`, not `cargo check`) if `F`
-/// is not zero-sized.
+/// Proves at build time that `F` names a method: it is zero-sized, as a fn item or a
+/// non-capturing closure is. Named in each public entry point that takes a method, so
+/// that the build error points at the caller's line.
+pub(crate) struct Named<F>(PhantomData<F>);
+
+impl<F> Named<F> {
+    pub(crate) const METHOD: () = assert!(
+        size_of::<F>() == 0,
+        "weakmemo: a method must be a fn item or a non-capturing closure, because the \
+         cache identifies it by its type; a capturing closure or a fn pointer (an array \
+         or `if`/`match` of fn items makes them fn pointers) carries data the type does \
+         not show"
+    );
+}
+
+/// The identity of the table of method `F` called through `call` (or `call_async`, if
+/// `asynchronous`), or, if `fallible`, `try_call` (or `try_call_async`).
 #[inline]
-pub(crate) fn method_id<F: 'static>(fallible: bool) -> TypeId {
-    const {
-        assert!(
-            size_of::<F>() == 0,
-            "weakmemo: a method must be a fn item or a non-capturing closure, because \
-             the cache identifies it by its type; a capturing closure or a fn pointer \
-             carries data the type does not show"
-        )
-    };
-    if fallible {
-        TypeId::of::<Fallible<F>>()
-    } else {
-        TypeId::of::<F>()
+pub(crate) fn method_id<F: 'static>(asynchronous: bool, fallible: bool) -> TypeId {
+    match (asynchronous, fallible) {
+        (false, false) => TypeId::of::<Table<F, false, false>>(),
+        (false, true) => TypeId::of::<Table<F, false, true>>(),
+        (true, false) => TypeId::of::<Table<F, true, false>>(),
+        (true, true) => TypeId::of::<Table<F, true, true>>(),
     }
+}
+
+/// The identities of both tables of method `F` of kind `K` (through `call` and
+/// `try_call`, or their async twins).
+pub(crate) fn table_ids<F: 'static, K: MethodKind>() -> [TypeId; 2] {
+    // For the entry points that name a method without calling it (`invalidate`, the
+    // settings, ...): the error points here, and names the method's type.
+    let () = Named::<F>::METHOD;
+    [
+        method_id::<F>(K::ASYNC, false),
+        method_id::<F>(K::ASYNC, true),
+    ]
 }

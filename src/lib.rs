@@ -287,6 +287,7 @@ mod directory;
 mod expiry;
 mod flight;
 mod identity;
+mod in_flight;
 mod lock_scope;
 mod memo;
 mod method_cache;

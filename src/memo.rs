@@ -7,7 +7,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::identity::Method;
+use crate::identity::{Method, MethodKind};
 use crate::registry::Registry;
 use crate::stats::Stats;
 
@@ -107,6 +107,7 @@ impl<F: Copy + 'static> Memo<F> {
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
+        K: MethodKind,
         F: Method<T, A, K>,
     {
         let stats = self.stats();
@@ -125,6 +126,7 @@ impl<F: Copy + 'static> Memo<F> {
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
+        K: MethodKind,
         F: Method<T, A, K>,
     {
         self.registry.method_ttl(self.method)
@@ -140,6 +142,7 @@ impl<F: Copy + 'static> Memo<F> {
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
+        K: MethodKind,
         F: Method<T, A, K>,
     {
         self.registry.method_stats(self.method)
@@ -155,6 +158,7 @@ impl<F: Copy + 'static> Memo<F> {
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
+        K: MethodKind,
         F: Method<T, A, K>,
     {
         self.registry.invalidate_method(self.method)
@@ -171,6 +175,7 @@ impl<F: Copy + 'static> Memo<F> {
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
+        K: MethodKind,
         F: Method<T, A, K>,
     {
         self.registry.invalidate(owner, self.method, key)
@@ -186,6 +191,7 @@ impl<F: Copy + 'static> Memo<F> {
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
+        K: MethodKind,
         F: Method<T, A, K>,
     {
         self.registry.invalidate_owner_method(owner, self.method)

@@ -17,10 +17,21 @@
 //!   removed entry (and with it `A`, `V` and the `Weak`) is dropped, and the removal
 //!   listener told of it, after every lock is released (the CLOCK hand's included), so
 //!   a `Drop` impl or a listener may use the registry.
+//!
+//! The books (see the design notes, "The books"):
+//! - `held` is the weight of the entries stored plus that of reservations under way. A
+//!   store reserves its weight before its entry is in the table ([`Reservation`]), and
+//!   every removal gives its entry's weight back once the entry is out of the table
+//!   ([`Removals::push`], the only way out), so `held` never runs below the stored
+//!   weight, and equals it whenever no call is under way, whatever panics: a reservation
+//!   not kept is given back when dropped.
+//! - Every removed entry goes through [`Removals`], which counts it by cause and tells
+//!   the listener once, when settled or, if a panic unwinds past it, when dropped.
 
 use std::any::{Any, TypeId};
 use std::hash::{BuildHasher, Hash};
 use std::mem;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -29,14 +40,14 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::bound::Bound;
 use crate::expiry::{Clock, Expiry};
-use crate::flight::Flight;
 use crate::identity::{owner_addr, weak_addr};
+use crate::in_flight::{ArgSlot, Claim, Claimed, FinishOnDrop, Found, InFlight, Pending};
 use crate::lock_scope::Scoped;
 use crate::removal::{Removal, RemovalCause, tell};
 use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::sync::{Mutex, RwLock, RwLockReadGuard};
-use crate::waits::Token;
+use crate::waits::Caller;
 
 /// The operations the registry runs over every method, whatever its types.
 pub(crate) trait ErasedCache: Any + Send + Sync {
@@ -55,9 +66,9 @@ pub(crate) trait ErasedCache: Any + Send + Sync {
     fn add_stats(&self, stats: &mut Stats);
     /// Bounds the method's weight (`usize::MAX`: no bound of its own).
     fn set_capacity(&self, capacity: usize);
-    /// Counts the method's weight from now on, for the registry's bound.
+    /// Gives the method a CLOCK hand, for the registry's bound to evict with.
     fn track(&self);
-    /// The weight the method holds, if counted (it has a bound or is tracked), else 0.
+    /// The weight of the method's entries (and of its stores under way).
     fn weight(&self) -> usize;
     /// Evicts one entry by the method's CLOCK hand, for the registry's bound; false if
     /// none could go.
@@ -67,9 +78,6 @@ pub(crate) trait ErasedCache: Any + Send + Sync {
     /// Takes the registry's TTL (ms), unless the method has its own.
     fn inherit_ttl(&self, ttl: u64);
 }
-
-/// Entries removed under a lock, with their causes, to be settled once it is released.
-type Removed<T, A, V> = Vec<(Entry<T, A, V>, RemovalCause)>;
 
 /// [`crate::MAX_WEIGHT`]: an entry's weight shares its [`Stamp`] with its birth time.
 const MAX_WEIGHT: usize = crate::MAX_WEIGHT as usize;
@@ -194,91 +202,17 @@ struct Tables<T: ?Sized, A, V> {
     ready: HashTable<Entry<T, A, V>>,
     /// Kept apart from `ready` so that entries stay small and hits probe only stored
     /// results. Claims change it under the read lock, one at a time by its mutex; the
-    /// completion and abandonment of a claim, under the write lock, without locking it.
-    in_flight: Mutex<InFlight<A>>,
-}
-
-/// The arguments of a key being computed: shared by the computing caller, which borrows
-/// them for the method, and its pending entry, where waiters compare them (under the
-/// in-flight lock, never cloning the `Arc`). Emptied when the claim ends and kept as the
-/// shard's spare, so that a miss does not allocate.
-pub(crate) type ArgSlot<A> = Arc<Option<A>>;
-
-/// The keys of a shard whose method is running now (see [`crate::flight`]).
-struct InFlight<A> {
-    /// Usually empty or nearly: a key stays here only while its method runs, so this
-    /// holds at most one key per thread and level of cached recursion. A `Vec` scanned
-    /// by hash is cheaper than a hash table at that size.
-    pending: Vec<Pending<A>>,
-    /// An empty, unshared argument slot for the next claim.
-    spare: Option<ArgSlot<A>>,
-}
-
-struct Pending<A> {
-    hash: u64,
-    /// The owner's address; the computing caller holds a strong `Arc` to it until the
-    /// entry leaves, so the address cannot be reused meanwhile.
-    addr: usize,
-    args: ArgSlot<A>,
-    computer: Token,
-    /// Made by the first waiter.
-    flight: Option<Arc<Flight>>,
-}
-
-impl<A: Eq> InFlight<A> {
-    /// Makes the key pending, computed by `computer`.
-    fn start(&mut self, key: Key, args: A, computer: Token) -> ArgSlot<A> {
-        let mut slot = self.spare.take().unwrap_or_default();
-        *Arc::get_mut(&mut slot).expect("a spare slot is never shared") = Some(args);
-        self.pending.push(Pending {
-            hash: key.hash,
-            addr: key.addr,
-            args: Arc::clone(&slot),
-            computer,
-            flight: None,
-        });
-        slot
-    }
-
-    /// Ends the claim that holds `slot` (found by identity: no user code), returning its
-    /// flight and its arguments; keeps the emptied slot as the spare.
-    fn end(&mut self, mut slot: ArgSlot<A>) -> (Option<Arc<Flight>>, A) {
-        let at = self
-            .pending
-            .iter()
-            .position(|pending| Arc::ptr_eq(&pending.args, &slot))
-            .expect("a claimed key stays pending until its caller ends it");
-        let pending = self.pending.swap_remove(at);
-        drop(pending.args);
-        let args = Arc::get_mut(&mut slot)
-            .and_then(Option::take)
-            .expect("waiters never keep a pending key's arguments");
-        self.spare = Some(slot);
-        (pending.flight, args)
-    }
-}
-
-/// What a caller that missed must do about its key.
-pub(crate) enum Claim<A> {
-    /// This caller computes it: run the method on these arguments, then `complete` or
-    /// `abandon`.
-    Compute(ArgSlot<A>),
-    /// Another thread computes it: wait for the flight, then look again.
-    Wait {
-        args: A,
-        flight: Arc<Flight>,
-        computer: Token,
-    },
-    /// This thread computes it already, further up its stack.
-    Recursive,
+    /// completion and abandonment of a claim, and invalidations, under the write lock,
+    /// without locking it.
+    in_flight: Mutex<InFlight<A, V>>,
 }
 
 /// A call's key, computed once before any lock is taken; its hash has the [`VISITS`]
 /// bits clear.
 #[derive(Clone, Copy)]
 pub(crate) struct Key {
-    hash: u64,
-    addr: usize,
+    pub(crate) hash: u64,
+    pub(crate) addr: usize,
 }
 
 /// The result of a lookup, and whether this shard's turn at lazy purging has come.
@@ -313,10 +247,7 @@ impl<T: ?Sized, A, V> Default for Shard<T, A, V> {
         Self {
             tables: RwLock::new(Tables {
                 ready: HashTable::new(),
-                in_flight: Mutex::new(InFlight {
-                    pending: Vec::new(),
-                    spare: None,
-                }),
+                in_flight: Mutex::new(InFlight::new()),
             }),
             hits: AtomicU64::new(0),
             until_purge: AtomicUsize::new(0),
@@ -366,28 +297,6 @@ impl<T: ?Sized, A: Eq, V: Clone> Shard<T, A, V> {
     }
 }
 
-impl<T: ?Sized, A: Eq, V> Miss<'_, T, A, V> {
-    /// Decides who computes the key that missed: this caller, if nobody is computing it
-    /// (the key becomes pending); else it waits, unless its own thread is the computer.
-    pub(crate) fn claim(self, key: Key, args: A, me: Token) -> Claim<A> {
-        let mut in_flight = self.tables.in_flight.lock();
-        let found = in_flight.pending.iter_mut().find(|pending| {
-            pending.hash == key.hash
-                && pending.addr == key.addr
-                && pending.args.as_ref().as_ref() == Some(&args)
-        });
-        match found {
-            Some(pending) if pending.computer == me => Claim::Recursive,
-            Some(pending) => Claim::Wait {
-                flight: Arc::clone(pending.flight.get_or_insert_with(Arc::default)),
-                computer: pending.computer,
-                args,
-            },
-            None => Claim::Compute(in_flight.start(key, args, me)),
-        }
-    }
-}
-
 /// Counters of events rarer than lookups, shared by a method's shards.
 #[derive(Default)]
 struct Counters {
@@ -420,8 +329,12 @@ pub(crate) struct MethodCache<T: ?Sized, A, V> {
     hasher: DefaultHashBuilder,
     shards: Box<[Shard<T, A, V>]>,
     counters: Counters,
+    /// The weight of the entries stored, plus that of reservations under way (see the
+    /// module's invariants): counted for every method, bounded or not, so that a bound
+    /// set at any moment starts from the exact weight.
+    held: AtomicUsize,
     /// Set once the method, or its registry, is given a bound; never unset (a bound of
-    /// `usize::MAX` only counts the weight, for the registry's bound).
+    /// `usize::MAX` only gives the registry's bound a CLOCK hand to evict with).
     bound: OnceLock<Bound>,
     expiry: Expiry,
     weigher: Mutex<Option<Weigher<A, V>>>,
@@ -433,17 +346,23 @@ pub(crate) struct MethodCache<T: ?Sized, A, V> {
     name: &'static str,
 }
 
-/// What a table is made with; its settings come after (see `Registry::new_cache`).
-pub(crate) struct Setup {
+/// What a table is made with: its shards, identity and settings, all in place before
+/// the table is published to other threads (see `Registry::new_cache`).
+pub(crate) struct Setup<A, V> {
     /// A power of two.
     pub(crate) shards: usize,
     pub(crate) table: TypeId,
     pub(crate) name: &'static str,
     pub(crate) shared: Arc<Shared>,
+    /// The method's own bound, if any (`usize::MAX`: none).
+    pub(crate) capacity: usize,
+    /// The method's own TTL in ms, if it has one, and the registry's.
+    pub(crate) ttl: (Option<u64>, u64),
+    pub(crate) weigher: Option<Weigher<A, V>>,
 }
 
 #[cfg(test)]
-impl Setup {
+impl<A, V> Setup<A, V> {
     /// A table of `shards` shards with no settings, alone in its registry.
     pub(crate) fn plain(shards: usize) -> Self {
         Self {
@@ -451,7 +370,159 @@ impl Setup {
             table: TypeId::of::<()>(),
             name: "test",
             shared: Arc::new(Shared::new(u64::MAX)),
+            capacity: usize::MAX,
+            ttl: (None, crate::expiry::ttl_ms(None)),
+            weigher: None,
         }
+    }
+}
+
+/// Room reserved in `held` for an entry about to be stored; given back when dropped,
+/// unless kept because the entry is in the table.
+struct Reservation<'a> {
+    held: &'a AtomicUsize,
+    weight: usize,
+}
+
+impl Reservation<'_> {
+    /// The entry is stored: its weight stays counted, until it is removed.
+    fn keep(mut self) {
+        self.weight = 0;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        release(self.held, self.weight);
+    }
+}
+
+/// Gives back `weight` of `held`, which counted it (see the module's invariants).
+fn release(held: &AtomicUsize, weight: usize) {
+    if weight > 0 {
+        let before = held.fetch_sub(weight, Relaxed);
+        debug_assert!(before >= weight, "weight given back that was never counted");
+    }
+}
+
+/// Entries taken out of a table, with their causes: the one way out of a table. Each
+/// gives its weight back as it is pushed (so that an eviction loop sees the room it
+/// made), and is counted, reported and dropped once every lock is released: by
+/// [`Removals::settle`], or by `Drop` if a panic unwinds first.
+struct Removals<'a, T: ?Sized, A: 'static, V: 'static> {
+    cache: &'a MethodCache<T, A, V>,
+    removed: Vec<(Entry<T, A, V>, RemovalCause)>,
+}
+
+/// A panic of user code (a removed entry's `Drop`) met while settling, resumed by the
+/// operation once it has done all its work.
+pub(crate) type Deferred = Option<Box<dyn Any + Send>>;
+
+/// Resumes a deferred panic, if any.
+pub(crate) fn resume(deferred: Deferred) {
+    if let Some(payload) = deferred {
+        resume_unwind(payload);
+    }
+}
+
+impl<'a, T: ?Sized, A: 'static, V: 'static> Removals<'a, T, A, V> {
+    fn new(cache: &'a MethodCache<T, A, V>) -> Self {
+        Self {
+            cache,
+            removed: Vec::new(),
+        }
+    }
+
+    /// Takes in an entry just removed from its table.
+    fn push(&mut self, entry: Entry<T, A, V>, cause: RemovalCause) {
+        release(&self.cache.held, entry.stamp.weight());
+        self.removed.push((entry, cause));
+    }
+
+    fn len(&self) -> usize {
+        self.removed.len()
+    }
+
+    /// Counts the entries by cause, tells the listener of each, and drops them; call
+    /// with no lock held. Every entry is dropped even if some `Drop` panics; the first
+    /// such panic is returned, to be resumed when the caller's work is done.
+    #[must_use]
+    fn settle(mut self) -> Deferred {
+        self.settle_all()
+    }
+
+    #[inline]
+    fn settle_all(&mut self) -> Deferred {
+        if self.removed.is_empty() {
+            None
+        } else {
+            self.cache.settle_some(mem::take(&mut self.removed))
+        }
+    }
+}
+
+impl<T: ?Sized, A: 'static, V: 'static> Drop for Removals<'_, T, A, V> {
+    fn drop(&mut self) {
+        // Reached with entries only if a panic unwinds past their settling: the panic
+        // under way is the one to report.
+        let _ = self.settle_all();
+    }
+}
+
+impl<T: ?Sized, A: 'static, V: 'static> MethodCache<T, A, V> {
+    #[inline(never)]
+    fn settle_some(&self, removed: Vec<(Entry<T, A, V>, RemovalCause)>) -> Deferred {
+        for (_, cause) in &removed {
+            Counters::add(self.counters.of(*cause), 1);
+        }
+        if let Some(listener) = self.shared.listener.get() {
+            for (entry, cause) in &removed {
+                let removal = Removal {
+                    cause: *cause,
+                    table: self.table,
+                    name: self.name,
+                    args: &entry.args,
+                    value: &entry.value,
+                };
+                tell(&listener, &removal);
+            }
+        }
+        let mut deferred = None;
+        for (entry, _) in removed {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(entry))) {
+                deferred.get_or_insert(payload);
+            }
+        }
+        deferred
+    }
+}
+
+impl<T: ?Sized, A, V> MethodCache<T, A, V> {
+    #[inline]
+    fn shard(&self, hash: u64) -> &Shard<T, A, V> {
+        // hashbrown places by the low bits and tags by the top seven; use the middle.
+        &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)]
+    }
+
+    /// Gives up a key this caller claimed (its method panicked or failed): the key is
+    /// absent again, and its waiters wake to claim it themselves.
+    pub(crate) fn abandon(&self, key: Key, slot: ArgSlot<A>) {
+        let shard = self.shard(key.hash);
+        let (ended, args) = Scoped::lock(|| shard.tables.write())
+            .in_flight
+            .get_mut()
+            .end(slot);
+        let _finished = FinishOnDrop(ended.flight);
+        drop(args);
+    }
+
+    /// Keys pending in every shard.
+    #[cfg(all(test, feature = "shuttle"))]
+    pub(crate) fn pending(&self) -> usize {
+        let shards = self.shards.iter();
+        shards
+            .map(|shard| shard.tables.read().in_flight.lock().len())
+            .sum()
     }
 }
 
@@ -461,20 +532,28 @@ where
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    pub(crate) fn new(setup: Setup) -> Self {
+    pub(crate) fn new(setup: Setup<A, V>) -> Self {
         debug_assert!(setup.shards.is_power_of_two());
-        Self {
+        let cache = Self {
             hasher: DefaultHashBuilder::default(),
             shards: (0..setup.shards).map(|_| Shard::default()).collect(),
             counters: Counters::default(),
+            held: AtomicUsize::new(0),
             bound: OnceLock::new(),
             expiry: Expiry::new(),
-            weighed: AtomicBool::new(false),
-            weigher: Mutex::new(None),
+            weighed: AtomicBool::new(setup.weigher.is_some()),
+            weigher: Mutex::new(setup.weigher),
             shared: setup.shared,
             table: setup.table,
             name: setup.name,
+        };
+        let (own, inherited) = setup.ttl;
+        cache.expiry.set_own(own, inherited);
+        cache.set_capacity(setup.capacity);
+        if cache.shared.capacity() != u64::MAX {
+            cache.track();
         }
+        cache
     }
 
     #[inline]
@@ -484,12 +563,6 @@ where
             hash: self.hasher.hash_one((addr, args)) & !VISITS,
             addr,
         }
-    }
-
-    #[inline]
-    fn shard(&self, hash: u64) -> &Shard<T, A, V> {
-        // hashbrown places by the low bits and tags by the top seven; use the middle.
-        &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)]
     }
 
     /// Looks the key up and counts the lookup.
@@ -504,6 +577,45 @@ where
     /// Looks the key up again, uncounted: for a caller that has waited for it.
     pub(crate) fn find(&self, key: Key, args: &A) -> Result<V, Miss<'_, T, A, V>> {
         self.shard(key.hash).find(key, args, &self.expiry)
+    }
+
+    /// Decides who computes a key that missed, under the miss's read lock: this caller,
+    /// which claims it (with `join`, only if nobody else computes it), or another caller,
+    /// which it will wait for; unless the caller computes it already (a recursion). The
+    /// claim is guarded from this moment on.
+    pub(crate) fn claim<'a>(
+        &'a self,
+        miss: Miss<'a, T, A, V>,
+        key: Key,
+        args: A,
+        caller: &Caller,
+        join: bool,
+    ) -> Claim<'a, T, A, V> {
+        let mut in_flight = miss.tables.in_flight.lock();
+        let found = if join {
+            in_flight.find(key, &args, |computer| caller.owns(computer))
+        } else {
+            // Without single flight nobody waits, and a method may re-enter its own key:
+            // it computes it again.
+            Found::Absent
+        };
+        match found {
+            // The arguments go back to be dropped once the locks are released.
+            Found::Own => Claim::Recursive(args),
+            Found::Other(at) => {
+                let (flight, computer) = in_flight.join(at);
+                Claim::Wait {
+                    args,
+                    flight,
+                    computer,
+                }
+            }
+            Found::Absent => Claim::Compute(Claimed {
+                cache: self,
+                key,
+                slot: Some(in_flight.claim(key, args, caller.computes_as, join)),
+            }),
+        }
     }
 
     /// Sets the function that weighs the method's new entries; `None` weighs each 1.
@@ -524,93 +636,149 @@ where
         weigher.map_or(1, |weigh| weigh(args, value) as usize)
     }
 
-    /// Stores `value` for the key unless another caller stored it first; returns the
-    /// value that is stored, so that every caller of one key sees one value.
-    pub(crate) fn insert(&self, key: Key, owner: &Arc<T>, args: A, value: V) -> V {
-        let weight = self.weigh(&args, &value);
-        let mut removed = Removed::new();
-        if !self.admit(key.hash, weight, &mut removed) {
-            self.count_refused();
-            self.settle(removed);
-            return value;
-        }
-        let stamp = Stamp::new(self.expiry.stamp(), weight);
-        let entry = Entry::new(key, Arc::downgrade(owner), args, value.clone(), stamp);
+    /// Counts a caller that waited for another caller's computation.
+    pub(crate) fn count_wait(&self) {
+        Counters::add(&self.counters.waited, 1);
+    }
+
+    /// Stores the value of a key this caller claimed, unless a bound keeps it out or an
+    /// invalidation made the claim stale, and hands it to the claim's waiters. `copy` is
+    /// the clone to store and `weight` its weight, both made by the caller while it
+    /// could still abandon the key. Returns the value stored for the key (the first, if
+    /// another caller stored it meanwhile) or, if none was, the caller's.
+    pub(crate) fn complete(
+        &self,
+        key: Key,
+        owner: &Arc<T>,
+        slot: ArgSlot<A>,
+        (value, copy): (V, V),
+        weight: usize,
+    ) -> V {
         let shard = self.shard(key.hash);
-        let stored = store(
-            &mut Scoped::lock(|| shard.tables.write()).ready,
-            key,
-            entry,
-            value,
-            self.expiry.clock(),
-        );
-        self.settle(removed);
-        self.count_stored(stored)
-    }
-
-    /// Counts what [`store`] did, and drops what it removed, now that no lock is held.
-    fn count_stored(&self, stored: Stored<T, A, V>) -> V {
-        if let Some((entry, _)) = stored.lost {
-            Counters::add(&self.counters.discarded, 1);
-            self.released(entry.stamp.weight());
+        let mut removals = Removals::new(self);
+        // Decided before the shard is locked: eviction locks shards one at a time.
+        let reservation = self.admit(key.hash, weight, &mut removals);
+        let stamp = Stamp::new(self.expiry.stamp(), weight.min(MAX_WEIGHT));
+        // Waiters are woken however the rest goes; with a value, if it is set.
+        let mut finished = FinishOnDrop(None);
+        let (value, unstored) = {
+            let mut tables = Scoped::lock(|| shard.tables.write());
+            let Tables { ready, in_flight } = &mut *tables;
+            // Ended before the write lock is released, so that a lookup sees the key
+            // either pending or stored.
+            let (ended, args) = in_flight.get_mut().end(slot);
+            finished.0 = ended.flight;
+            let entry = Entry::new(key, Arc::downgrade(owner), args, copy, stamp);
+            match reservation {
+                // An invalidation covered the key while it was computed: the value is
+                // from before it, so it answers the waiters only.
+                Some(_) if ended.stale => (value, Unstored::Stale(entry)),
+                Some(reservation) => {
+                    match store(ready, key, entry, self.expiry.clock(), &mut removals) {
+                        Stored::Kept => {
+                            reservation.keep();
+                            (value, Unstored::None)
+                        }
+                        Stored::Lost(entry, first) => (first, Unstored::Lost(entry, value)),
+                    }
+                }
+                None => (value, Unstored::Refused(entry)),
+            }
+        };
+        if let Some(flight) = &finished.0 {
+            flight.set(value.clone());
         }
-        self.released(weight_of(&stored.removed));
-        self.settle(stored.removed);
-        stored.value
-    }
-
-    /// Counts removed entries by cause, tells the listener, and drops them. Runs with
-    /// no lock held; their weight was given back as they were removed (see
-    /// [`Self::released`]).
-    #[inline]
-    fn settle(&self, removed: Removed<T, A, V>) {
-        if !removed.is_empty() {
-            self.settle_some(removed);
-        }
-    }
-
-    #[inline(never)]
-    fn settle_some(&self, removed: Removed<T, A, V>) {
-        for (_, cause) in &removed {
-            Counters::add(self.counters.of(*cause), 1);
-        }
-        if let Some(listener) = self.shared.listener.get() {
-            for (entry, cause) in &removed {
-                let removal = Removal {
-                    cause: *cause,
-                    table: self.table,
-                    name: self.name,
-                    args: &entry.args,
-                    value: &entry.value,
-                };
-                tell(&listener, &removal);
+        drop(finished);
+        match unstored {
+            Unstored::None => {}
+            Unstored::Refused(entry) => {
+                Counters::add(&self.counters.evicted, 1);
+                drop(entry);
+            }
+            Unstored::Stale(entry) => {
+                Counters::add(&self.counters.discarded, 1);
+                drop(entry);
+            }
+            Unstored::Lost(entry, value) => {
+                Counters::add(&self.counters.discarded, 1);
+                drop((entry, value));
             }
         }
+        resume(removals.settle());
+        value
     }
 
-    /// Gives `weight` back to the bound, if the method has one: that of entries as they
-    /// are removed (so that an eviction loop sees the room it made), or of a
-    /// reservation not used.
-    fn released(&self, weight: usize) {
-        if let Some(bound) = self.bound.get() {
-            bound.release(weight);
+    /// Removes the entries `doomed` picks, shard by shard, with their causes, and marks
+    /// the pending keys `covered` picks stale. Every shard is done even if a removed
+    /// entry's `Drop` panics; the first such panic is resumed at the end.
+    fn remove_where(
+        &self,
+        doomed: impl Fn(&Entry<T, A, V>) -> Option<RemovalCause>,
+        covered: impl Fn(&Pending<A, V>) -> bool,
+    ) -> usize {
+        let mut count = 0;
+        let mut deferred = None;
+        for shard in &self.shards {
+            let mut removals = Removals::new(self);
+            {
+                let mut tables = Scoped::lock(|| shard.tables.write());
+                let Tables { ready, in_flight } = &mut *tables;
+                in_flight.get_mut().invalidate(&covered);
+                for entry in ready.extract_if(|entry| doomed(entry).is_some()) {
+                    let cause = doomed(&entry).unwrap_or(RemovalCause::Collected);
+                    removals.push(entry, cause);
+                }
+                // Give memory back after a burst, with slack so that purges do not
+                // shrink and regrow a table again and again.
+                let live = ready.len();
+                if live * 4 < ready.capacity() {
+                    ready.shrink_to(live * 2, Entry::hash);
+                }
+            }
+            count += removals.len();
+            let panic = removals.settle();
+            deferred = deferred.or(panic);
         }
+        resume(deferred);
+        count
     }
 
-    /// Whether a newcomer of `hash` and `weight` may be stored: not if a TTL of 0 or a
-    /// weight over a bound (the method's or the registry's) keeps it out; else always
-    /// without a bound, and with one if there is room, or room was made by evicting
-    /// victims it beats (see [`crate::bound`]). Takes no shard lock but one at a time,
-    /// and none is held on entry, so it must run before the newcomer's shard is locked.
+    /// Whether a newcomer of `hash` and `weight` may be stored, with its room reserved:
+    /// not if a TTL of 0 or a weight over a bound (the method's or the registry's) keeps
+    /// it out; else always without a bound, and with one if there is room, or room was
+    /// made by evicting victims it beats (see [`crate::bound`]). Takes no shard lock but
+    /// one at a time, and none is held on entry, so it must run before the newcomer's
+    /// shard is locked.
     #[inline]
-    fn admit(&self, hash: u64, weight: usize, removed: &mut Removed<T, A, V>) -> bool {
+    fn admit(
+        &self,
+        hash: u64,
+        weight: usize,
+        removals: &mut Removals<'_, T, A, V>,
+    ) -> Option<Reservation<'_>> {
         if !self.storable(weight) {
-            return false;
+            return None;
         }
         match self.bound.get() {
-            None => true,
-            Some(bound) => self.admit_within(bound, hash, weight, removed),
+            None => Some(self.reserve(weight).0),
+            Some(bound) => self.admit_within(bound, hash, weight, removals),
         }
+    }
+
+    /// Reserves room for an entry of `weight`; also returns whether that takes the
+    /// method over `capacity`.
+    fn reserve(&self, weight: usize) -> (Reservation<'_>, usize) {
+        let held = self.held.fetch_add(weight, Relaxed) + weight;
+        let reservation = Reservation {
+            held: &self.held,
+            weight,
+        };
+        (reservation, held)
+    }
+
+    /// Whether more weight is held (or reserved) than the bound allows.
+    fn is_over(&self, bound: &Bound) -> bool {
+        self.held.load(Relaxed) > bound.capacity()
     }
 
     /// Whether an entry of `weight` may be stored at all: not under a TTL of 0, nor if
@@ -632,48 +800,41 @@ where
         bound: &Bound,
         hash: u64,
         weight: usize,
-        removed: &mut Removed<T, A, V>,
-    ) -> bool {
-        bound.sketch.add(hash);
+        removals: &mut Removals<'_, T, A, V>,
+    ) -> Option<Reservation<'_>> {
+        if bound.sketch.add(hash) {
+            bound.sketch.age(self.entries());
+        }
+        let (reservation, held) = self.reserve(weight);
         let mut admitted = true;
-        if bound.reserve(weight) {
+        if held > bound.capacity() {
             // The first victim must lose to the newcomer; a heavy newcomer may need more.
-            admitted = self.evict_for(bound, Some(hash), removed);
-            while admitted && bound.is_over() && self.evict_for(bound, None, removed) {}
+            admitted = self.evict_for(bound, Some(hash), removals);
+            while admitted && self.is_over(bound) && self.evict_for(bound, None, removals) {}
         }
-        if !admitted {
-            bound.release(weight);
-        }
+        // Not admitted, the reservation is given back here.
+        let reservation = admitted.then_some(reservation);
         // A lowered bound is met by taking one more entry per miss.
-        if bound.is_over() {
-            self.evict_for(bound, None, removed);
+        if self.is_over(bound) {
+            self.evict_for(bound, None, removals);
         }
-        admitted
-    }
-
-    /// Restores the bound after a store it did not admit: counts the entry, and takes
-    /// some out.
-    fn overfilled(&self, weight: usize, removed: &mut Removed<T, A, V>) {
-        if let Some(bound) = self.bound.get() {
-            bound.reserve(weight);
-            while bound.is_over() && self.evict_for(bound, None, removed) {}
-        }
-    }
-
-    /// Counts a newcomer the bound kept out.
-    fn count_refused(&self) {
-        Counters::add(&self.counters.evicted, 1);
+        reservation
     }
 
     /// Moves the CLOCK hand to free room for a newcomer of `hash` (or, with `None`, for
-    /// one stored already), pushing what it removes onto `removed`: a dead owner's or an
+    /// one stored already), pushing what it removes onto `removals`: a dead owner's or an
     /// expired entry goes at once; an entry hit since the hand last passed has its count
     /// lowered; the first at 0 is the victim, unless a dead owner's or expired entry
     /// within 64 buckets goes in its place, and is evicted if the sketch has seen the
     /// newcomer more often. False if nothing was freed: the newcomer lost, or the hand
     /// found nothing to take in five laps (every entry is being removed meanwhile, or
     /// the bound is 0).
-    fn evict_for(&self, bound: &Bound, hash: Option<u64>, removed: &mut Removed<T, A, V>) -> bool {
+    fn evict_for(
+        &self,
+        bound: &Bound,
+        hash: Option<u64>,
+        removals: &mut Removals<'_, T, A, V>,
+    ) -> bool {
         let mut hand = bound.hand.lock();
         let clock = self.expiry.clock();
         let mut laps = 0;
@@ -721,8 +882,7 @@ where
                 };
                 let victim = entry.remove().0;
                 let cause = victim.stale(clock).unwrap_or(RemovalCause::Size);
-                bound.release(victim.stamp.weight());
-                removed.push((victim, cause));
+                removals.push(victim, cause);
                 return true;
             }
             drop(tables);
@@ -743,156 +903,52 @@ where
         self.bound.get_or_init(|| {
             // The sketch serves the smaller bound, as it is when the bound is made.
             let registry = usize::try_from(self.shared.capacity()).unwrap_or(usize::MAX);
-            let bound = Bound::new(capacity, capacity.min(registry));
-            // Entries stored before the bound count against it.
-            bound.reserve_stored(self.stored_weight());
-            bound
+            Bound::new(capacity, capacity.min(registry))
         })
     }
 
-    /// The weight of the entries stored now.
-    fn stored_weight(&self) -> usize {
+    /// The number of entries stored now (a sum over the shards: for the sketch's size,
+    /// now and then).
+    fn entries(&self) -> usize {
         let shards = self.shards.iter();
         shards
-            .map(|shard| {
-                let tables = Scoped::lock(|| shard.tables.read());
-                tables
-                    .ready
-                    .iter()
-                    .map(|entry| entry.stamp.weight())
-                    .sum::<usize>()
-            })
+            .map(|shard| Scoped::lock(|| shard.tables.read()).ready.len())
             .sum()
-    }
-
-    /// Counts a caller that waited for another thread's computation of `key`.
-    pub(crate) fn count_wait(&self) {
-        Counters::add(&self.counters.waited, 1);
-    }
-
-    /// Stores the value of a key this caller claimed, and wakes its waiters. `copy` is
-    /// the clone to store and `weight` its weight, both made by the caller while it
-    /// could still abandon the key.
-    pub(crate) fn complete(
-        &self,
-        key: Key,
-        owner: &Arc<T>,
-        slot: ArgSlot<A>,
-        (value, copy): (V, V),
-        weight: usize,
-    ) -> V {
-        let shard = self.shard(key.hash);
-        let owner = Arc::downgrade(owner);
-        let mut removed = Removed::new();
-        // Decided before the shard is locked: eviction locks shards one at a time.
-        let admitted = self.admit(key.hash, weight, &mut removed);
-        let stamp = Stamp::new(self.expiry.stamp(), weight.min(MAX_WEIGHT));
-        let forced;
-        // Ended before the write lock is released, so that a lookup sees the key either
-        // pending or stored; waiters are woken however the rest goes.
-        let mut finished = FinishOnDrop(None);
-        let stored = {
-            let mut tables = Scoped::lock(|| shard.tables.write());
-            let Tables { ready, in_flight } = &mut *tables;
-            let (flight, args) = in_flight.get_mut().end(slot);
-            // Callers wait for this value: a newcomer the bound refused is stored all the
-            // same, so that they receive it rather than compute it again, and the bound
-            // is restored once the lock is released. Not one that can never be stored,
-            // though: they compute it again.
-            forced = !admitted && flight.is_some() && self.storable(weight);
-            finished.0 = flight;
-            let entry = Entry::new(key, owner, args, copy, stamp);
-            if !admitted && !forced {
-                drop(tables);
-                drop(finished);
-                drop(entry);
-                self.count_refused();
-                self.settle(removed);
-                return value;
-            }
-            // Only a registry whose single flight was turned off meanwhile can have
-            // stored this key meanwhile; the first value stays.
-            store(ready, key, entry, value, self.expiry.clock())
-        };
-        drop(finished);
-        if forced {
-            self.overfilled(weight, &mut removed);
-        }
-        self.settle(removed);
-        self.count_stored(stored)
-    }
-
-    /// Keys pending in every shard.
-    #[cfg(all(test, feature = "shuttle"))]
-    pub(crate) fn pending(&self) -> usize {
-        let shards = self.shards.iter();
-        shards
-            .map(|shard| shard.tables.read().in_flight.lock().pending.len())
-            .sum()
-    }
-
-    /// Gives up a key this caller claimed (its method panicked or failed): the key is
-    /// absent again, and its waiters wake to claim it themselves.
-    pub(crate) fn abandon(&self, key: Key, slot: ArgSlot<A>) {
-        let shard = self.shard(key.hash);
-        let (flight, args) = Scoped::lock(|| shard.tables.write())
-            .in_flight
-            .get_mut()
-            .end(slot);
-        let _finished = FinishOnDrop(flight);
-        drop(args);
-    }
-
-    /// Removes the entries `doomed` picks, shard by shard, with their causes.
-    fn remove_where(&self, doomed: impl Fn(&Entry<T, A, V>) -> Option<RemovalCause>) -> usize {
-        let mut count = 0;
-        for shard in &self.shards {
-            let removed: Removed<T, A, V> = {
-                let mut tables = Scoped::lock(|| shard.tables.write());
-                let table = &mut tables.ready;
-                let removed = table
-                    .extract_if(|entry| doomed(entry).is_some())
-                    .map(|entry| {
-                        let cause = doomed(&entry).unwrap_or(RemovalCause::Collected);
-                        (entry, cause)
-                    })
-                    .collect();
-                // Give memory back after a burst, with slack so that purges do not
-                // shrink and regrow a table again and again.
-                let live = table.len();
-                if live * 4 < table.capacity() {
-                    table.shrink_to(live * 2, Entry::hash);
-                }
-                removed
-            };
-            count += removed.len();
-            self.released(weight_of(&removed));
-            self.settle(removed);
-        }
-        count
     }
 }
 
-/// What [`store`] did; dropped after unlocking, with the entries it removed.
-struct Stored<T: ?Sized, A, V> {
-    /// The value stored for the key: the caller's, or the first if it was there.
-    value: V,
-    /// The caller's entry and value, if the key was stored already.
-    lost: Option<(Entry<T, A, V>, V)>,
-    /// Dead owners' and expired entries removed to make room, or replaced.
-    removed: Removed<T, A, V>,
+/// What a completed claim did not store, dropped once no lock is held and waiters are
+/// woken.
+enum Unstored<T: ?Sized, A, V> {
+    None,
+    /// A bound kept it out.
+    Refused(Entry<T, A, V>),
+    /// An invalidation covered it while it was computed.
+    Stale(Entry<T, A, V>),
+    /// Another caller stored the key first (single flight off, or a stale claim's
+    /// successor): the caller's entry, and its value, replaced by the first.
+    Lost(Entry<T, A, V>, V),
+}
+
+/// What [`store`] did with a newcomer.
+enum Stored<T: ?Sized, A, V> {
+    /// It is in the table.
+    Kept,
+    /// Its key was stored already, unexpired: the first value stays, and this is a
+    /// clone of it, for the caller; the newcomer goes back.
+    Lost(Entry<T, A, V>, V),
 }
 
 /// Stores `entry` unless its key is stored already and unexpired, in which case the
-/// first value stays and is returned, so that every caller of one key sees one value.
-fn store<T: ?Sized, A: Eq, V: Clone>(
+/// first value stays, so that every caller of one key sees one value.
+fn store<T: ?Sized, A: Eq + 'static, V: Clone + 'static>(
     ready: &mut HashTable<Entry<T, A, V>>,
     key: Key,
     entry: Entry<T, A, V>,
-    value: V,
     clock: Option<Clock>,
+    removals: &mut Removals<'_, T, A, V>,
 ) -> Stored<T, A, V> {
-    let mut removed = make_room(ready, clock);
+    make_room(ready, clock, removals);
     // One probe finds the first entry or the free slot.
     match ready.entry(
         key.hash,
@@ -900,40 +956,14 @@ fn store<T: ?Sized, A: Eq, V: Clone>(
         Entry::hash,
     ) {
         Slot::Occupied(mut first) if first.get().is_expired(clock) => {
-            removed.push((mem::replace(first.get_mut(), entry), RemovalCause::Expired));
-            Stored {
-                value,
-                lost: None,
-                removed,
-            }
+            let expired = mem::replace(first.get_mut(), entry);
+            removals.push(expired, RemovalCause::Expired);
+            Stored::Kept
         }
-        Slot::Occupied(first) => Stored {
-            value: first.get().value.clone(),
-            lost: Some((entry, value)),
-            removed,
-        },
+        Slot::Occupied(first) => Stored::Lost(entry, first.get().value.clone()),
         Slot::Vacant(slot) => {
             slot.insert(entry);
-            Stored {
-                value,
-                lost: None,
-                removed,
-            }
-        }
-    }
-}
-
-fn weight_of<T: ?Sized, A, V>(removed: &Removed<T, A, V>) -> usize {
-    removed.iter().map(|(entry, _)| entry.stamp.weight()).sum()
-}
-
-/// Finishes a flight when dropped, so that waiters wake even if what follows panics.
-struct FinishOnDrop(Option<Arc<Flight>>);
-
-impl Drop for FinishOnDrop {
-    fn drop(&mut self) {
-        if let Some(flight) = self.0.take() {
-            flight.finish();
+            Stored::Kept
         }
     }
 }
@@ -949,26 +979,23 @@ impl Drop for FinishOnDrop {
 /// none. Its cost, O(buckets), is paid by the at least `live` inserts (3 if none) the previous
 /// rebuild made room for, so inserts stay amortized O(1); and a table never holds more
 /// than `4 × live` entries (or 3), `live` counted at its last rebuild.
-fn make_room<T: ?Sized, A: Eq, V>(
+fn make_room<T: ?Sized, A: Eq + 'static, V: 'static>(
     table: &mut HashTable<Entry<T, A, V>>,
     clock: Option<Clock>,
-) -> Removed<T, A, V> {
+    removals: &mut Removals<'_, T, A, V>,
+) {
     if table.len() < table.capacity() {
-        return Removed::new();
+        return;
     }
-    let removed = table
-        .extract_if(|entry| entry.stale(clock).is_some())
-        .map(|entry| {
-            let cause = entry.stale(clock).unwrap_or(RemovalCause::Collected);
-            (entry, cause)
-        })
-        .collect();
+    for entry in table.extract_if(|entry| entry.stale(clock).is_some()) {
+        let cause = entry.stale(clock).unwrap_or(RemovalCause::Collected);
+        removals.push(entry, cause);
+    }
     let mut rebuilt = HashTable::with_capacity((2 * table.len()).max(3));
     for entry in table.drain() {
         rebuilt.insert_unique(entry.hash(), entry, Entry::hash);
     }
     *table = rebuilt;
-    removed
 }
 
 impl<T, A, V> ErasedCache for MethodCache<T, A, V>
@@ -999,7 +1026,7 @@ where
                 .collect();
             (end, buckets, stale_at)
         };
-        let mut removed = Removed::new();
+        let mut removals = Removals::new(self);
         if !stale_at.is_empty() {
             let mut tables = Scoped::lock(|| shard.tables.write());
             let table = &mut tables.ready;
@@ -1007,13 +1034,12 @@ where
                 // The table may have changed in between: check again before removing.
                 if let Ok(entry) = table.get_bucket_entry(index) {
                     if let Some(cause) = entry.get().stale(clock) {
-                        removed.push((entry.remove().0, cause));
+                        removals.push(entry.remove().0, cause);
                     }
                 }
             }
         }
-        self.released(weight_of(&removed));
-        self.settle(removed);
+        resume(removals.settle());
         SweepStep {
             visited: end.saturating_sub(from),
             next: (end < buckets).then_some(end),
@@ -1022,7 +1048,7 @@ where
 
     fn purge(&self) -> usize {
         let clock = self.expiry.clock();
-        self.remove_where(|entry| entry.stale(clock))
+        self.remove_where(|entry| entry.stale(clock), |_| false)
     }
 
     fn remove(&self, addr: usize, args: &dyn Any) -> bool {
@@ -1032,28 +1058,31 @@ where
         let hash = self.hasher.hash_one((addr, args)) & !VISITS;
         let key = Key { hash, addr };
         let shard = self.shard(hash);
-        let removed: Removed<T, A, V> = {
+        let mut removals = Removals::new(self);
+        {
             let mut tables = Scoped::lock(|| shard.tables.write());
-            match tables
-                .ready
-                .find_entry(hash, |entry| entry.matches(key, args))
-            {
-                Ok(entry) => vec![(entry.remove().0, RemovalCause::Explicit)],
-                Err(_) => Vec::new(),
+            let Tables { ready, in_flight } = &mut *tables;
+            in_flight
+                .get_mut()
+                .invalidate(|pending| pending.is_key(key, args));
+            if let Ok(entry) = ready.find_entry(hash, |entry| entry.matches(key, args)) {
+                removals.push(entry.remove().0, RemovalCause::Explicit);
             }
-        };
-        let found = !removed.is_empty();
-        self.released(weight_of(&removed));
-        self.settle(removed);
+        }
+        let found = removals.len() > 0;
+        resume(removals.settle());
         found
     }
 
     fn remove_owner(&self, addr: usize) -> usize {
-        self.remove_where(|entry| entry.belongs_to(addr).then_some(RemovalCause::Explicit))
+        self.remove_where(
+            |entry| entry.belongs_to(addr).then_some(RemovalCause::Explicit),
+            |pending| pending.addr() == addr,
+        )
     }
 
     fn clear(&self) -> usize {
-        self.remove_where(|_| Some(RemovalCause::Explicit))
+        self.remove_where(|_| Some(RemovalCause::Explicit), |_| true)
     }
 
     /// Bounds the method to `capacity` (`usize::MAX`: no bound of its own). Entries
@@ -1070,16 +1099,16 @@ where
     }
 
     fn weight(&self) -> usize {
-        self.bound.get().map_or(0, Bound::len)
+        self.held.load(Relaxed)
     }
 
     fn evict_one(&self) -> bool {
         let Some(bound) = self.bound.get() else {
             return false;
         };
-        let mut removed = Removed::new();
-        let evicted = self.evict_for(bound, None, &mut removed);
-        self.settle(removed);
+        let mut removals = Removals::new(self);
+        let evicted = self.evict_for(bound, None, &mut removals);
+        resume(removals.settle());
         evicted
     }
 

@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::hash::Hash;
 use std::num::NonZero;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -13,16 +14,18 @@ use hashbrown::HashMap;
 
 use crate::directory::Directory;
 use crate::expiry::{ttl_duration, ttl_ms};
-use crate::identity::{Method, MethodKind, Stores, method_id, owner_addr};
+use crate::flight::Flight;
+use crate::identity::{Method, MethodKind, Named, Stores, method_id, owner_addr, table_ids};
+use crate::in_flight::Claim;
 use crate::lock_scope::assert_unlocked;
 use crate::method_cache::{
-    ArgSlot, Claim, ErasedCache, Key, Lookup, MethodCache, Miss, Setup, Weigher,
+    Deferred, ErasedCache, Key, Lookup, MethodCache, Miss, Setup, Weigher, resume,
 };
 use crate::removal::RemovalListener;
 use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::sync::Mutex;
-use crate::waits::{self, Token};
+use crate::waits::{self, Caller};
 
 /// Buckets one lazy purge step looks at.
 pub const PURGE_STEP_BUCKETS: usize = 64;
@@ -305,6 +308,10 @@ impl Registry {
     ///   hanging.
     /// - If called from an argument's `Eq` or a value's `Clone` while the registry runs
     ///   them under a lock.
+    /// - If dropping an entry this call removed (by its lazy purge step, or to make
+    ///   room) panics: the panic reaches this caller once the removals are done and
+    ///   counted; the cache is left exact, and the key, if this call had claimed it, is
+    ///   given up for another caller to compute.
     pub fn call<T, A, V, F>(&self, owner: &Arc<T>, method: F, args: A) -> V
     where
         T: ?Sized + Send + Sync + 'static,
@@ -312,8 +319,9 @@ impl Registry {
         V: Clone + Send + Sync + 'static,
         F: Fn(&Arc<T>, &A) -> V + 'static,
     {
+        let () = Named::<F>::METHOD;
         let Ok(value) = self.get_or_compute(
-            method_id::<F>(false),
+            method_id::<F>(false, false),
             type_name::<F>(),
             owner,
             args,
@@ -359,7 +367,9 @@ impl Registry {
         V: Clone + Send + Sync + 'static,
         F: Fn(&Arc<T>, &A) -> Result<V, E> + 'static,
     {
-        self.get_or_compute(method_id::<F>(true), type_name::<F>(), owner, args, method)
+        let () = Named::<F>::METHOD;
+        let table = method_id::<F>(false, true);
+        self.get_or_compute(table, type_name::<F>(), owner, args, method)
     }
 
     /// The value [`call`](Self::call) (or [`call_async`](Self::call_async)) cached for
@@ -388,7 +398,8 @@ impl Registry {
         F: Method<T, A, K>,
     {
         let _ = method;
-        self.peek(method_id::<F>(false), owner, args)
+        let () = Named::<F>::METHOD;
+        self.peek(method_id::<F>(K::ASYNC, false), owner, args)
     }
 
     /// The `Ok` value [`try_call`](Self::try_call) (or
@@ -407,11 +418,19 @@ impl Registry {
         F: Method<T, A, K>,
     {
         let _ = method;
-        self.peek(method_id::<F>(true), owner, args)
+        let () = Named::<F>::METHOD;
+        self.peek(method_id::<F>(K::ASYNC, true), owner, args)
     }
 
     /// Removes the entry of one owner, method and arguments (whether `call` or
     /// `try_call` stored it); returns whether there was one.
+    ///
+    /// Invalidation covers computations in flight, as every `invalidate*` method and
+    /// [`clear`](Self::clear) does: a call that begins after this returns never
+    /// receives a value whose computation began before it. A computation of the key
+    /// under way now still answers the callers already waiting for it, but its value is
+    /// not stored ([`Stats::discarded`]), and later callers compute afresh, so change
+    /// the owner's state first, then invalidate.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -432,19 +451,22 @@ impl Registry {
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
+        K: MethodKind,
         F: Method<T, A, K>,
     {
         assert_unlocked();
         let _ = method;
         let addr = owner_addr(owner);
         let mut removed = false;
-        for cache in self.caches_of::<F>() {
+        for cache in self.caches_of::<F, K>() {
             removed |= cache.remove(addr, args as &dyn Any);
         }
         removed
     }
 
     /// Removes every entry of one owner, for every method; returns how many.
+    ///
+    /// Computations in flight are covered, as by [`invalidate`](Self::invalidate).
     ///
     /// This visits every method's table, so it costs time in proportion to the whole
     /// registry. The owner's identity is its allocation: entries made through an
@@ -456,13 +478,12 @@ impl Registry {
     pub fn invalidate_owner<T: ?Sized>(&self, owner: &Arc<T>) -> usize {
         assert_unlocked();
         let addr = owner_addr(owner);
-        self.methods
-            .iter()
-            .map(|cache| cache.remove_owner(addr))
-            .sum()
+        sum_over(self.methods.iter(), |cache| cache.remove_owner(addr))
     }
 
     /// Removes every entry of one method, for every owner; returns how many.
+    ///
+    /// Computations in flight are covered, as by [`invalidate`](Self::invalidate).
     ///
     /// ```
     /// use std::sync::Arc;
@@ -483,15 +504,18 @@ impl Registry {
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
+        K: MethodKind,
         F: Method<T, A, K>,
     {
         assert_unlocked();
         let _ = method;
-        self.caches_of::<F>().map(ErasedCache::clear).sum()
+        sum_over(self.caches_of::<F, K>(), ErasedCache::clear)
     }
 
     /// Removes every entry of one owner for one method (whether `call` or `try_call`
     /// stored them); returns how many.
+    ///
+    /// Computations in flight are covered, as by [`invalidate`](Self::invalidate).
     ///
     /// Unlike [`invalidate_owner`](Self::invalidate_owner), this visits one method's
     /// table only.
@@ -518,14 +542,13 @@ impl Registry {
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
+        K: MethodKind,
         F: Method<T, A, K>,
     {
         assert_unlocked();
         let _ = method;
         let addr = owner_addr(owner);
-        self.caches_of::<F>()
-            .map(|cache| cache.remove_owner(addr))
-            .sum()
+        sum_over(self.caches_of::<F, K>(), |cache| cache.remove_owner(addr))
     }
 
     /// Bounds one method to `capacity` entries, or lifts its bound (`None`), like the
@@ -564,13 +587,14 @@ impl Registry {
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
+        K: MethodKind,
         F: Method<T, A, K>,
     {
         assert_unlocked();
         let _ = method;
         let capacity = capacity.unwrap_or(usize::MAX);
-        self.configure::<F>(|config| config.capacity = capacity);
-        for cache in self.caches_of::<F>() {
+        self.configure::<F, K>(|config| config.capacity = capacity);
+        for cache in self.caches_of::<F, K>() {
             cache.set_capacity(capacity);
         }
     }
@@ -581,10 +605,11 @@ impl Registry {
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
+        K: MethodKind,
         F: Method<T, A, K>,
     {
         let _ = method;
-        let capacity = self.config_of::<F, _>(|config| config.capacity)?;
+        let capacity = self.config_of::<F, K, _>(|config| config.capacity)?;
         (capacity != usize::MAX).then_some(capacity)
     }
 
@@ -623,14 +648,14 @@ impl Registry {
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
-        K: Stores<V>,
+        K: Stores<V> + MethodKind,
         F: Method<T, A, K>,
     {
         assert_unlocked();
         let _ = method;
         let weigher: Weigher<A, V> = Arc::new(weigher);
-        self.configure::<F>(|config| config.weigher = Some(Arc::new(Arc::clone(&weigher))));
-        for table in [method_id::<F>(false), method_id::<F>(true)] {
+        self.configure::<F, K>(|config| config.weigher = Some(Arc::new(Arc::clone(&weigher))));
+        for table in table_ids::<F, K>() {
             let cache = self.methods.find(table);
             if let Some(cache) =
                 cache.and_then(|c| (c as &dyn Any).downcast_ref::<MethodCache<T, A, V>>())
@@ -676,13 +701,14 @@ impl Registry {
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
+        K: MethodKind,
         F: Method<T, A, K>,
     {
         assert_unlocked();
         let _ = method;
         let own = ttl.map(|ttl| ttl_ms(Some(ttl)));
-        self.configure::<F>(|config| config.ttl = own);
-        for cache in self.caches_of::<F>() {
+        self.configure::<F, K>(|config| config.ttl = own);
+        for cache in self.caches_of::<F, K>() {
             cache.set_ttl(own, self.ttl.load(Relaxed));
         }
     }
@@ -694,10 +720,11 @@ impl Registry {
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
+        K: MethodKind,
         F: Method<T, A, K>,
     {
         let _ = method;
-        ttl_duration(self.config_of::<F, _>(|config| config.ttl)??)
+        ttl_duration(self.config_of::<F, K, _>(|config| config.ttl)??)
     }
 
     /// Gives every method without a TTL of its own this one, or none, at run time; see
@@ -790,9 +817,10 @@ impl Registry {
         (capacity != u64::MAX).then(|| usize::try_from(capacity).unwrap_or(usize::MAX))
     }
 
-    /// The weight of all entries held, as the registry's bound counts it: of every
-    /// method once the registry has had a bound, else only of methods with one of their
-    /// own.
+    /// The weight of all entries held, as the registry's bound counts it: entries,
+    /// unless methods have weighers. Counted for every method, bounded or not, so a
+    /// bound set at any moment starts from it; exact whenever no call is under way
+    /// (a store counts its weight from just before its entry is stored).
     #[must_use]
     pub fn weight(&self) -> usize {
         self.methods.iter().map(ErasedCache::weight).sum()
@@ -855,17 +883,20 @@ impl Registry {
     }
 
     /// Changes the config of `F`'s tables (through `call` and through `try_call`).
-    fn configure<F: 'static>(&self, change: impl Fn(&mut MethodConfig)) {
+    fn configure<F: 'static, K: MethodKind>(&self, change: impl Fn(&mut MethodConfig)) {
         let mut configs = self.configs.lock();
         let configs = configs.get_or_insert_with(HashMap::new);
-        for table in [method_id::<F>(false), method_id::<F>(true)] {
+        for table in table_ids::<F, K>() {
             change(configs.entry(table).or_default());
         }
     }
 
     /// Reads the config of `F`, if it has one.
-    fn config_of<F: 'static, R>(&self, read: impl FnOnce(&MethodConfig) -> R) -> Option<R> {
-        self.config_at(method_id::<F>(false), read)
+    fn config_of<F: 'static, K: MethodKind, R>(
+        &self,
+        read: impl FnOnce(&MethodConfig) -> R,
+    ) -> Option<R> {
+        self.config_at(table_ids::<F, K>()[0], read)
     }
 
     /// Reads the config of table `method`, if it has one.
@@ -876,12 +907,14 @@ impl Registry {
 
     /// Removes every entry; returns how many.
     ///
+    /// Computations in flight are covered, as by [`invalidate`](Self::invalidate).
+    ///
     /// # Panics
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
     pub fn clear(&self) -> usize {
         assert_unlocked();
-        self.methods.iter().map(ErasedCache::clear).sum()
+        sum_over(self.methods.iter(), ErasedCache::clear)
     }
 
     /// Removes every dead owner's entry now, and shrinks tables left mostly empty;
@@ -909,7 +942,7 @@ impl Registry {
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
     pub fn purge(&self) -> usize {
         assert_unlocked();
-        self.methods.iter().map(ErasedCache::purge).sum()
+        sum_over(self.methods.iter(), ErasedCache::purge)
     }
 
     /// Sets how many lookups pass between two lazy purge steps, at run time.
@@ -1005,6 +1038,7 @@ impl Registry {
     where
         T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
+        K: MethodKind,
         F: Method<T, A, K>,
     {
         assert_unlocked();
@@ -1013,7 +1047,7 @@ impl Registry {
             purge_steps: self.purge_steps.load(Relaxed),
             ..Stats::default()
         };
-        for cache in self.caches_of::<F>() {
+        for cache in self.caches_of::<F, K>() {
             cache.add_stats(&mut stats);
         }
         stats
@@ -1052,8 +1086,8 @@ impl Registry {
         }
     }
 
-    /// The miss path, kept out of line so that the hit path stays small. With single
-    /// flight, the key is claimed before the lookup's read lock is released.
+    /// The miss path, kept out of line so that the hit path stays small. The key is
+    /// claimed (or joined) before the lookup's read lock is released.
     #[inline(never)]
     #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
     fn compute_miss<T, A, V, E>(
@@ -1072,45 +1106,105 @@ impl Registry {
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        let value = match self.settle_miss(key, args, miss, purge_due, waits::current) {
-            Settled::Claimed(claim, me) => {
-                compute_once(cache, key, owner, claim, compute, name, me)?
-            }
-            Settled::Alone(args) => {
-                let value = compute(owner, &args)?;
-                cache.insert(key, owner, args, value)
-            }
-        };
+        let caller = Caller::thread();
+        let claim = self.settle_miss(cache, key, args, miss, purge_due, &caller);
+        let value = self.compute_once(cache, key, owner, claim, compute, name, &caller)?;
         self.keep_within_capacity();
         Ok(value)
     }
 
-    /// The first step of every miss, `call`'s and `call_async`'s: with single flight,
-    /// claim the key under the lookup's read lock, as `me` (taken only then); then take
-    /// the shard's purge turn, now that no lock is held.
-    pub(crate) fn settle_miss<T, A, V>(
+    /// The first step of every miss, `call`'s and `call_async`'s: claim the key (or find
+    /// whom to wait for) under the lookup's read lock; then take the shard's purge turn,
+    /// now that no lock is held. The claim is guarded already, so a panic in the purge
+    /// step (a removed value's `Drop`) abandons it.
+    pub(crate) fn settle_miss<'a, T, A, V>(
         &self,
+        cache: &'a MethodCache<T, A, V>,
         key: Key,
         args: A,
-        miss: Miss<'_, T, A, V>,
+        miss: Miss<'a, T, A, V>,
         purge_due: bool,
-        me: impl FnOnce() -> Token,
-    ) -> Settled<A>
+        caller: &Caller,
+    ) -> Claim<'a, T, A, V>
     where
-        T: ?Sized,
-        A: Eq,
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
     {
-        let settled = if self.single_flight.load(Relaxed) {
-            let me = me();
-            Settled::Claimed(miss.claim(key, args, me), me)
-        } else {
-            drop(miss);
-            Settled::Alone(args)
-        };
+        let claim = cache.claim(miss, key, args, caller, self.single_flight());
         if purge_due {
             self.purge_step();
         }
-        settled
+        claim
+    }
+
+    /// The rest of a miss, from the first claim: wait for the key's computer and take
+    /// its value (or, if it gave up, look again), or compute it; the claim's guard ends
+    /// it however the method ends.
+    #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+    fn compute_once<'a, T, A, V, E>(
+        &self,
+        cache: &'a MethodCache<T, A, V>,
+        key: Key,
+        owner: &Arc<T>,
+        mut claim: Claim<'a, T, A, V>,
+        compute: impl FnOnce(&Arc<T>, &A) -> Result<V, E>,
+        method: &'static str,
+        caller: &Caller,
+    ) -> Result<V, E>
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        loop {
+            match claim {
+                Claim::Recursive(args) => recursive_call(method, args),
+                Claim::Wait {
+                    args,
+                    flight,
+                    computer,
+                } => {
+                    {
+                        let _waiting = waits::enter(caller.waits_as, computer, method);
+                        // Counted once the wait is accepted: a refused one panics above.
+                        cache.count_wait();
+                        flight.wait();
+                    }
+                    claim = match self.after_wait(cache, key, args, &flight, caller) {
+                        Ok(value) => return Ok(value),
+                        Err(claim) => claim,
+                    };
+                }
+                Claim::Compute(claimed) => {
+                    let value = compute(owner, claimed.args())?;
+                    return Ok(claimed.complete(owner, value));
+                }
+            }
+        }
+    }
+
+    /// After a wait: the value the computation handed over, or, if it was abandoned, a
+    /// new lookup and claim.
+    pub(crate) fn after_wait<'a, T, A, V>(
+        &self,
+        cache: &'a MethodCache<T, A, V>,
+        key: Key,
+        args: A,
+        flight: &Flight<V>,
+        caller: &Caller,
+    ) -> Result<V, Claim<'a, T, A, V>>
+    where
+        T: ?Sized + Send + Sync + 'static,
+        A: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        if let Some(value) = flight.value() {
+            return Ok(value.clone());
+        }
+        cache
+            .find(key, &args)
+            .map_err(|miss| cache.claim(miss, key, args, caller, self.single_flight()))
     }
 
     fn peek<T, A, V>(&self, method: TypeId, owner: &Arc<T>, args: &A) -> Option<V>
@@ -1158,51 +1252,39 @@ impl Registry {
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
+        // Under the configs' lock until the table is in the directory: a setting made
+        // meanwhile then either is in the config read here, or finds the table there.
+        // The table starts with every setting, so that no first call stores under
+        // another (a weigher applied after publication missed racing first stores).
+        let configs = self.configs.lock();
+        let config = configs.as_ref().and_then(|configs| configs.get(&method));
+        let config = config.unwrap_or(&MethodConfig::DEFAULT);
         // A bounded method's shards should hold about 64 of its bound each (fewer shards
         // lose hit ratio to contention, more to uneven filling).
-        let capacity = self.config_at(method, |config| config.capacity);
-        let shards = (capacity.unwrap_or(usize::MAX) / 64)
+        let shards = (config.capacity / 64)
             .clamp(1, self.shard_count())
             .next_power_of_two();
-        let cache = downcast::<T, A, V>(self.methods.find_or_insert(method, || {
-            let cache = MethodCache::<T, A, V>::new(Setup {
+        let weigher = config.weigher.as_ref();
+        let weigher = weigher.and_then(|weigher| weigher.downcast_ref::<Weigher<A, V>>());
+        let cache = self.methods.find_or_insert(method, || {
+            Box::new(MethodCache::<T, A, V>::new(Setup {
                 shards,
                 table: method,
                 name,
                 shared: Arc::clone(self.shared()),
-            });
-            // Bounded before any thread can store: a store that finds no bound reserves
-            // no room, so a bound made later would miss it.
-            if let Some(capacity) = capacity {
-                cache.set_capacity(capacity);
-            }
-            if self.shared().capacity() != u64::MAX {
-                cache.track();
-            }
-            Box::new(cache)
-        }));
-        // Settings reach the tables in the directory as they are set; read them again
-        // once the table is there, under the lock they are written under, so that none
-        // set meanwhile is missed. (Until then the table stores unweighed, unstamped
-        // entries: weight 1, and ages counted from when a TTL is set.)
-        let configs = self.configs.lock();
-        let config = configs.as_ref().and_then(|configs| configs.get(&method));
-        let config = config.unwrap_or(&MethodConfig::DEFAULT);
-        cache.set_ttl(config.ttl, self.ttl.load(Relaxed));
-        cache.set_capacity(config.capacity);
-        let weigher = config.weigher.as_ref();
-        if let Some(weigher) = weigher.and_then(|weigher| weigher.downcast_ref::<Weigher<A, V>>()) {
-            cache.set_weigher(Some(Arc::clone(weigher)));
-        }
-        if self.shared().capacity() != u64::MAX {
-            cache.track();
-        }
-        cache
+                capacity: config.capacity,
+                ttl: (config.ttl, self.ttl.load(Relaxed)),
+                weigher: weigher.cloned(),
+            }))
+        });
+        drop(configs);
+        downcast(cache)
     }
 
-    /// The tables of `F` called through `call` and through `try_call`, where they exist.
-    fn caches_of<F: 'static>(&self) -> impl Iterator<Item = &dyn ErasedCache> {
-        [method_id::<F>(false), method_id::<F>(true)]
+    /// The tables of `F` called through `call` and through `try_call` (or their async
+    /// twins, as `K` says), where they exist.
+    fn caches_of<F: 'static, K: MethodKind>(&self) -> impl Iterator<Item = &dyn ErasedCache> {
+        table_ids::<F, K>()
             .into_iter()
             .filter_map(|method| self.methods.find(method))
     }
@@ -1262,80 +1344,31 @@ impl Registry {
     }
 }
 
-/// How a miss goes on after [`Registry::settle_miss`].
-pub(crate) enum Settled<A> {
-    /// Single flight: the claim's outcome, and the token the caller claimed as.
-    Claimed(Claim<A>, Token),
-    /// Single flight is off: compute, then insert unless another caller did first.
-    Alone(A),
-}
-
-/// The rest of a miss with single flight, from the first claim: wait for the key's
-/// computer and look again, or compute it; the [`Claimed`] guard ends the claim however
-/// the method ends.
-fn compute_once<T, A, V, E>(
-    cache: &MethodCache<T, A, V>,
-    key: Key,
-    owner: &Arc<T>,
-    mut claim: Claim<A>,
-    compute: impl FnOnce(&Arc<T>, &A) -> Result<V, E>,
-    method: &'static str,
-    me: Token,
-) -> Result<V, E>
-where
-    T: ?Sized + Send + Sync + 'static,
-    A: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    loop {
-        match claim {
-            Claim::Recursive => recursive_call(method),
-            Claim::Wait {
-                args,
-                flight,
-                computer,
-            } => {
-                {
-                    let _waiting = waits::enter(me, computer, method);
-                    // Counted once the wait is accepted: a refused one panics above.
-                    cache.count_wait();
-                    flight.wait();
-                }
-                claim = match look_again(cache, key, args, me) {
-                    Ok(value) => return Ok(value),
-                    Err(claim) => claim,
-                };
-            }
-            Claim::Compute(slot) => {
-                let claimed = Claimed::new(cache, key, slot);
-                let value = compute(owner, claimed.args())?;
-                return Ok(claimed.complete(owner, value));
+/// Runs `each` on every table and sums what it returns. Every table is done even if
+/// one panics (a removed entry's `Drop` may); the first panic is resumed at the end.
+fn sum_over<'a>(
+    tables: impl Iterator<Item = &'a dyn ErasedCache>,
+    each: impl Fn(&'a dyn ErasedCache) -> usize,
+) -> usize {
+    let mut deferred: Deferred = None;
+    let mut sum = 0;
+    for table in tables {
+        match catch_unwind(AssertUnwindSafe(|| each(table))) {
+            Ok(count) => sum += count,
+            Err(payload) => {
+                deferred.get_or_insert(payload);
             }
         }
     }
+    resume(deferred);
+    sum
 }
 
-/// After a wait: the value its computer stored, or, if the computation was abandoned,
-/// a new claim.
-pub(crate) fn look_again<T, A, V>(
-    cache: &MethodCache<T, A, V>,
-    key: Key,
-    args: A,
-    me: Token,
-) -> Result<V, Claim<A>>
-where
-    T: ?Sized + Send + Sync + 'static,
-    A: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    cache
-        .find(key, &args)
-        .map_err(|miss| miss.claim(key, args, me))
-}
-
-/// The panic of a call that would wait for its own computation.
+/// The panic of a call that would wait for its own computation; its arguments are
+/// dropped first, with no lock held.
 #[cold]
-pub(crate) fn recursive_call(method: &str) -> ! {
+pub(crate) fn recursive_call<A>(method: &str, args: A) -> ! {
+    drop(args);
     panic!(
         "weakmemo: recursive call for the same key: `{method}` was called, directly or \
          through other cached methods, with the owner and arguments it is computing, and \
@@ -1343,66 +1376,9 @@ pub(crate) fn recursive_call(method: &str) -> ! {
     )
 }
 
-/// A key this caller is computing. Dropped before [`Claimed::complete`] (the method
-/// panicked or returned an error, or, for `call_async`, its future was dropped), it
-/// abandons the key so that waiters take over.
-pub(crate) struct Claimed<'a, T: ?Sized, A, V>
-where
-    T: Send + Sync + 'static,
-    A: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    cache: &'a MethodCache<T, A, V>,
-    key: Key,
-    slot: Option<ArgSlot<A>>,
-}
-
-impl<'a, T: ?Sized, A, V> Claimed<'a, T, A, V>
-where
-    T: Send + Sync + 'static,
-    A: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    pub(crate) fn new(cache: &'a MethodCache<T, A, V>, key: Key, slot: ArgSlot<A>) -> Self {
-        Self {
-            cache,
-            key,
-            slot: Some(slot),
-        }
-    }
-
-    pub(crate) fn args(&self) -> &A {
-        self.slot
-            .as_deref()
-            .and_then(Option::as_ref)
-            .expect("a claim holds its arguments until it ends")
-    }
-
-    pub(crate) fn complete(mut self, owner: &Arc<T>, value: V) -> V {
-        // The user code left (`Clone`, the weigher) runs while the guard can abandon.
-        let copy = value.clone();
-        let weight = self.cache.weigh(self.args(), &value);
-        let slot = self.slot.take().expect("a claim ends once");
-        self.cache
-            .complete(self.key, owner, slot, (value, copy), weight)
-    }
-}
-
-impl<T: ?Sized, A, V> Drop for Claimed<'_, T, A, V>
-where
-    T: Send + Sync + 'static,
-    A: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            self.cache.abandon(self.key, slot);
-        }
-    }
-}
-
 /// The typed table behind `cache`. A method's type fixes its owner, argument and result
-/// types, and `try_call` tables have their own identity, so this cannot fail.
+/// types, and each way of calling it (`try_call`, `call_async`, ...) has its own table
+/// identity, so this cannot fail.
 #[inline]
 fn downcast<T, A, V>(cache: &dyn ErasedCache) -> &MethodCache<T, A, V>
 where

@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-use crate::identity::{Method, method_id};
+use crate::identity::{Method, MethodKind, table_ids};
 use crate::sync::Mutex;
 
 /// Why an entry left its cache; each cause has its counter in [`Stats`](crate::Stats).
@@ -70,9 +70,9 @@ impl Removal<'_> {
     /// Whether the entry was `method`'s (stored by `call`, `try_call` or their async
     /// twins).
     #[must_use]
-    pub fn is_method<T: ?Sized, A, K, F: Method<T, A, K>>(&self, method: F) -> bool {
+    pub fn is_method<T: ?Sized, A, K: MethodKind, F: Method<T, A, K>>(&self, method: F) -> bool {
         let _ = method;
-        self.table == method_id::<F>(false) || self.table == method_id::<F>(true)
+        table_ids::<F, K>().contains(&self.table)
     }
 
     /// The method's type name, as `std::any::type_name` spells it: for logs.

@@ -32,10 +32,14 @@ pub struct Stats {
     pub purged: u64,
     /// Entries removed by the `invalidate*` methods and `clear()`. Exact.
     pub invalidated: u64,
-    /// Values computed by a call that lost a race: another caller stored the same key
-    /// first, so this value was dropped and the stored one returned. Exact. Only happens
-    /// with single flight off; many of these mean threads often compute the same cold
-    /// key at once, which single flight would coalesce.
+    /// Values computed but not stored, for one of two reasons. Exact.
+    /// - The call lost a race: another caller stored the same key first, so this value
+    ///   was dropped and the stored one returned. Only happens with single flight off;
+    ///   many of these mean threads often compute the same cold key at once, which
+    ///   single flight would coalesce.
+    /// - An invalidation covered the key while it was being computed: the value is from
+    ///   before the invalidation, so it went only to the callers already waiting for it
+    ///   (see [`Registry::invalidate`](crate::Registry::invalidate)).
     pub discarded: u64,
     /// Calls that found their key being computed by another thread and waited for that
     /// computation instead of running the method themselves (single flight). Exact.

@@ -1,12 +1,15 @@
-//! Which thread waits for which: detects a wait that would close a cycle.
+//! Who calls, and which caller waits for which: detects a wait that would close a cycle.
 //!
 //! A thread waits only while it computes nothing but its own call stack, so a cycle of
-//! threads each waiting for the next one's computation can never resolve. Before waiting
+//! threads each waiting for the next one's computation can never resolve. Async
+//! computations have a token each, and the computations being polled on a thread form
+//! its stack ([`Caller`]); a computation claimed inside another's poll is waited for by
+//! that one, and the map records it while it runs. Before waiting
 //! for the computer of a key, a caller follows the chain of waits from that computer; if
 //! the chain comes back to the caller, waiting would deadlock, and the caller panics
 //! instead. The map is taken only by callers about to wait, never on a hit.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use hashbrown::{HashMap, HashSet};
@@ -25,12 +28,14 @@ fn fresh() -> Token {
 }
 
 thread_local! {
-    /// The token of the async computation being polled on this thread, or 0.
-    static POLLING: Cell<Token> = const { Cell::new(0) };
+    /// The tokens of the async computations being polled on this thread, innermost
+    /// last: a computation's future polls the futures of the calls its method makes, so
+    /// polls nest as calls do on a thread's stack.
+    static POLLING: RefCell<Vec<Token>> = const { RefCell::new(Vec::new()) };
 }
 
 /// This thread's token.
-pub(crate) fn current() -> Token {
+fn current() -> Token {
     thread_local! {
         static TOKEN: Cell<Token> = const { Cell::new(0) };
     }
@@ -42,30 +47,82 @@ pub(crate) fn current() -> Token {
     })
 }
 
-/// The token of an async call: that of the computation whose poll makes this call, so
-/// that a computation that awaits its own key, directly or through other cached
-/// methods, is recognized as a recursion; a fresh one for a call made outside any
-/// computation (a task's own stack of awaits plays the part of a thread's call stack).
-pub(crate) fn current_async() -> Token {
-    match POLLING.with(Cell::get) {
-        0 => fresh(),
-        token => token,
+/// Who makes a call, for the in-flight protocol: the token a key it claims is computed
+/// under, the token it waits as, and whether a computation is its own (waiting for it
+/// would be waiting for itself).
+pub(crate) struct Caller {
+    /// The computer of a key this caller claims.
+    pub(crate) computes_as: Token,
+    /// Who waits, in the wait-for map, when this caller waits.
+    pub(crate) waits_as: Token,
+    /// An async call made while a computation is polled: that computation waits for
+    /// what this call computes, so the edge is in the wait-for map while it computes.
+    nested: bool,
+    sync: bool,
+}
+
+impl Caller {
+    /// A call of `call` or `try_call`: a thread's stack is strictly nested, so every
+    /// computation on it is the thread's, and one of its keys met again is a recursion.
+    pub(crate) fn thread() -> Self {
+        let token = current();
+        Self {
+            computes_as: token,
+            waits_as: token,
+            nested: false,
+            sync: true,
+        }
+    }
+
+    /// A call of `call_async` or `try_call_async`. Its computation gets a fresh token:
+    /// two calls polled by one computation (`join!` of one key) are siblings, not a
+    /// recursion, so they must not share one. It waits as the innermost computation
+    /// being polled, if any: that computation cannot go on until this call returns.
+    pub(crate) fn task() -> Self {
+        let computes_as = fresh();
+        let polled = POLLING.with(|polling| polling.borrow().last().copied());
+        Self {
+            computes_as,
+            waits_as: polled.unwrap_or(computes_as),
+            nested: polled.is_some(),
+            sync: false,
+        }
+    }
+
+    /// Whether the computation of `computer` is this caller's own: for a thread, its
+    /// own token; for a task, a computation being polled on this thread now, which
+    /// this call would await from inside.
+    pub(crate) fn owns(&self, computer: Token) -> bool {
+        if self.sync {
+            computer == self.computes_as
+        } else {
+            POLLING.with(|polling| polling.borrow().contains(&computer))
+        }
+    }
+
+    /// For a key this caller claimed: records that the computation polling this call
+    /// waits for it, so that a cycle through it is seen (none for a thread, whose
+    /// computations all share its token).
+    pub(crate) fn computing(&self, method: &str) -> Option<Waiting> {
+        self.nested
+            .then(|| enter(self.waits_as, self.computes_as, method))
     }
 }
 
 /// Marks this thread as polling the computation of `token` until dropped (also on
-/// unwinding), restoring what it was.
-pub(crate) struct Polling(Token);
+/// unwinding).
+pub(crate) struct Polling;
 
 impl Polling {
     pub(crate) fn enter(token: Token) -> Self {
-        Self(POLLING.with(|polling| polling.replace(token)))
+        POLLING.with(|polling| polling.borrow_mut().push(token));
+        Self
     }
 }
 
 impl Drop for Polling {
     fn drop(&mut self) {
-        POLLING.with(|polling| polling.set(self.0));
+        POLLING.with(|polling| polling.borrow_mut().pop());
     }
 }
 

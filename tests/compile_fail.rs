@@ -13,6 +13,7 @@ fn misuse_is_a_compile_error_with_a_clear_message() {
     cases.pass("tests/ui/fn_item_and_closure.rs");
     cases.compile_fail("tests/ui/capturing_closure.rs");
     cases.compile_fail("tests/ui/fn_pointer.rs");
+    cases.compile_fail("tests/ui/fn_items_array.rs");
     cases.compile_fail("tests/ui/owner_not_sync.rs");
     cases.compile_fail("tests/ui/value_not_send.rs");
     cases.compile_fail("tests/ui/weigher_wrong_value.rs");

@@ -1,46 +1,62 @@
-//! Model-based property test of bounds, TTLs and the removal listener, against a model
-//! kept exact by the listener itself.
+//! Model-based property test of bounds, weights, TTLs, run-time settings and the removal
+//! listener, against a model kept exact by the listener itself.
 //!
 //! `tests/model.rs` checks a registry with no bounds against a model that knows every
 //! entry; eviction choices (CLOCK hand, admission sketch) are not something a plain
 //! model can predict, so this test lets the registry choose and checks that its choices
-//! are consistent: the model holds the set of entries present (live and dead owners'),
-//! adds the key of each call that missed and was not kept out, and removes what the
-//! listener reports. Whether a call was kept out is `Δevicted − Δ(Size reports)`, 0 or 1.
+//! are consistent: the model holds the entries present (live and dead owners'), each with
+//! the weight it was stored with, adds the key of each call that missed and was not kept
+//! out, and removes what the listener reports. Whether a call was kept out is
+//! `Δevicted − Δ(Size reports)`, 0 or 1.
 //!
-//! Each case (purge interval 0, 1 or 7; 1 or 4 shards) runs up to 64 random operations
-//! on 3 owner slots, 2 methods and 4 keys: call, get, drop an owner, invalidate,
-//! invalidate_owner, invalidate_method, clear, purge, set_method_capacity (none or
-//! 0..4), set_capacity (none or 0..6), set_method_ttl (none, zero, `Duration::MAX`; no
-//! timing involved). After every operation:
+//! Each case (purge interval 0, 1 or 7 to start with; 1 or 4 shards) runs up to 64
+//! random operations on 3 owner slots, 2 methods and 4 keys: call, a call whose method
+//! panics, get, drop an owner, invalidate, invalidate_owner, invalidate_method, clear,
+//! purge, and setting changes interleaved with them: set_method_capacity (none or 0..7),
+//! set_capacity (none or 0..10), set_method_weigher (weight 1, key % 3 with 0 allowed, or
+//! key + 1), set_method_ttl (none: the registry's, zero, `Duration::MAX`: exempt),
+//! set_ttl for the registry (none, zero, `Duration::MAX`), set_single_flight (on, off)
+//! and set_purge_interval (0, 1, 7). No timing is involved: a TTL of zero expires every
+//! entry, `Duration::MAX` none. After every operation:
 //!
 //! 1. Every value returned (`call`, `get`) is the pure value of (owner, method, key).
 //! 2. A call runs its method exactly when the model says it misses: the key is absent,
-//!    or its method has a TTL of zero. `get` returns a value exactly then too.
-//! 3. Every report is of an entry present (nothing reported twice, nothing never
+//!    or its method's TTL in force (its own, else the registry's) is zero. `get` returns
+//!    a value exactly then too.
+//! 3. A call whose method panics runs it exactly when it misses; the panic then reaches
+//!    the caller with its payload, nothing is stored, nothing is kept out or evicted, and
+//!    the books (entries, weights, counters) are unchanged but for lazy purge steps. On
+//!    a hit it returns the value and does not panic.
+//! 4. Every report is of an entry present (nothing reported twice, nothing never
 //!    stored), its value the pure one, its cause plausible for the operation: `Collected`
-//!    only for dead owners; `Expired` only for a method with a TTL of zero; `Explicit`
-//!    exactly the entries in the scope of the `invalidate*`/`clear` (and their counts);
-//!    `Size` only from calls and bound changes. `purge()` reports exactly the dead
-//!    owners' and expired entries, and returns their number.
-//! 4. A call with a TTL of zero, a method bound of 0 or a registry bound of 0 is kept
-//!    out; a hit is never counted as kept out; only calls are.
-//! 5. `stats()`: `entries` = the model's entries; `purged`, `expired`, `invalidated`
+//!    only for dead owners; `Expired` only for a method whose TTL in force is zero;
+//!    `Explicit` exactly the entries in the scope of the `invalidate*`/`clear` (and their
+//!    counts); `Size` only from calls that store and bound changes. `purge()` reports
+//!    exactly the dead owners' and expired entries, and returns their number.
+//! 5. A call with a TTL of zero in force, or whose entry weighs more than its method's
+//!    bound or the registry's, is kept out; a hit is never counted as kept out; only
+//!    calls that ran their method to the end are.
+//! 6. `stats()`: `entries` = the model's entries; `purged`, `expired`, `invalidated`
 //!    = the listener's `Collected`, `Expired`, `Explicit` reports; `evicted` = `Size`
 //!    reports + calls kept out.
-//! 6. A bounded method's entries never exceed its bound, except right after the bound
-//!    is lowered, and then never grow until within it; with a registry bound, all
-//!    entries are within it; `weight()` is the number of entries of the methods whose
-//!    weight is counted (those with a bound, or all once the registry had one).
+//! 7. Weights: each entry keeps the weight its method's weigher in force when it was
+//!    stored gave it, whatever weigher came after. `weight()` is the sum of the weights
+//!    of all entries present, of every method, bounded or not. A bounded method's weight
+//!    never exceeds its bound, except right after the bound is lowered, and then never
+//!    grows until within it; with a registry bound, the total weight is within it (a
+//!    lowered registry bound is met at once).
+//! 8. The getters read back what was set: `capacity()`, `method_capacity()`, `ttl()`,
+//!    `method_ttl()`, `single_flight()`, `purge_interval()`.
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
-use common::Recorder;
+use common::{Recorder, arm, armed, panic_message};
 use proptest::prelude::*;
 use weakmemo::{Registry, RemovalCause, Stats};
 
@@ -48,6 +64,9 @@ use RemovalCause::{Collected, Expired, Explicit, Size};
 
 const SLOTS: usize = 3;
 const KEYS: u8 = 4;
+
+/// The payload of a method that panics on purpose.
+const PANICS: &str = "the method panics on purpose";
 
 struct Owner {
     id: u64,
@@ -63,14 +82,34 @@ fn decode(value: u64) -> Key {
     (value / 100, (value / 10 % 10) as usize, (value % 10) as u8)
 }
 
-fn zero(owner: &Arc<Owner>, &key: &u8) -> u64 {
+/// Counts the run, then panics if this thread is [`armed`].
+fn run(owner: &Owner, method: usize, key: u8) -> u64 {
     owner.runs.fetch_add(1, SeqCst);
-    pure(owner.id, 0, key)
+    if armed() {
+        panic!("{PANICS}");
+    }
+    pure(owner.id, method, key)
+}
+
+fn zero(owner: &Arc<Owner>, &key: &u8) -> u64 {
+    run(owner, 0, key)
 }
 
 fn one(owner: &Arc<Owner>, &key: &u8) -> u64 {
-    owner.runs.fetch_add(1, SeqCst);
-    pure(owner.id, 1, key)
+    run(owner, 1, key)
+}
+
+/// Keeps the panics this test causes out of the output; others are reported as usual.
+fn quiet_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if panic_message(info.payload()) != PANICS {
+                report(info);
+            }
+        }));
+    });
 }
 
 type Key = (u64, usize, u8);
@@ -82,9 +121,42 @@ enum Ttl {
     Max,
 }
 
+impl Ttl {
+    fn duration(self) -> Option<Duration> {
+        match self {
+            Ttl::None => None,
+            Ttl::Zero => Some(Duration::ZERO),
+            Ttl::Max => Some(Duration::MAX),
+        }
+    }
+}
+
+/// A deterministic weigher, of the key.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Weigher {
+    /// As without a weigher.
+    One,
+    /// 0 (a free entry), 1 or 2.
+    KeyMod3,
+    /// 1 to 4.
+    KeyPlus1,
+}
+
+impl Weigher {
+    fn weight(self, key: u8) -> usize {
+        match self {
+            Weigher::One => 1,
+            Weigher::KeyMod3 => usize::from(key % 3),
+            Weigher::KeyPlus1 => usize::from(key) + 1,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Call(usize, usize, u8),
+    /// A call whose method panics if it runs.
+    PanicCall(usize, usize, u8),
     Get(usize, usize, u8),
     Drop(usize),
     Invalidate(usize, usize, u8),
@@ -94,15 +166,26 @@ enum Op {
     Purge,
     SetMethodCapacity(usize, Option<usize>),
     SetCapacity(Option<usize>),
-    SetTtl(usize, Ttl),
+    SetMethodWeigher(usize, Weigher),
+    SetMethodTtl(usize, Ttl),
+    /// The registry's TTL.
+    SetTtl(Ttl),
+    SetSingleFlight(bool),
+    SetPurgeInterval(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let slot = 0..SLOTS;
     let method = 0..2usize;
-    let ttl = prop_oneof![Just(Ttl::None), Just(Ttl::Zero), Just(Ttl::Max)];
+    let ttl = || prop_oneof![Just(Ttl::None), Just(Ttl::Zero), Just(Ttl::Max)];
+    let weigher = prop_oneof![
+        Just(Weigher::One),
+        Just(Weigher::KeyMod3),
+        Just(Weigher::KeyPlus1)
+    ];
     prop_oneof![
         12 => (slot.clone(), method.clone(), 0..KEYS).prop_map(|(s, m, k)| Op::Call(s, m, k)),
+        2 => (slot.clone(), method.clone(), 0..KEYS).prop_map(|(s, m, k)| Op::PanicCall(s, m, k)),
         3 => (slot.clone(), method.clone(), 0..KEYS).prop_map(|(s, m, k)| Op::Get(s, m, k)),
         2 => slot.clone().prop_map(Op::Drop),
         2 => (slot.clone(), method.clone(), 0..KEYS).prop_map(|(s, m, k)| Op::Invalidate(s, m, k)),
@@ -110,10 +193,14 @@ fn op() -> impl Strategy<Value = Op> {
         1 => method.clone().prop_map(Op::InvalidateMethod),
         1 => Just(Op::Clear),
         2 => Just(Op::Purge),
-        3 => (method.clone(), proptest::option::of(0..5usize))
+        3 => (method.clone(), proptest::option::of(0..7usize))
             .prop_map(|(m, c)| Op::SetMethodCapacity(m, c)),
-        2 => proptest::option::of(0..7usize).prop_map(Op::SetCapacity),
-        2 => (method, ttl).prop_map(|(m, t)| Op::SetTtl(m, t)),
+        2 => proptest::option::of(0..10usize).prop_map(Op::SetCapacity),
+        3 => (method.clone(), weigher).prop_map(|(m, w)| Op::SetMethodWeigher(m, w)),
+        2 => (method, ttl()).prop_map(|(m, t)| Op::SetMethodTtl(m, t)),
+        1 => ttl().prop_map(Op::SetTtl),
+        1 => any::<bool>().prop_map(Op::SetSingleFlight),
+        1 => prop_oneof![Just(0usize), Just(1), Just(7)].prop_map(Op::SetPurgeInterval),
     ]
 }
 
@@ -123,22 +210,25 @@ struct Model {
     slots: [Option<Arc<Owner>>; SLOTS],
     next_id: u64,
     dead: BTreeSet<u64>,
-    /// Entries in the registry, of live and dead owners.
-    present: BTreeSet<Key>,
-    /// Each method's own bound, and the entries it may hold now (more than the bound
+    /// Entries in the registry, of live and dead owners, with the weight each was
+    /// stored with.
+    present: BTreeMap<Key, usize>,
+    /// Each method's own bound, and the weight it may hold now (more than the bound
     /// right after it was lowered).
     capacity: [Option<usize>; 2],
     limit: [usize; 2],
     registry_capacity: Option<usize>,
-    ttl_zero: [bool; 2],
-    /// Whether the method's table exists, and whether its weight is counted.
-    table: [bool; 2],
-    counted: [bool; 2],
+    /// Each method's own TTL (`Ttl::None`: the registry's), and the registry's.
+    method_ttl: [Ttl; 2],
+    registry_ttl: Ttl,
+    /// The weigher each method's new entries are weighed with.
+    weigher: [Weigher; 2],
     kept_out: u64,
 }
 
 impl Model {
     fn new(interval: usize, shards: usize) -> Self {
+        quiet_panics();
         let cache = Registry::builder()
             .purge_interval(interval)
             .shards(shards)
@@ -150,13 +240,13 @@ impl Model {
             slots: Default::default(),
             next_id: 1,
             dead: BTreeSet::new(),
-            present: BTreeSet::new(),
+            present: BTreeMap::new(),
             capacity: [None; 2],
             limit: [usize::MAX; 2],
             registry_capacity: None,
-            ttl_zero: [false; 2],
-            table: [false; 2],
-            counted: [false; 2],
+            method_ttl: [Ttl::None; 2],
+            registry_ttl: Ttl::None,
+            weigher: [Weigher::One; 2],
             kept_out: 0,
         }
     }
@@ -191,27 +281,60 @@ impl Model {
             0 => self.cache.set_method_capacity(zero, capacity),
             _ => self.cache.set_method_capacity(one, capacity),
         }
+        let read = match method {
+            0 => self.cache.method_capacity(zero),
+            _ => self.cache.method_capacity(one),
+        };
+        assert_eq!(read, capacity, "method_capacity reads back");
     }
 
-    fn set_ttl(&self, method: usize, ttl: Option<Duration>) {
+    fn set_method_weigher(&self, method: usize, weigher: Weigher) {
+        let weigh = move |&key: &u8, _: &u64| weigher.weight(key) as u32;
         match method {
-            0 => self.cache.set_method_ttl(zero, ttl),
-            _ => self.cache.set_method_ttl(one, ttl),
+            0 => self.cache.set_method_weigher(zero, weigh),
+            _ => self.cache.set_method_weigher(one, weigh),
         }
     }
 
-    /// A table is made by the first call of its method, with the bound it was given.
-    fn made_table(&mut self, method: usize) {
-        if !self.table[method] {
-            self.table[method] = true;
-            self.counted[method] =
-                self.capacity[method].is_some() || self.registry_capacity.is_some();
+    fn set_method_ttl(&self, method: usize, ttl: Ttl) {
+        match method {
+            0 => self.cache.set_method_ttl(zero, ttl.duration()),
+            _ => self.cache.set_method_ttl(one, ttl.duration()),
         }
+        let read = match method {
+            0 => self.cache.method_ttl(zero),
+            _ => self.cache.method_ttl(one),
+        };
+        assert_eq!(read, ttl.duration(), "method_ttl reads back");
+    }
+
+    /// Whether the method's TTL in force is zero: its own, else the registry's
+    /// (`Duration::MAX` of its own exempts it).
+    fn ttl_zero(&self, method: usize) -> bool {
+        match self.method_ttl[method] {
+            Ttl::Zero => true,
+            Ttl::Max => false,
+            Ttl::None => self.registry_ttl == Ttl::Zero,
+        }
+    }
+
+    /// Whether a call of (owner `id`, `method`, `key`) would find its entry.
+    fn hits(&self, id: u64, method: usize, key: u8) -> bool {
+        self.present.contains_key(&(id, method, key)) && !self.ttl_zero(method)
+    }
+
+    /// The weight of the method's entries present.
+    fn weight_of(&self, method: usize) -> usize {
+        let entries = self.present.iter();
+        entries
+            .filter(|&(&(_, m, _), _)| m == method)
+            .map(|(_, &weight)| weight)
+            .sum()
     }
 
     fn in_scope(&self, scope: impl Fn(&Key) -> bool) -> BTreeSet<Key> {
         self.present
-            .iter()
+            .keys()
             .copied()
             .filter(|key| scope(key))
             .collect()
@@ -222,25 +345,46 @@ impl Model {
         let sizes_before = self.recorder.count(Size);
         // What the operation must report as explicit removals, if it is one.
         let mut explicit: Option<BTreeSet<Key>> = None;
-        // The call's key, and whether it missed.
+        // The call's key, and whether it missed and ran its method to the end.
         let mut called: Option<(Key, bool)> = None;
         match *op {
             Op::Call(slot, method, key) => {
                 let owner = self.owner(slot);
                 let id = owner.id;
                 let runs = owner.runs.load(SeqCst);
-                self.made_table(method);
                 assert_eq!(self.call(&owner, method, key), pure(id, method, key));
                 let ran = owner.runs.load(SeqCst) - runs;
-                let hit = self.present.contains(&(id, method, key)) && !self.ttl_zero[method];
+                let hit = self.hits(id, method, key);
                 assert_eq!(ran, usize::from(!hit), "{op:?}: hit {hit}, ran {ran}");
                 called = Some(((id, method, key), !hit));
+            }
+            Op::PanicCall(slot, method, key) => {
+                let owner = self.owner(slot);
+                let id = owner.id;
+                let runs = owner.runs.load(SeqCst);
+                let hit = self.hits(id, method, key);
+                arm(true);
+                let result = catch_unwind(AssertUnwindSafe(|| self.call(&owner, method, key)));
+                arm(false);
+                let ran = owner.runs.load(SeqCst) - runs;
+                assert_eq!(ran, usize::from(!hit), "{op:?}: hit {hit}, ran {ran}");
+                match result {
+                    Ok(value) => {
+                        assert!(hit, "{op:?}: a miss ran a panicking method, no panic");
+                        assert_eq!(value, pure(id, method, key), "{op:?}");
+                    }
+                    Err(payload) => {
+                        assert!(!hit, "{op:?}: a hit panicked");
+                        assert_eq!(panic_message(&*payload), PANICS, "{op:?}: the payload");
+                    }
+                }
+                // Neither stored nor kept out: `called` stays `None`.
             }
             Op::Get(slot, method, key) => {
                 let owner = self.owner(slot);
                 let id = owner.id;
                 let found = self.get(&owner, method, key);
-                let hit = self.present.contains(&(id, method, key)) && !self.ttl_zero[method];
+                let hit = self.hits(id, method, key);
                 assert_eq!(found, hit.then(|| pure(id, method, key)), "{op:?}");
             }
             Op::Drop(slot) => {
@@ -274,13 +418,13 @@ impl Model {
                 explicit = Some(scope);
             }
             Op::Clear => {
-                let scope = self.present.clone();
+                let scope = self.in_scope(|_| true);
                 assert_eq!(self.cache.clear(), scope.len());
                 explicit = Some(scope);
             }
             Op::Purge => {
                 let stale =
-                    self.in_scope(|&(id, m, _)| self.dead.contains(&id) || self.ttl_zero[m]);
+                    self.in_scope(|&(id, m, _)| self.dead.contains(&id) || self.ttl_zero(m));
                 assert_eq!(self.cache.purge(), stale.len(), "{op:?}");
                 let reported: BTreeSet<Key> = self
                     .recorder
@@ -292,31 +436,35 @@ impl Model {
             }
             Op::SetMethodCapacity(method, capacity) => {
                 self.set_method_capacity(method, capacity);
-                if self.table[method] && capacity.is_some() {
-                    self.counted[method] = true;
-                }
                 self.capacity[method] = capacity;
-                let entries = self.in_scope(|&(_, m, _)| m == method).len();
-                self.limit[method] = capacity.map_or(usize::MAX, |c| c.max(entries));
+                let weight = self.weight_of(method);
+                self.limit[method] = capacity.map_or(usize::MAX, |c| c.max(weight));
             }
             Op::SetCapacity(capacity) => {
                 self.cache.set_capacity(capacity);
                 assert_eq!(self.cache.capacity(), capacity);
                 self.registry_capacity = capacity;
-                if capacity.is_some() {
-                    for method in 0..2 {
-                        self.counted[method] |= self.table[method];
-                    }
-                }
             }
-            Op::SetTtl(method, ttl) => {
-                let duration = match ttl {
-                    Ttl::None => None,
-                    Ttl::Zero => Some(Duration::ZERO),
-                    Ttl::Max => Some(Duration::MAX),
-                };
-                self.set_ttl(method, duration);
-                self.ttl_zero[method] = ttl == Ttl::Zero;
+            Op::SetMethodWeigher(method, weigher) => {
+                self.set_method_weigher(method, weigher);
+                self.weigher[method] = weigher;
+            }
+            Op::SetMethodTtl(method, ttl) => {
+                self.set_method_ttl(method, ttl);
+                self.method_ttl[method] = ttl;
+            }
+            Op::SetTtl(ttl) => {
+                self.cache.set_ttl(ttl.duration());
+                assert_eq!(self.cache.ttl(), ttl.duration(), "ttl reads back");
+                self.registry_ttl = ttl;
+            }
+            Op::SetSingleFlight(on) => {
+                self.cache.set_single_flight(on);
+                assert_eq!(self.cache.single_flight(), on);
+            }
+            Op::SetPurgeInterval(lookups) => {
+                self.cache.set_purge_interval(lookups);
+                assert_eq!(self.cache.purge_interval(), lookups);
             }
         }
         self.settle(op, before, sizes_before, explicit, called);
@@ -334,14 +482,18 @@ impl Model {
         let after = self.cache.stats();
         let sizes = self.recorder.count(Size) - sizes_before;
         let kept_out = after.evicted - before.evicted - sizes;
+        // The weight the call's entry is stored with, if it ran its method.
+        let mut weight = 0;
         match called {
-            Some(((_, method, _), true)) => {
+            Some(((_, method, key), true)) => {
+                weight = self.weigher[method].weight(key);
                 assert!(kept_out <= 1, "{op:?}: {kept_out} kept out");
-                let must = self.ttl_zero[method]
-                    || self.capacity[method] == Some(0)
-                    || self.registry_capacity == Some(0);
+                let over = |bound: Option<usize>| bound.is_some_and(|bound| weight > bound);
+                let must = self.ttl_zero(method)
+                    || over(self.capacity[method])
+                    || over(self.registry_capacity);
                 if must {
-                    assert_eq!(kept_out, 1, "{op:?} must be kept out");
+                    assert_eq!(kept_out, 1, "{op:?} (weight {weight}) must be kept out");
                 }
             }
             _ => assert_eq!(kept_out, 0, "{op:?}: only a missed call is kept out"),
@@ -357,7 +509,7 @@ impl Model {
                 "{op:?}: a report's arguments and value disagree"
             );
             assert_eq!(value, pure(key.0, key.1, key.2));
-            if !self.present.remove(&key) {
+            if self.present.remove(&key).is_none() {
                 // The only entry not present before that may leave: the one this call
                 // stored, evicted at once by the registry's bound.
                 let own = called.is_some_and(|(called, _)| called == key);
@@ -369,13 +521,11 @@ impl Model {
             }
             match cause {
                 Collected => assert!(self.dead.contains(&key.0), "{op:?}: {key:?} not dead"),
-                Expired => assert!(self.ttl_zero[key.1], "{op:?}: {key:?} not expired"),
+                Expired => assert!(self.ttl_zero(key.1), "{op:?}: {key:?} not expired"),
                 Explicit => assert!(explicit_seen.insert(key), "{op:?}: {key:?} twice"),
                 Size => assert!(
-                    matches!(
-                        op,
-                        Op::Call(..) | Op::SetCapacity(_) | Op::SetMethodCapacity(..)
-                    ),
+                    matches!(called, Some((_, true)))
+                        || matches!(op, Op::SetCapacity(_) | Op::SetMethodCapacity(..)),
                     "{op:?} evicted {key:?}"
                 ),
                 _ => unreachable!("a new cause"),
@@ -387,7 +537,7 @@ impl Model {
             "{op:?}: explicit removals"
         );
         if stored && !added {
-            self.present.insert(called.unwrap().0);
+            self.present.insert(called.unwrap().0, weight);
         }
         self.check(op, after);
     }
@@ -414,33 +564,27 @@ impl Model {
             self.recorder.count(Size) + self.kept_out,
             "{op:?}: evicted"
         );
-        let mut weight = 0;
+        let mut total = 0;
         for method in 0..2 {
-            let entries = self.in_scope(|&(_, m, _)| m == method).len();
+            let weight = self.weight_of(method);
             assert!(
-                entries <= self.limit[method],
-                "{op:?}: method {method} holds {entries}, over {}",
+                weight <= self.limit[method],
+                "{op:?}: method {method} weighs {weight}, over {}",
                 self.limit[method]
             );
             if let Some(capacity) = self.capacity[method] {
-                self.limit[method] = capacity.max(entries);
+                self.limit[method] = capacity.max(weight);
             }
-            if self.counted[method] {
-                weight += entries;
-            }
+            total += weight;
         }
         if let Some(capacity) = self.registry_capacity {
-            assert!(
-                stats.entries <= capacity,
-                "{op:?}: {} entries over {capacity}",
-                stats.entries
-            );
+            assert!(total <= capacity, "{op:?}: weight {total} over {capacity}");
         }
-        assert_eq!(self.cache.weight(), weight, "{op:?}: weight");
+        assert_eq!(self.cache.weight(), total, "{op:?}: weight");
     }
 }
 
-fn run(interval: usize, shards: usize, ops: &[Op]) {
+fn run_ops(interval: usize, shards: usize, ops: &[Op]) {
     let mut model = Model::new(interval, shards);
     for op in ops {
         model.apply(op);
@@ -448,6 +592,7 @@ fn run(interval: usize, shards: usize, ops: &[Op]) {
     // Everything left is removed, and reported, by `clear`.
     model.apply(&Op::Clear);
     assert!(model.present.is_empty());
+    assert_eq!(model.cache.weight(), 0, "weight after clear");
 }
 
 proptest! {
@@ -457,14 +602,15 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// Random operations keep the registry, its counters and its listener consistent.
+    /// Random operations, setting changes among them, keep the registry, its weights, its
+    /// counters and its listener consistent.
     #[test]
-    fn bounds_ttls_and_the_listener_match_the_model(
+    fn bounds_ttls_settings_and_the_listener_match_the_model(
         interval in prop_oneof![Just(0usize), Just(1), Just(7)],
         shards in prop_oneof![Just(1usize), Just(4)],
         ops in proptest::collection::vec(op(), 1..64),
     ) {
-        run(interval, shards, &ops);
+        run_ops(interval, shards, &ops);
     }
 }
 
@@ -485,11 +631,11 @@ fn a_fixed_sequence_matches_the_model() {
         SetCapacity(Some(2)),
         Call(2, 1, 3),
         Call(2, 1, 3),
-        SetTtl(1, Ttl::Zero),
+        SetMethodTtl(1, Ttl::Zero),
         Get(2, 1, 3),
         Call(2, 1, 3),
         Purge,
-        SetTtl(1, Ttl::Max),
+        SetMethodTtl(1, Ttl::Max),
         SetCapacity(Some(0)),
         Call(0, 1, 1),
         SetCapacity(None),
@@ -505,6 +651,69 @@ fn a_fixed_sequence_matches_the_model() {
         Call(0, 0, 0),
     ];
     for interval in [0, 1, 7] {
-        run(interval, 4, &ops);
+        run_ops(interval, 4, &ops);
+    }
+}
+
+/// A fixed sequence of setting changes between calls: weighers changed while entries
+/// weighed by the old one are present (each keeps its weight, whatever removes it),
+/// panicking calls, the registry's TTL beside the method's, single flight off and on,
+/// purge intervals changed, bounds lowered and lifted.
+#[test]
+fn a_fixed_sequence_of_setting_changes_matches_the_model() {
+    use Op::*;
+    let ops = [
+        // Unbounded methods' weight counts too.
+        Call(0, 0, 0),
+        Call(0, 1, 0),
+        SetMethodWeigher(0, Weigher::KeyPlus1),
+        Call(0, 0, 3),
+        Call(1, 0, 1),
+        // Weighed 1, 4, 2: removed by each way, each with its own weight.
+        SetMethodWeigher(0, Weigher::KeyMod3),
+        Call(1, 0, 2),
+        Call(1, 0, 3),
+        Invalidate(0, 0, 3),
+        Drop(1),
+        Purge,
+        PanicCall(0, 0, 1),
+        PanicCall(0, 0, 0),
+        Call(0, 0, 1),
+        SetMethodCapacity(0, Some(2)),
+        SetMethodWeigher(0, Weigher::KeyPlus1),
+        Call(0, 0, 3),
+        Call(0, 0, 2),
+        SetMethodWeigher(0, Weigher::One),
+        Call(0, 0, 2),
+        SetSingleFlight(false),
+        Call(0, 0, 0),
+        PanicCall(2, 1, 1),
+        SetSingleFlight(true),
+        SetTtl(Ttl::Zero),
+        Get(0, 0, 1),
+        Call(0, 1, 2),
+        SetMethodTtl(1, Ttl::Max),
+        Call(0, 1, 2),
+        SetPurgeInterval(1),
+        Get(0, 0, 0),
+        SetTtl(Ttl::Max),
+        Call(0, 0, 1),
+        SetPurgeInterval(0),
+        SetCapacity(Some(3)),
+        SetMethodWeigher(1, Weigher::KeyPlus1),
+        Call(2, 1, 3),
+        Call(2, 1, 0),
+        SetCapacity(Some(1)),
+        SetMethodCapacity(0, Some(0)),
+        Call(2, 0, 2),
+        SetCapacity(None),
+        SetMethodCapacity(0, None),
+        SetTtl(Ttl::None),
+        InvalidateMethod(1),
+        Call(2, 0, 3),
+        InvalidateOwner(2),
+    ];
+    for interval in [0, 1, 7] {
+        run_ops(interval, 4, &ops);
     }
 }
