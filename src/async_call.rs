@@ -16,12 +16,13 @@ use std::convert::Infallible;
 use std::future::poll_fn;
 use std::hash::Hash;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::identity::{Named, method_id};
 use crate::in_flight::Claim;
-use crate::method_cache::{Key, Lookup, MethodCache};
+use crate::lookup::Lookup;
+use crate::method_cache::{KeyOf, MethodCache, Probe};
+use crate::owners::Owners;
 use crate::registry::{Registry, recursive_call};
 use crate::waits::{self, Caller, Polling};
 
@@ -71,28 +72,29 @@ impl Registry {
     /// reaches its caller and leaves nothing cached, and waiters retry; a method that
     /// awaits its own key panics ("recursive call for the same key"); a cycle of
     /// computations awaiting each other panics ("deadlock avoided").
-    pub fn call_async<'a, T, A, V, F>(
-        &'a self,
-        owner: &'a Arc<T>,
+    pub fn call_async<O, Q, A, V, F>(
+        &self,
+        owners: O,
         method: F,
-        args: A,
+        args: Q,
     ) -> impl Future<Output = V>
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
-        F: AsyncFn(&Arc<T>, &A) -> V + 'static,
+        F: AsyncFn(O, &A) -> V + 'static,
     {
         let () = Named::<F>::METHOD;
         let compute =
-            async move |owner: &Arc<T>, args: &A| Ok::<V, Infallible>(method(owner, args).await);
+            async move |owners: O, args: &A| Ok::<V, Infallible>(method(owners, args).await);
         let value = |result: Result<V, Infallible>| match result {
             Ok(value) => value,
         };
         self.answer(
             method_id::<F>(true, false),
             type_name::<F>(),
-            owner,
+            owners,
             args,
             compute,
             value,
@@ -127,23 +129,24 @@ impl Registry {
     /// # Panics
     ///
     /// As [`call_async`](Self::call_async).
-    pub fn try_call_async<'a, T, A, V, E, F>(
-        &'a self,
-        owner: &'a Arc<T>,
+    pub fn try_call_async<O, Q, A, V, E, F>(
+        &self,
+        owners: O,
         method: F,
-        args: A,
+        args: Q,
     ) -> impl Future<Output = Result<V, E>>
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
-        F: AsyncFn(&Arc<T>, &A) -> Result<V, E> + 'static,
+        F: AsyncFn(O, &A) -> Result<V, E> + 'static,
     {
         let () = Named::<F>::METHOD;
         self.answer(
             method_id::<F>(true, true),
             type_name::<F>(),
-            owner,
+            owners,
             args,
             method,
             |result| result,
@@ -152,23 +155,24 @@ impl Registry {
 
     /// Looks the key up now, and answers a hit without building the computation's state
     /// machine; a miss becomes the computation, boxed, which starts at the first poll.
-    fn answer<'a, T, A, V, E, Out>(
-        &'a self,
+    fn answer<O, Q, A, V, E, Out>(
+        &self,
         method: TypeId,
         name: &'static str,
-        owner: &'a Arc<T>,
-        args: A,
-        compute: impl AsyncFnOnce(&Arc<T>, &A) -> Result<V, E>,
+        owners: O,
+        args: Q,
+        compute: impl AsyncFnOnce(O, &A) -> Result<V, E>,
         finish: impl FnOnce(Result<V, E>) -> Out,
     ) -> Answer<Out, impl Future<Output = Out>>
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        let cache = self.cache_or_insert::<T, A, V>(method, name);
-        let key = cache.key(owner, &args);
-        let Lookup { found, purge_due } = cache.get(key, &args, self.purge_interval());
+        let cache = self.cache_or_insert::<O::Held, A, V>(method, name);
+        let key = cache.key(owners, &args);
+        let Probe { found, purge_due } = cache.get(key, &args, self.purge_interval());
         // The miss's read lock goes before a purge step takes others'; the computation
         // will look again, uncounted, when first polled.
         let hit = found.ok();
@@ -187,7 +191,7 @@ impl Registry {
                 Err(miss) => self.settle_miss(cache, key, args, miss, false, &caller),
             };
             let result = self
-                .compute_once_async(cache, key, owner, claim, compute, name, &caller)
+                .compute_once_async(cache, key, owners, claim, compute, name, &caller)
                 .await;
             self.keep_within_capacity();
             finish(result)
@@ -219,18 +223,19 @@ impl<Out, Computing: Future<Output = Out>> Future for Answer<Out, Computing> {
 impl Registry {
     /// `compute_once` of `registry.rs`, awaiting instead of blocking.
     #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
-    async fn compute_once_async<'a, T, A, V, E>(
+    async fn compute_once_async<'a, O, Q, A, V, E>(
         &self,
-        cache: &'a MethodCache<T, A, V>,
-        key: Key,
-        owner: &Arc<T>,
-        mut claim: Claim<'a, T, A, V>,
-        compute: impl AsyncFnOnce(&Arc<T>, &A) -> Result<V, E>,
+        cache: &'a MethodCache<O::Held, A, V>,
+        key: KeyOf<O::Held>,
+        owners: O,
+        mut claim: Claim<'a, O::Held, Q, A, V>,
+        compute: impl AsyncFnOnce(O, &A) -> Result<V, E>,
         method: &'static str,
         caller: &Caller,
     ) -> Result<V, E>
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
@@ -258,7 +263,7 @@ impl Registry {
                     // Dropped with this future if the task is cancelled: the key is
                     // abandoned.
                     let value = {
-                        let mut computing = pin!(compute(owner, claimed.args()));
+                        let mut computing = pin!(compute(owners, claimed.args()));
                         // Calls made while the method is polled belong to this computation.
                         poll_fn(|cx| {
                             let _polling = Polling::enter(caller.computes_as);
@@ -266,7 +271,7 @@ impl Registry {
                         })
                         .await?
                     };
-                    return Ok(claimed.complete(owner, value));
+                    return Ok(claimed.complete(owners, value));
                 }
             }
         }

@@ -167,7 +167,9 @@ mod tests {
     struct Marker<const N: usize>;
 
     fn table() -> Box<dyn ErasedCache> {
-        Box::new(MethodCache::<u8, u8, u8>::new(Setup::plain(1)))
+        Box::new(MethodCache::<std::sync::Weak<u8>, u8, u8>::new(
+            Setup::plain(1),
+        ))
     }
 
     macro_rules! ids {

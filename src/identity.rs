@@ -34,7 +34,7 @@ pub(crate) fn weak_addr<T: ?Sized>(owner: &Weak<T>) -> usize {
 /// [`Registry::invalidate`](crate::Registry::invalidate),
 /// [`Registry::method_stats`](crate::Registry::method_stats), ...) take any `Method`,
 /// so they serve `call_async` as they serve `call`.
-pub trait Method<T: ?Sized, A, Kind>: 'static {}
+pub trait Method<O, A, Kind>: 'static {}
 
 /// The [`Method`] kind of a plain function returning `R`.
 #[derive(Debug)]
@@ -83,9 +83,9 @@ impl<V, E> Stores<V> for Returns<Result<V, E>> {}
 
 impl<V, E> Stores<V> for Awaits<Result<V, E>> {}
 
-impl<T: ?Sized, A, R, F: Fn(&Arc<T>, &A) -> R + 'static> Method<T, A, Returns<R>> for F {}
+impl<O, A, R, F: Fn(O, &A) -> R + 'static> Method<O, A, Returns<R>> for F {}
 
-impl<T: ?Sized, A, R, F: AsyncFn(&Arc<T>, &A) -> R + 'static> Method<T, A, Awaits<R>> for F {}
+impl<O, A, R, F: AsyncFn(O, &A) -> R + 'static> Method<O, A, Awaits<R>> for F {}
 
 /// The table of method `F` called in one way: `ASYNC` through `call_async` or
 /// `try_call_async`, `FALLIBLE` through `try_call` or `try_call_async`. A fallible

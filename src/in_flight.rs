@@ -19,7 +19,9 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use crate::flight::Flight;
-use crate::method_cache::{Key, MethodCache};
+use crate::lookup::Lookup;
+use crate::method_cache::{Key, KeyOf, MethodCache};
+use crate::owners::{Held, Owners};
 use crate::waits::Token;
 
 /// The arguments of a key being computed: shared by the computing caller, which borrows
@@ -29,20 +31,20 @@ use crate::waits::Token;
 pub(crate) type ArgSlot<A> = Arc<Option<A>>;
 
 /// The keys of a shard whose method is running now.
-pub(crate) struct InFlight<A, V> {
+pub(crate) struct InFlight<Ad, A, V> {
     /// Usually empty or nearly: a key stays here only while its method runs, so this
     /// holds at most one key per thread and level of cached recursion (and task). A
     /// `Vec` scanned by hash is cheaper than a hash table at that size.
-    pending: Vec<Pending<A, V>>,
+    pending: Vec<Pending<Ad, A, V>>,
     /// An empty, unshared argument slot for the next claim.
     spare: Option<ArgSlot<A>>,
 }
 
-pub(crate) struct Pending<A, V> {
+pub(crate) struct Pending<Ad, A, V> {
     hash: u64,
-    /// The owner's address; the computing caller holds a strong `Arc` to it until the
-    /// entry leaves, so the address cannot be reused meanwhile.
-    addr: usize,
+    /// The owners' addresses; the computing caller holds a strong `Arc` to each until
+    /// the entry leaves, so no address can be reused meanwhile.
+    addrs: Ad,
     args: ArgSlot<A>,
     computer: Token,
     /// Made by the first waiter.
@@ -55,15 +57,19 @@ pub(crate) struct Pending<A, V> {
     shared: bool,
 }
 
-impl<A: Eq, V> Pending<A, V> {
-    pub(crate) fn is_key(&self, key: Key, args: &A) -> bool {
-        self.hash == key.hash && self.addr == key.addr && self.args() == Some(args)
+impl<Ad: Eq + Copy, A, V> Pending<Ad, A, V> {
+    pub(crate) fn is_key<Q: Lookup<A>>(&self, key: Key<Ad>, args: &Q) -> bool {
+        self.hash == key.hash
+            && self.addrs == key.addrs
+            && self.args().is_some_and(|stored| args.matches(stored))
     }
-}
 
-impl<A, V> Pending<A, V> {
-    pub(crate) fn addr(&self) -> usize {
-        self.addr
+    pub(crate) fn addrs(&self) -> Ad {
+        self.addrs
+    }
+
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
     }
 
     pub(crate) fn args(&self) -> Option<&A> {
@@ -77,7 +83,7 @@ pub(crate) struct Ended<V> {
     pub(crate) stale: bool,
 }
 
-impl<A, V> InFlight<A, V> {
+impl<Ad: Copy, A, V> InFlight<Ad, A, V> {
     pub(crate) const fn new() -> Self {
         Self {
             pending: Vec::new(),
@@ -86,12 +92,18 @@ impl<A, V> InFlight<A, V> {
     }
 
     /// Makes the key pending, computed by `computer`, and `shared` with waiters.
-    pub(crate) fn claim(&mut self, key: Key, args: A, computer: Token, shared: bool) -> ArgSlot<A> {
+    pub(crate) fn claim(
+        &mut self,
+        key: Key<Ad>,
+        args: A,
+        computer: Token,
+        shared: bool,
+    ) -> ArgSlot<A> {
         let mut slot = self.spare.take().unwrap_or_default();
         *Arc::get_mut(&mut slot).expect("a spare slot is never shared") = Some(args);
         self.pending.push(Pending {
             hash: key.hash,
-            addr: key.addr,
+            addrs: key.addrs,
             args: Arc::clone(&slot),
             computer,
             flight: None,
@@ -123,7 +135,7 @@ impl<A, V> InFlight<A, V> {
     }
 
     /// Marks the pending keys `covered` picks as stale (see the module's invariants).
-    pub(crate) fn invalidate(&mut self, covered: impl Fn(&Pending<A, V>) -> bool) {
+    pub(crate) fn invalidate(&mut self, covered: impl Fn(&Pending<Ad, A, V>) -> bool) {
         for pending in &mut self.pending {
             if !pending.stale && covered(pending) {
                 pending.stale = true;
@@ -149,25 +161,30 @@ pub(crate) enum Found {
 }
 
 /// What a caller that missed must do about its key.
-pub(crate) enum Claim<'a, T: ?Sized, A, V> {
+pub(crate) enum Claim<'a, H: Held, Q, A, V> {
     /// This caller computes it: run the method on the claim's arguments, then complete.
-    Compute(Claimed<'a, T, A, V>),
+    Compute(Claimed<'a, H, A, V>),
     /// Another caller computes it: wait for the flight, take its value, or look again if
     /// it was abandoned.
     Wait {
-        args: A,
+        args: Q,
         flight: Arc<Flight<V>>,
         computer: Token,
     },
     /// This caller computes it already, further up its stack: it would wait for itself.
     /// The arguments are handed back so that they are dropped with no lock held.
-    Recursive(A),
+    Recursive(Q),
 }
 
-impl<A: Eq, V> InFlight<A, V> {
+impl<Ad: Copy + Eq, A, V> InFlight<Ad, A, V> {
     /// The pending, shared and not stale computations of a key that missed: one the caller owns
     /// (`owns` its computer), else the first of another's.
-    pub(crate) fn find(&self, key: Key, args: &A, owns: impl Fn(Token) -> bool) -> Found {
+    pub(crate) fn find<Q: Lookup<A>>(
+        &self,
+        key: Key<Ad>,
+        args: &Q,
+        owns: impl Fn(Token) -> bool,
+    ) -> Found {
         let mut found = Found::Absent;
         for (at, pending) in self.pending.iter().enumerate() {
             if pending.stale || !pending.shared || !pending.is_key(key, args) {
@@ -194,13 +211,13 @@ impl<A: Eq, V> InFlight<A, V> {
 /// A key this caller is computing. Dropped before [`Claimed::complete`] (the method
 /// panicked or returned an error, a step after the claim panicked, or, for
 /// `call_async`, its future was dropped), it abandons the key so that waiters take over.
-pub(crate) struct Claimed<'a, T: ?Sized, A, V> {
-    pub(crate) cache: &'a MethodCache<T, A, V>,
-    pub(crate) key: Key,
+pub(crate) struct Claimed<'a, H: Held, A, V> {
+    pub(crate) cache: &'a MethodCache<H, A, V>,
+    pub(crate) key: KeyOf<H>,
     pub(crate) slot: Option<ArgSlot<A>>,
 }
 
-impl<T: ?Sized, A, V> Claimed<'_, T, A, V> {
+impl<H: Held, A, V> Claimed<'_, H, A, V> {
     pub(crate) fn args(&self) -> &A {
         self.slot
             .as_deref()
@@ -209,25 +226,25 @@ impl<T: ?Sized, A, V> Claimed<'_, T, A, V> {
     }
 }
 
-impl<T, A, V> Claimed<'_, T, A, V>
+impl<H, A, V> Claimed<'_, H, A, V>
 where
-    T: ?Sized + Send + Sync + 'static,
+    H: Held,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
     /// Stores the computed value (see [`MethodCache::complete`]) and returns the one
     /// stored for the key.
-    pub(crate) fn complete(mut self, owner: &Arc<T>, value: V) -> V {
+    pub(crate) fn complete(mut self, owners: impl Owners<Held = H>, value: V) -> V {
         // The user code left (`Clone`, the weigher) runs while this guard can abandon.
         let copy = value.clone();
         let weight = self.cache.weigh(self.args(), &value);
         let slot = self.slot.take().expect("a claim ends once");
         self.cache
-            .complete(self.key, owner, slot, (value, copy), weight)
+            .complete(self.key, owners, slot, (value, copy), weight)
     }
 }
 
-impl<T: ?Sized, A, V> Drop for Claimed<'_, T, A, V> {
+impl<H: Held, A, V> Drop for Claimed<'_, H, A, V> {
     fn drop(&mut self) {
         if let Some(slot) = self.slot.take() {
             self.cache.abandon(self.key, slot);

@@ -289,10 +289,12 @@ mod flight;
 mod identity;
 mod in_flight;
 mod lock_scope;
+mod lookup;
 mod memo;
 mod method_cache;
 #[cfg(all(test, feature = "shuttle"))]
 mod model;
+mod owners;
 mod registry;
 mod removal;
 mod shared;
@@ -301,9 +303,14 @@ mod sync;
 mod waits;
 
 pub use identity::{Awaits, Method, MethodKind, Returns, Stores};
+pub use lookup::{Borrowed, Lookup, Part, Parts};
 pub use memo::{CacheInfo, Memo};
+pub use owners::Owners;
+#[doc(hidden)]
+pub use owners::{Addresses, Held};
 pub use registry::{
-    DEFAULT_PURGE_INTERVAL, MAX_WEIGHT, PURGE_STEP_BUCKETS, Registry, RegistryBuilder, global,
+    DEFAULT_OWNERLESS_CAPACITY, DEFAULT_PURGE_INTERVAL, MAX_WEIGHT, PURGE_STEP_BUCKETS, Registry,
+    RegistryBuilder, global,
 };
 pub use removal::{Removal, RemovalCause, RemovalListener};
 pub use stats::Stats;

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::identity::{Method, MethodKind};
+use crate::lookup::Lookup;
+use crate::owners::Owners;
 use crate::registry::Registry;
 use crate::stats::Stats;
 
@@ -103,12 +105,12 @@ impl<F: Copy + 'static> Memo<F> {
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
     #[must_use]
-    pub fn cache_info<T, A, K>(&self) -> CacheInfo
+    pub fn cache_info<O, A, K>(&self) -> CacheInfo
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
         A: Hash + Eq + Send + Sync + 'static,
         K: MethodKind,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         let stats = self.stats();
         CacheInfo {
@@ -122,12 +124,11 @@ impl<F: Copy + 'static> Memo<F> {
     /// The method's own time to live, if it has one (not the registry's); see
     /// [`Registry::method_ttl`].
     #[must_use]
-    pub fn ttl<T, A, K>(&self) -> Option<Duration>
+    pub fn ttl<O, A, K>(&self) -> Option<Duration>
     where
-        T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
         K: MethodKind,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         self.registry.method_ttl(self.method)
     }
@@ -138,12 +139,11 @@ impl<F: Copy + 'static> Memo<F> {
     ///
     /// As [`cache_info`](Self::cache_info).
     #[must_use]
-    pub fn stats<T, A, K>(&self) -> Stats
+    pub fn stats<O, A, K>(&self) -> Stats
     where
-        T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
         K: MethodKind,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         self.registry.method_stats(self.method)
     }
@@ -154,12 +154,11 @@ impl<F: Copy + 'static> Memo<F> {
     /// # Panics
     ///
     /// As [`cache_info`](Self::cache_info).
-    pub fn cache_clear<T, A, K>(&self) -> usize
+    pub fn cache_clear<O, A, K>(&self) -> usize
     where
-        T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
         K: MethodKind,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         self.registry.invalidate_method(self.method)
     }
@@ -171,14 +170,15 @@ impl<F: Copy + 'static> Memo<F> {
     /// # Panics
     ///
     /// As [`cache_info`](Self::cache_info).
-    pub fn invalidate<T, A, K>(&self, owner: &Arc<T>, key: &A) -> bool
+    pub fn invalidate<O, Q, A, K>(&self, owners: O, key: &Q) -> bool
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         K: MethodKind,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
-        self.registry.invalidate(owner, self.method, key)
+        self.registry.invalidate(owners, self.method, key)
     }
 
     /// Removes every entry of one owner for this method; returns how many. Other
@@ -187,12 +187,12 @@ impl<F: Copy + 'static> Memo<F> {
     /// # Panics
     ///
     /// As [`cache_info`](Self::cache_info).
-    pub fn invalidate_owner<T, A, K>(&self, owner: &Arc<T>) -> usize
+    pub fn invalidate_owner<T, O, A, K>(&self, owner: &Arc<T>) -> usize
     where
-        T: ?Sized + Send + Sync + 'static,
+        T: ?Sized,
         A: Hash + Eq + Send + Sync + 'static,
         K: MethodKind,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         self.registry.invalidate_owner_method(owner, self.method)
     }

@@ -33,16 +33,17 @@ use std::hash::{BuildHasher, Hash};
 use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 use hashbrown::hash_table::Entry as Slot;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::bound::Bound;
 use crate::expiry::{Clock, Expiry};
-use crate::identity::{owner_addr, weak_addr};
 use crate::in_flight::{ArgSlot, Claim, Claimed, FinishOnDrop, Found, InFlight, Pending};
 use crate::lock_scope::Scoped;
+use crate::lookup::Lookup;
+use crate::owners::{Addresses, Held, Owners};
 use crate::removal::{Removal, RemovalCause, tell};
 use crate::shared::Shared;
 use crate::stats::Stats;
@@ -57,8 +58,15 @@ pub(crate) trait ErasedCache: Any + Send + Sync {
     fn sweep_step(&self, shard: usize, from: usize, budget: usize) -> SweepStep;
     /// Removes every dead owner's and expired entry; returns how many.
     fn purge(&self) -> usize;
-    /// Removes the entry of (owner at `addr`, `args`), if `args` has this method's type.
-    fn remove(&self, addr: usize, args: &dyn Any) -> bool;
+    /// Removes the entry of the owners at `addrs` whose arguments hash (by the table's
+    /// hasher, with the addresses) as `hash` says and `matches` (given an `&A`) accepts,
+    /// if the addresses have this table's type; marks such a key stale if in flight.
+    fn remove(
+        &self,
+        addrs: &dyn Any,
+        hash: &dyn Fn(&DefaultHashBuilder) -> u64,
+        matches: &dyn Fn(&dyn Any) -> bool,
+    ) -> bool;
     /// Removes every entry of the owner at `addr`.
     fn remove_owner(&self, addr: usize) -> usize;
     /// Removes every entry.
@@ -93,11 +101,11 @@ pub(crate) struct SweepStep {
     pub(crate) next: Option<usize>,
 }
 
-struct Entry<T: ?Sized, A, V> {
+struct Entry<H: Held, A, V> {
     /// The key's hash, stored so that growing, shrinking and comparing never run the
     /// arguments' `Hash`, with the entry's visit count in its [`VISITS`] bits.
     word: AtomicU64,
-    owner: Weak<T>,
+    owner: H,
     args: A,
     value: V,
     stamp: Stamp,
@@ -131,8 +139,8 @@ impl Stamp {
 const VISITS: u64 = 0b11 << 48;
 const ONE_VISIT: u64 = 1 << 48;
 
-impl<T: ?Sized, A: Eq, V> Entry<T, A, V> {
-    fn new(key: Key, owner: Weak<T>, args: A, value: V, stamp: Stamp) -> Self {
+impl<H: Held, A: Eq, V> Entry<H, A, V> {
+    fn new(key: KeyOf<H>, owner: H, args: A, value: V, stamp: Stamp) -> Self {
         Self {
             word: AtomicU64::new(key.hash),
             owner,
@@ -169,8 +177,9 @@ impl<T: ?Sized, A: Eq, V> Entry<T, A, V> {
         }
     }
 
+    /// Whether an owner is dead: the entry can never match again.
     fn is_dead(&self) -> bool {
-        self.owner.strong_count() == 0
+        self.owner.is_dead()
     }
 
     fn is_expired(&self, clock: Option<Clock>) -> bool {
@@ -189,51 +198,57 @@ impl<T: ?Sized, A: Eq, V> Entry<T, A, V> {
     }
 
     fn belongs_to(&self, addr: usize) -> bool {
-        weak_addr(&self.owner) == addr
+        self.owner.holds(addr)
     }
 
-    fn matches(&self, key: Key, args: &A) -> bool {
-        self.hash() == key.hash && self.belongs_to(key.addr) && self.args == *args
+    /// Whether this is the entry of `key` and `args`: same hash, the same owners (by
+    /// address), and arguments that `Eq` (or a borrowed form's `matches`) finds equal.
+    #[inline]
+    fn matches<Q: Lookup<A>>(&self, key: KeyOf<H>, args: &Q) -> bool {
+        self.hash() == key.hash && self.owner.addrs() == key.addrs && args.matches(&self.args)
     }
 }
 
 /// A shard's entries: the stored results, and the keys being computed now.
-struct Tables<T: ?Sized, A, V> {
-    ready: HashTable<Entry<T, A, V>>,
+struct Tables<H: Held, A, V> {
+    ready: HashTable<Entry<H, A, V>>,
     /// Kept apart from `ready` so that entries stay small and hits probe only stored
     /// results. Claims change it under the read lock, one at a time by its mutex; the
     /// completion and abandonment of a claim, and invalidations, under the write lock,
     /// without locking it.
-    in_flight: Mutex<InFlight<A, V>>,
+    in_flight: Mutex<InFlight<H::Addrs, A, V>>,
 }
 
-/// A call's key, computed once before any lock is taken; its hash has the [`VISITS`]
-/// bits clear.
+/// A call's key, computed once before any lock is taken: the hash of its owners'
+/// addresses and arguments, with the [`VISITS`] bits clear, and the addresses.
 #[derive(Clone, Copy)]
-pub(crate) struct Key {
+pub(crate) struct Key<Ad> {
     pub(crate) hash: u64,
-    pub(crate) addr: usize,
+    pub(crate) addrs: Ad,
 }
+
+/// The key of a table whose entries hold `H`.
+pub(crate) type KeyOf<H> = Key<<H as Held>::Addrs>;
 
 /// The result of a lookup, and whether this shard's turn at lazy purging has come.
-pub(crate) struct Lookup<'a, T: ?Sized, A, V> {
-    pub(crate) found: Result<V, Miss<'a, T, A, V>>,
+pub(crate) struct Probe<'a, H: Held, A, V> {
+    pub(crate) found: Result<V, Miss<'a, H, A, V>>,
     pub(crate) purge_due: bool,
 }
 
 /// A lookup that missed, still holding its shard's read lock, so that a claim can follow
 /// with no moment in between at which the key could be stored: the read lock keeps out
 /// `complete`, which stores a key and ends its pending entry under the write lock.
-pub(crate) struct Miss<'a, T: ?Sized, A, V> {
-    tables: Scoped<RwLockReadGuard<'a, Tables<T, A, V>>>,
+pub(crate) struct Miss<'a, H: Held, A, V> {
+    tables: Scoped<RwLockReadGuard<'a, Tables<H, A, V>>>,
 }
 
 // Aligned to two cache lines (the unit x86 prefetches) so that hits on neighbouring
 // shards from different cores do not share a line. Counters of rarer events live in
 // the `MethodCache`, so that a shard fits in those 128 bytes.
 #[repr(align(128))]
-struct Shard<T: ?Sized, A, V> {
-    tables: RwLock<Tables<T, A, V>>,
+struct Shard<H: Held, A, V> {
+    tables: RwLock<Tables<H, A, V>>,
     /// Counted with a plain load and store, not a locked add: a hit then writes only the
     /// line its lock already owns, at the price of losing increments under contention.
     hits: AtomicU64,
@@ -242,7 +257,7 @@ struct Shard<T: ?Sized, A, V> {
     misses: AtomicU64,
 }
 
-impl<T: ?Sized, A, V> Default for Shard<T, A, V> {
+impl<H: Held, A, V> Default for Shard<H, A, V> {
     fn default() -> Self {
         Self {
             tables: RwLock::new(Tables {
@@ -256,9 +271,14 @@ impl<T: ?Sized, A, V> Default for Shard<T, A, V> {
     }
 }
 
-impl<T: ?Sized, A: Eq, V: Clone> Shard<T, A, V> {
+impl<H: Held, A: Eq, V: Clone> Shard<H, A, V> {
     #[inline]
-    fn find(&self, key: Key, args: &A, expiry: &Expiry) -> Result<V, Miss<'_, T, A, V>> {
+    fn find<Q: Lookup<A>>(
+        &self,
+        key: KeyOf<H>,
+        args: &Q,
+        expiry: &Expiry,
+    ) -> Result<V, Miss<'_, H, A, V>> {
         let tables = Scoped::lock(|| self.tables.read());
         match tables
             .ready
@@ -325,9 +345,9 @@ impl Counters {
     }
 }
 
-pub(crate) struct MethodCache<T: ?Sized, A, V> {
+pub(crate) struct MethodCache<H: Held, A, V> {
     hasher: DefaultHashBuilder,
-    shards: Box<[Shard<T, A, V>]>,
+    shards: Box<[Shard<H, A, V>]>,
     counters: Counters,
     /// The weight of the entries stored, plus that of reservations under way (see the
     /// module's invariants): counted for every method, bounded or not, so that a bound
@@ -409,9 +429,9 @@ fn release(held: &AtomicUsize, weight: usize) {
 /// gives its weight back as it is pushed (so that an eviction loop sees the room it
 /// made), and is counted, reported and dropped once every lock is released: by
 /// [`Removals::settle`], or by `Drop` if a panic unwinds first.
-struct Removals<'a, T: ?Sized, A: 'static, V: 'static> {
-    cache: &'a MethodCache<T, A, V>,
-    removed: Vec<(Entry<T, A, V>, RemovalCause)>,
+struct Removals<'a, H: Held, A: 'static, V: 'static> {
+    cache: &'a MethodCache<H, A, V>,
+    removed: Vec<(Entry<H, A, V>, RemovalCause)>,
 }
 
 /// A panic of user code (a removed entry's `Drop`) met while settling, resumed by the
@@ -425,8 +445,8 @@ pub(crate) fn resume(deferred: Deferred) {
     }
 }
 
-impl<'a, T: ?Sized, A: 'static, V: 'static> Removals<'a, T, A, V> {
-    fn new(cache: &'a MethodCache<T, A, V>) -> Self {
+impl<'a, H: Held, A: 'static, V: 'static> Removals<'a, H, A, V> {
+    fn new(cache: &'a MethodCache<H, A, V>) -> Self {
         Self {
             cache,
             removed: Vec::new(),
@@ -434,7 +454,7 @@ impl<'a, T: ?Sized, A: 'static, V: 'static> Removals<'a, T, A, V> {
     }
 
     /// Takes in an entry just removed from its table.
-    fn push(&mut self, entry: Entry<T, A, V>, cause: RemovalCause) {
+    fn push(&mut self, entry: Entry<H, A, V>, cause: RemovalCause) {
         release(&self.cache.held, entry.stamp.weight());
         self.removed.push((entry, cause));
     }
@@ -461,7 +481,7 @@ impl<'a, T: ?Sized, A: 'static, V: 'static> Removals<'a, T, A, V> {
     }
 }
 
-impl<T: ?Sized, A: 'static, V: 'static> Drop for Removals<'_, T, A, V> {
+impl<H: Held, A: 'static, V: 'static> Drop for Removals<'_, H, A, V> {
     fn drop(&mut self) {
         // Reached with entries only if a panic unwinds past their settling: the panic
         // under way is the one to report.
@@ -469,9 +489,9 @@ impl<T: ?Sized, A: 'static, V: 'static> Drop for Removals<'_, T, A, V> {
     }
 }
 
-impl<T: ?Sized, A: 'static, V: 'static> MethodCache<T, A, V> {
+impl<H: Held, A: 'static, V: 'static> MethodCache<H, A, V> {
     #[inline(never)]
-    fn settle_some(&self, removed: Vec<(Entry<T, A, V>, RemovalCause)>) -> Deferred {
+    fn settle_some(&self, removed: Vec<(Entry<H, A, V>, RemovalCause)>) -> Deferred {
         for (_, cause) in &removed {
             Counters::add(self.counters.of(*cause), 1);
         }
@@ -497,16 +517,16 @@ impl<T: ?Sized, A: 'static, V: 'static> MethodCache<T, A, V> {
     }
 }
 
-impl<T: ?Sized, A, V> MethodCache<T, A, V> {
+impl<H: Held, A, V> MethodCache<H, A, V> {
     #[inline]
-    fn shard(&self, hash: u64) -> &Shard<T, A, V> {
+    fn shard(&self, hash: u64) -> &Shard<H, A, V> {
         // hashbrown places by the low bits and tags by the top seven; use the middle.
         &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)]
     }
 
     /// Gives up a key this caller claimed (its method panicked or failed): the key is
     /// absent again, and its waiters wake to claim it themselves.
-    pub(crate) fn abandon(&self, key: Key, slot: ArgSlot<A>) {
+    pub(crate) fn abandon(&self, key: KeyOf<H>, slot: ArgSlot<A>) {
         let shard = self.shard(key.hash);
         let (ended, args) = Scoped::lock(|| shard.tables.write())
             .in_flight
@@ -526,9 +546,9 @@ impl<T: ?Sized, A, V> MethodCache<T, A, V> {
     }
 }
 
-impl<T, A, V> MethodCache<T, A, V>
+impl<H, A, V> MethodCache<H, A, V>
 where
-    T: ?Sized + Send + Sync + 'static,
+    H: Held,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
@@ -557,25 +577,38 @@ where
     }
 
     #[inline]
-    pub(crate) fn key(&self, owner: &Arc<T>, args: &A) -> Key {
-        let addr = owner_addr(owner);
+    pub(crate) fn key<O: Owners<Held = H>, Q: Lookup<A>>(&self, owners: O, args: &Q) -> KeyOf<H> {
+        self.key_of(owners.addrs(), args)
+    }
+
+    #[inline]
+    fn key_of<Q: Hash>(&self, addrs: H::Addrs, args: &Q) -> KeyOf<H> {
         Key {
-            hash: self.hasher.hash_one((addr, args)) & !VISITS,
-            addr,
+            hash: self.hasher.hash_one((addrs, args)) & !VISITS,
+            addrs,
         }
     }
 
     /// Looks the key up and counts the lookup.
     #[inline]
-    pub(crate) fn get(&self, key: Key, args: &A, purge_interval: usize) -> Lookup<'_, T, A, V> {
+    pub(crate) fn get<Q: Lookup<A>>(
+        &self,
+        key: KeyOf<H>,
+        args: &Q,
+        purge_interval: usize,
+    ) -> Probe<'_, H, A, V> {
         let shard = self.shard(key.hash);
         let found = shard.find(key, args, &self.expiry);
         let purge_due = shard.count_lookup(found.is_ok(), purge_interval);
-        Lookup { found, purge_due }
+        Probe { found, purge_due }
     }
 
     /// Looks the key up again, uncounted: for a caller that has waited for it.
-    pub(crate) fn find(&self, key: Key, args: &A) -> Result<V, Miss<'_, T, A, V>> {
+    pub(crate) fn find<Q: Lookup<A>>(
+        &self,
+        key: KeyOf<H>,
+        args: &Q,
+    ) -> Result<V, Miss<'_, H, A, V>> {
         self.shard(key.hash).find(key, args, &self.expiry)
     }
 
@@ -583,14 +616,14 @@ where
     /// which claims it (with `join`, only if nobody else computes it), or another caller,
     /// which it will wait for; unless the caller computes it already (a recursion). The
     /// claim is guarded from this moment on.
-    pub(crate) fn claim<'a>(
+    pub(crate) fn claim<'a, Q: Lookup<A>>(
         &'a self,
-        miss: Miss<'a, T, A, V>,
-        key: Key,
-        args: A,
+        miss: Miss<'a, H, A, V>,
+        key: KeyOf<H>,
+        args: Q,
         caller: &Caller,
         join: bool,
-    ) -> Claim<'a, T, A, V> {
+    ) -> Claim<'a, H, Q, A, V> {
         let mut in_flight = miss.tables.in_flight.lock();
         let found = if join {
             in_flight.find(key, &args, |computer| caller.owns(computer))
@@ -610,10 +643,12 @@ where
                     computer,
                 }
             }
+            // A borrowed form is made owned here, on a miss only (its `Clone` or
+            // `to_owned` runs under the read lock, as `Eq` does).
             Found::Absent => Claim::Compute(Claimed {
                 cache: self,
                 key,
-                slot: Some(in_flight.claim(key, args, caller.computes_as, join)),
+                slot: Some(in_flight.claim(key, args.into_key(), caller.computes_as, join)),
             }),
         }
     }
@@ -648,8 +683,8 @@ where
     /// another caller stored it meanwhile) or, if none was, the caller's.
     pub(crate) fn complete(
         &self,
-        key: Key,
-        owner: &Arc<T>,
+        key: KeyOf<H>,
+        owners: impl Owners<Held = H>,
         slot: ArgSlot<A>,
         (value, copy): (V, V),
         weight: usize,
@@ -668,7 +703,7 @@ where
             // either pending or stored.
             let (ended, args) = in_flight.get_mut().end(slot);
             finished.0 = ended.flight;
-            let entry = Entry::new(key, Arc::downgrade(owner), args, copy, stamp);
+            let entry = Entry::new(key, owners.downgrade(), args, copy, stamp);
             match reservation {
                 // An invalidation covered the key while it was computed: the value is
                 // from before it, so it answers the waiters only.
@@ -713,8 +748,8 @@ where
     /// entry's `Drop` panics; the first such panic is resumed at the end.
     fn remove_where(
         &self,
-        doomed: impl Fn(&Entry<T, A, V>) -> Option<RemovalCause>,
-        covered: impl Fn(&Pending<A, V>) -> bool,
+        doomed: impl Fn(&Entry<H, A, V>) -> Option<RemovalCause>,
+        covered: impl Fn(&Pending<H::Addrs, A, V>) -> bool,
     ) -> usize {
         let mut count = 0;
         let mut deferred = None;
@@ -754,7 +789,7 @@ where
         &self,
         hash: u64,
         weight: usize,
-        removals: &mut Removals<'_, T, A, V>,
+        removals: &mut Removals<'_, H, A, V>,
     ) -> Option<Reservation<'_>> {
         if !self.storable(weight) {
             return None;
@@ -800,7 +835,7 @@ where
         bound: &Bound,
         hash: u64,
         weight: usize,
-        removals: &mut Removals<'_, T, A, V>,
+        removals: &mut Removals<'_, H, A, V>,
     ) -> Option<Reservation<'_>> {
         if bound.sketch.add(hash) {
             bound.sketch.age(self.entries());
@@ -833,7 +868,7 @@ where
         &self,
         bound: &Bound,
         hash: Option<u64>,
-        removals: &mut Removals<'_, T, A, V>,
+        removals: &mut Removals<'_, H, A, V>,
     ) -> bool {
         let mut hand = bound.hand.lock();
         let clock = self.expiry.clock();
@@ -917,37 +952,50 @@ where
     }
 }
 
+/// Removes the entry of owners at `addrs` and arguments `args` from an erased table
+/// (and marks such a key stale if in flight): the table hashes them with its own
+/// hasher and compares by [`Lookup::matches`], so nothing is converted.
+pub(crate) fn remove_key<Ad: Addresses, Q: Lookup<A>, A: 'static>(
+    cache: &dyn ErasedCache,
+    addrs: Ad,
+    args: &Q,
+) -> bool {
+    let hash = |hasher: &DefaultHashBuilder| hasher.hash_one((addrs, args));
+    let matches = |stored: &dyn Any| stored.downcast_ref().is_some_and(|key| args.matches(key));
+    cache.remove(&addrs, &hash, &matches)
+}
+
 /// What a completed claim did not store, dropped once no lock is held and waiters are
 /// woken.
-enum Unstored<T: ?Sized, A, V> {
+enum Unstored<H: Held, A, V> {
     None,
     /// A bound kept it out.
-    Refused(Entry<T, A, V>),
+    Refused(Entry<H, A, V>),
     /// An invalidation covered it while it was computed.
-    Stale(Entry<T, A, V>),
+    Stale(Entry<H, A, V>),
     /// Another caller stored the key first (single flight off, or a stale claim's
     /// successor): the caller's entry, and its value, replaced by the first.
-    Lost(Entry<T, A, V>, V),
+    Lost(Entry<H, A, V>, V),
 }
 
 /// What [`store`] did with a newcomer.
-enum Stored<T: ?Sized, A, V> {
+enum Stored<H: Held, A, V> {
     /// It is in the table.
     Kept,
     /// Its key was stored already, unexpired: the first value stays, and this is a
     /// clone of it, for the caller; the newcomer goes back.
-    Lost(Entry<T, A, V>, V),
+    Lost(Entry<H, A, V>, V),
 }
 
 /// Stores `entry` unless its key is stored already and unexpired, in which case the
 /// first value stays, so that every caller of one key sees one value.
-fn store<T: ?Sized, A: Eq + 'static, V: Clone + 'static>(
-    ready: &mut HashTable<Entry<T, A, V>>,
-    key: Key,
-    entry: Entry<T, A, V>,
+fn store<H: Held, A: Hash + Eq + 'static, V: Clone + 'static>(
+    ready: &mut HashTable<Entry<H, A, V>>,
+    key: KeyOf<H>,
+    entry: Entry<H, A, V>,
     clock: Option<Clock>,
-    removals: &mut Removals<'_, T, A, V>,
-) -> Stored<T, A, V> {
+    removals: &mut Removals<'_, H, A, V>,
+) -> Stored<H, A, V> {
     make_room(ready, clock, removals);
     // One probe finds the first entry or the free slot.
     match ready.entry(
@@ -979,10 +1027,10 @@ fn store<T: ?Sized, A: Eq + 'static, V: Clone + 'static>(
 /// none. Its cost, O(buckets), is paid by the at least `live` inserts (3 if none) the previous
 /// rebuild made room for, so inserts stay amortized O(1); and a table never holds more
 /// than `4 × live` entries (or 3), `live` counted at its last rebuild.
-fn make_room<T: ?Sized, A: Eq + 'static, V: 'static>(
-    table: &mut HashTable<Entry<T, A, V>>,
+fn make_room<H: Held, A: Eq + 'static, V: 'static>(
+    table: &mut HashTable<Entry<H, A, V>>,
     clock: Option<Clock>,
-    removals: &mut Removals<'_, T, A, V>,
+    removals: &mut Removals<'_, H, A, V>,
 ) {
     if table.len() < table.capacity() {
         return;
@@ -998,9 +1046,9 @@ fn make_room<T: ?Sized, A: Eq + 'static, V: 'static>(
     *table = rebuilt;
 }
 
-impl<T, A, V> ErasedCache for MethodCache<T, A, V>
+impl<H, A, V> ErasedCache for MethodCache<H, A, V>
 where
-    T: ?Sized + Send + Sync + 'static,
+    H: Held,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
@@ -1051,21 +1099,36 @@ where
         self.remove_where(|entry| entry.stale(clock), |_| false)
     }
 
-    fn remove(&self, addr: usize, args: &dyn Any) -> bool {
-        let Some(args) = args.downcast_ref::<A>() else {
+    fn remove(
+        &self,
+        addrs: &dyn Any,
+        hash: &dyn Fn(&DefaultHashBuilder) -> u64,
+        matches: &dyn Fn(&dyn Any) -> bool,
+    ) -> bool {
+        let Some(&addrs) = addrs.downcast_ref::<H::Addrs>() else {
             return false;
         };
-        let hash = self.hasher.hash_one((addr, args)) & !VISITS;
-        let key = Key { hash, addr };
-        let shard = self.shard(hash);
+        let key = Key {
+            hash: hash(&self.hasher) & !VISITS,
+            addrs,
+        };
+        let is_key = |hash, stored_addrs, args: &A| {
+            hash == key.hash && stored_addrs == addrs && matches(args as &dyn Any)
+        };
+        let shard = self.shard(key.hash);
         let mut removals = Removals::new(self);
         {
             let mut tables = Scoped::lock(|| shard.tables.write());
             let Tables { ready, in_flight } = &mut *tables;
-            in_flight
-                .get_mut()
-                .invalidate(|pending| pending.is_key(key, args));
-            if let Ok(entry) = ready.find_entry(hash, |entry| entry.matches(key, args)) {
+            in_flight.get_mut().invalidate(|pending| {
+                pending
+                    .args()
+                    .is_some_and(|args| is_key(pending.hash(), pending.addrs(), args))
+            });
+            let found = ready.find_entry(key.hash, |entry| {
+                is_key(entry.hash(), entry.owner.addrs(), &entry.args)
+            });
+            if let Ok(entry) = found {
                 removals.push(entry.remove().0, RemovalCause::Explicit);
             }
         }
@@ -1077,7 +1140,7 @@ where
     fn remove_owner(&self, addr: usize) -> usize {
         self.remove_where(
             |entry| entry.belongs_to(addr).then_some(RemovalCause::Explicit),
-            |pending| pending.addr() == addr,
+            |pending| pending.addrs().contains(addr),
         )
     }
 
@@ -1144,14 +1207,17 @@ mod tests {
     /// live in the `MethodCache` for that reason.
     #[test]
     fn a_shard_is_two_cache_lines() {
-        assert_eq!(size_of::<Shard<u8, u64, u64>>(), 128);
-        assert_eq!(size_of::<Shard<dyn Send + Sync, String, Vec<u8>>>(), 128);
+        assert_eq!(size_of::<Shard<std::sync::Weak<u8>, u64, u64>>(), 128);
+        assert_eq!(
+            size_of::<Shard<std::sync::Weak<dyn Send + Sync>, String, Vec<u8>>>(),
+            128
+        );
     }
 
     /// The visit count lives in the hash word, the weight beside the birth time: an
     /// entry is its key, owner, arguments, value and one word more.
     #[test]
     fn an_entry_has_no_room_for_anything_else() {
-        assert_eq!(size_of::<Entry<u64, u64, u64>>(), 40);
+        assert_eq!(size_of::<Entry<std::sync::Weak<u64>, u64, u64>>(), 40);
     }
 }

@@ -16,12 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 
 use crate::in_flight::Claim;
-use crate::method_cache::{ErasedCache, MethodCache, Setup};
+use crate::method_cache::{MethodCache, Setup, remove_key};
 use crate::waits::Caller;
 
 const EXPLORATIONS: usize = 3_000;
 
-type Cache = MethodCache<u32, u32, u64>;
+type Cache = MethodCache<std::sync::Weak<u32>, u32, u64>;
 
 /// One call of key 5, as `Registry::call` makes it: find, claim, wait or compute (with
 /// `compute`, which may give up, as a panicking or failing method would), until a value.
@@ -94,7 +94,7 @@ fn invalidate_in_flight(callers: u64) {
         })
         .collect();
     state.store(1, SeqCst);
-    cache.remove(crate::identity::owner_addr(&owner), &5_u32);
+    remove_key(&*cache, crate::identity::owner_addr(&owner), &5_u32);
     assert_eq!(call(&cache, &owner, || Some(state.load(SeqCst))), 1);
     for thread in others {
         thread.join().unwrap();

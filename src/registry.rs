@@ -18,9 +18,11 @@ use crate::flight::Flight;
 use crate::identity::{Method, MethodKind, Named, Stores, method_id, owner_addr, table_ids};
 use crate::in_flight::Claim;
 use crate::lock_scope::assert_unlocked;
+use crate::lookup::Lookup;
 use crate::method_cache::{
-    Deferred, ErasedCache, Key, Lookup, MethodCache, Miss, Setup, Weigher, resume,
+    Deferred, ErasedCache, KeyOf, MethodCache, Miss, Probe, Setup, Weigher, remove_key, resume,
 };
+use crate::owners::{Held, Owners};
 use crate::removal::RemovalListener;
 use crate::shared::Shared;
 use crate::stats::Stats;
@@ -29,6 +31,12 @@ use crate::waits::{self, Caller};
 
 /// Buckets one lazy purge step looks at.
 pub const PURGE_STEP_BUCKETS: usize = 64;
+
+/// The bound of a method without owners (a function of its arguments alone, called
+/// with `()` as its owners) until one is set: nothing else ever frees its entries, so,
+/// like Python's `lru_cache` (128), it is bounded unless told otherwise; lift it with
+/// [`Registry::set_method_capacity`]`(method, None)`.
+pub const DEFAULT_OWNERLESS_CAPACITY: usize = 1024;
 
 /// Lookups between two lazy purge steps when nobody sets the interval.
 pub const DEFAULT_PURGE_INTERVAL: usize = 256;
@@ -84,7 +92,9 @@ pub struct Registry {
 /// What a registry was told about one method.
 struct MethodConfig {
     /// `usize::MAX`: none.
-    capacity: usize,
+    /// The method's bound as set (`usize::MAX`: lifted), or `None` if never set: then
+    /// an owner-less method has [`DEFAULT_OWNERLESS_CAPACITY`], others none.
+    capacity: Option<usize>,
     /// The method's own TTL in ms, if it has one.
     ttl: Option<u64>,
     /// A [`Weigher`] of the table's argument and value types.
@@ -93,10 +103,19 @@ struct MethodConfig {
 
 impl MethodConfig {
     const DEFAULT: Self = Self {
-        capacity: usize::MAX,
+        capacity: None,
         ttl: None,
         weigher: None,
     };
+
+    /// The bound in force for a method with owners (`usize::MAX`: none), or without.
+    fn capacity(&self, ownerless: bool) -> usize {
+        self.capacity.unwrap_or(if ownerless {
+            DEFAULT_OWNERLESS_CAPACITY
+        } else {
+            usize::MAX
+        })
+    }
 }
 
 impl Default for MethodConfig {
@@ -312,18 +331,19 @@ impl Registry {
     ///   room) panics: the panic reaches this caller once the removals are done and
     ///   counted; the cache is left exact, and the key, if this call had claimed it, is
     ///   given up for another caller to compute.
-    pub fn call<T, A, V, F>(&self, owner: &Arc<T>, method: F, args: A) -> V
+    pub fn call<O, Q, A, V, F>(&self, owners: O, method: F, args: Q) -> V
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
-        F: Fn(&Arc<T>, &A) -> V + 'static,
+        F: Fn(O, &A) -> V + 'static,
     {
         let () = Named::<F>::METHOD;
         let Ok(value) = self.get_or_compute(
             method_id::<F>(false, false),
             type_name::<F>(),
-            owner,
+            owners,
             args,
             |owner, args| Ok::<V, Infallible>(method(owner, args)),
         );
@@ -360,16 +380,17 @@ impl Registry {
     /// # Panics
     ///
     /// As [`call`](Self::call).
-    pub fn try_call<T, A, V, E, F>(&self, owner: &Arc<T>, method: F, args: A) -> Result<V, E>
+    pub fn try_call<O, Q, A, V, E, F>(&self, owners: O, method: F, args: Q) -> Result<V, E>
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
-        F: Fn(&Arc<T>, &A) -> Result<V, E> + 'static,
+        F: Fn(O, &A) -> Result<V, E> + 'static,
     {
         let () = Named::<F>::METHOD;
         let table = method_id::<F>(false, true);
-        self.get_or_compute(table, type_name::<F>(), owner, args, method)
+        self.get_or_compute(table, type_name::<F>(), owners, args, method)
     }
 
     /// The value [`call`](Self::call) (or [`call_async`](Self::call_async)) cached for
@@ -390,16 +411,17 @@ impl Registry {
     /// # Panics
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
-    pub fn get<T, A, K, F>(&self, owner: &Arc<T>, method: F, args: &A) -> Option<K::Output>
+    pub fn get<O, Q, A, K, F>(&self, owners: O, method: F, args: &Q) -> Option<K::Output>
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         K: MethodKind<Output: Clone + Send + Sync + 'static>,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         let _ = method;
         let () = Named::<F>::METHOD;
-        self.peek(method_id::<F>(K::ASYNC, false), owner, args)
+        self.peek(method_id::<F>(K::ASYNC, false), owners, args)
     }
 
     /// The `Ok` value [`try_call`](Self::try_call) (or
@@ -409,17 +431,18 @@ impl Registry {
     /// # Panics
     ///
     /// As [`get`](Self::get).
-    pub fn get_ok<T, A, V, E, K, F>(&self, owner: &Arc<T>, method: F, args: &A) -> Option<V>
+    pub fn get_ok<O, Q, A, V, E, K, F>(&self, owners: O, method: F, args: &Q) -> Option<V>
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
         K: MethodKind<Output = Result<V, E>>,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         let _ = method;
         let () = Named::<F>::METHOD;
-        self.peek(method_id::<F>(K::ASYNC, true), owner, args)
+        self.peek(method_id::<F>(K::ASYNC, true), owners, args)
     }
 
     /// Removes the entry of one owner, method and arguments (whether `call` or
@@ -447,19 +470,20 @@ impl Registry {
     /// # Panics
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
-    pub fn invalidate<T, A, K, F>(&self, owner: &Arc<T>, method: F, args: &A) -> bool
+    pub fn invalidate<O, Q, A, K, F>(&self, owners: O, method: F, args: &Q) -> bool
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         K: MethodKind,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         assert_unlocked();
         let _ = method;
-        let addr = owner_addr(owner);
+        let addrs = owners.addrs();
         let mut removed = false;
         for cache in self.caches_of::<F, K>() {
-            removed |= cache.remove(addr, args as &dyn Any);
+            removed |= remove_key(cache, addrs, args);
         }
         removed
     }
@@ -500,12 +524,11 @@ impl Registry {
     /// # Panics
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
-    pub fn invalidate_method<T, A, K, F>(&self, method: F) -> usize
+    pub fn invalidate_method<O, A, K, F>(&self, method: F) -> usize
     where
-        T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
         K: MethodKind,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         assert_unlocked();
         let _ = method;
@@ -538,12 +561,12 @@ impl Registry {
     /// # Panics
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
-    pub fn invalidate_owner_method<T, A, K, F>(&self, owner: &Arc<T>, method: F) -> usize
+    pub fn invalidate_owner_method<T, O, A, K, F>(&self, owner: &Arc<T>, method: F) -> usize
     where
-        T: ?Sized + Send + Sync + 'static,
+        T: ?Sized,
         A: Hash + Eq + Send + Sync + 'static,
         K: MethodKind,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         assert_unlocked();
         let _ = method;
@@ -583,17 +606,16 @@ impl Registry {
     /// # Panics
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
-    pub fn set_method_capacity<T, A, K, F>(&self, method: F, capacity: Option<usize>)
+    pub fn set_method_capacity<O, A, K, F>(&self, method: F, capacity: Option<usize>)
     where
-        T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
         K: MethodKind,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         assert_unlocked();
         let _ = method;
         let capacity = capacity.unwrap_or(usize::MAX);
-        self.configure::<F, K>(|config| config.capacity = capacity);
+        self.configure::<F, K>(|config| config.capacity = Some(capacity));
         for cache in self.caches_of::<F, K>() {
             cache.set_capacity(capacity);
         }
@@ -601,15 +623,18 @@ impl Registry {
 
     /// The bound [`set_method_capacity`](Self::set_method_capacity) gave a method, if any.
     #[must_use]
-    pub fn method_capacity<T, A, K, F>(&self, method: F) -> Option<usize>
+    pub fn method_capacity<O, A, K, F>(&self, method: F) -> Option<usize>
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
         A: Hash + Eq + Send + Sync + 'static,
         K: MethodKind,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         let _ = method;
-        let capacity = self.config_of::<F, K, _>(|config| config.capacity)?;
+        let ownerless = is_ownerless::<O::Held>();
+        let capacity = self
+            .config_of::<F, K, _>(|config| config.capacity(ownerless))
+            .unwrap_or(MethodConfig::DEFAULT.capacity(ownerless));
         (capacity != usize::MAX).then_some(capacity)
     }
 
@@ -640,16 +665,16 @@ impl Registry {
     /// # Panics
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
-    pub fn set_method_weigher<T, A, V, K, F>(
+    pub fn set_method_weigher<O, A, V, K, F>(
         &self,
         method: F,
         weigher: impl Fn(&A, &V) -> u32 + Send + Sync + 'static,
     ) where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
         K: Stores<V> + MethodKind,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         assert_unlocked();
         let _ = method;
@@ -658,7 +683,7 @@ impl Registry {
         for table in table_ids::<F, K>() {
             let cache = self.methods.find(table);
             if let Some(cache) =
-                cache.and_then(|c| (c as &dyn Any).downcast_ref::<MethodCache<T, A, V>>())
+                cache.and_then(|c| (c as &dyn Any).downcast_ref::<MethodCache<O::Held, A, V>>())
             {
                 cache.set_weigher(Some(Arc::clone(&weigher)));
             }
@@ -697,12 +722,11 @@ impl Registry {
     /// # Panics
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
-    pub fn set_method_ttl<T, A, K, F>(&self, method: F, ttl: Option<Duration>)
+    pub fn set_method_ttl<O, A, K, F>(&self, method: F, ttl: Option<Duration>)
     where
-        T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
         K: MethodKind,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         assert_unlocked();
         let _ = method;
@@ -716,12 +740,11 @@ impl Registry {
     /// The TTL [`set_method_ttl`](Self::set_method_ttl) gave a method, if any (not the
     /// registry's, which applies to methods without one).
     #[must_use]
-    pub fn method_ttl<T, A, K, F>(&self, method: F) -> Option<Duration>
+    pub fn method_ttl<O, A, K, F>(&self, method: F) -> Option<Duration>
     where
-        T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
         K: MethodKind,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         let _ = method;
         ttl_duration(self.config_of::<F, K, _>(|config| config.ttl)??)
@@ -1034,12 +1057,11 @@ impl Registry {
     ///
     /// If called from an argument's `Eq` or a value's `Clone` run under a registry lock.
     #[must_use]
-    pub fn method_stats<T, A, K, F>(&self, method: F) -> Stats
+    pub fn method_stats<O, A, K, F>(&self, method: F) -> Stats
     where
-        T: ?Sized + Send + Sync + 'static,
         A: Hash + Eq + Send + Sync + 'static,
         K: MethodKind,
-        F: Method<T, A, K>,
+        F: Method<O, A, K>,
     {
         assert_unlocked();
         let _ = method;
@@ -1054,23 +1076,24 @@ impl Registry {
     }
 
     #[inline]
-    fn get_or_compute<T, A, V, E>(
+    fn get_or_compute<O, Q, A, V, E>(
         &self,
         method: TypeId,
         name: &'static str,
-        owner: &Arc<T>,
-        args: A,
-        compute: impl FnOnce(&Arc<T>, &A) -> Result<V, E>,
+        owners: O,
+        args: Q,
+        compute: impl FnOnce(O, &A) -> Result<V, E>,
     ) -> Result<V, E>
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        let cache = self.cache_or_insert::<T, A, V>(method, name);
-        let key = cache.key(owner, &args);
+        let cache = self.cache_or_insert::<O::Held, A, V>(method, name);
+        let key = cache.key(owners, &args);
         match cache.get(key, &args, self.purge_interval()) {
-            Lookup {
+            Probe {
                 found: Ok(value),
                 purge_due,
             } => {
@@ -1079,10 +1102,10 @@ impl Registry {
                 }
                 Ok(value)
             }
-            Lookup {
+            Probe {
                 found: Err(miss),
                 purge_due,
-            } => self.compute_miss(cache, key, owner, args, compute, name, miss, purge_due),
+            } => self.compute_miss(cache, key, owners, args, compute, name, miss, purge_due),
         }
     }
 
@@ -1090,25 +1113,26 @@ impl Registry {
     /// claimed (or joined) before the lookup's read lock is released.
     #[inline(never)]
     #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
-    fn compute_miss<T, A, V, E>(
+    fn compute_miss<O, Q, A, V, E>(
         &self,
-        cache: &MethodCache<T, A, V>,
-        key: Key,
-        owner: &Arc<T>,
-        args: A,
-        compute: impl FnOnce(&Arc<T>, &A) -> Result<V, E>,
+        cache: &MethodCache<O::Held, A, V>,
+        key: KeyOf<O::Held>,
+        owners: O,
+        args: Q,
+        compute: impl FnOnce(O, &A) -> Result<V, E>,
         name: &'static str,
-        miss: Miss<'_, T, A, V>,
+        miss: Miss<'_, O::Held, A, V>,
         purge_due: bool,
     ) -> Result<V, E>
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
         let caller = Caller::thread();
         let claim = self.settle_miss(cache, key, args, miss, purge_due, &caller);
-        let value = self.compute_once(cache, key, owner, claim, compute, name, &caller)?;
+        let value = self.compute_once(cache, key, owners, claim, compute, name, &caller)?;
         self.keep_within_capacity();
         Ok(value)
     }
@@ -1117,17 +1141,19 @@ impl Registry {
     /// whom to wait for) under the lookup's read lock; then take the shard's purge turn,
     /// now that no lock is held. The claim is guarded already, so a panic in the purge
     /// step (a removed value's `Drop`) abandons it.
-    pub(crate) fn settle_miss<'a, T, A, V>(
+    #[allow(clippy::too_many_arguments)] // two call sites; a struct would only rename them
+    pub(crate) fn settle_miss<'a, H, Q, A, V>(
         &self,
-        cache: &'a MethodCache<T, A, V>,
-        key: Key,
-        args: A,
-        miss: Miss<'a, T, A, V>,
+        cache: &'a MethodCache<H, A, V>,
+        key: KeyOf<H>,
+        args: Q,
+        miss: Miss<'a, H, A, V>,
         purge_due: bool,
         caller: &Caller,
-    ) -> Claim<'a, T, A, V>
+    ) -> Claim<'a, H, Q, A, V>
     where
-        T: ?Sized + Send + Sync + 'static,
+        H: Held,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
@@ -1142,18 +1168,19 @@ impl Registry {
     /// its value (or, if it gave up, look again), or compute it; the claim's guard ends
     /// it however the method ends.
     #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
-    fn compute_once<'a, T, A, V, E>(
+    fn compute_once<'a, O, Q, A, V, E>(
         &self,
-        cache: &'a MethodCache<T, A, V>,
-        key: Key,
-        owner: &Arc<T>,
-        mut claim: Claim<'a, T, A, V>,
-        compute: impl FnOnce(&Arc<T>, &A) -> Result<V, E>,
+        cache: &'a MethodCache<O::Held, A, V>,
+        key: KeyOf<O::Held>,
+        owners: O,
+        mut claim: Claim<'a, O::Held, Q, A, V>,
+        compute: impl FnOnce(O, &A) -> Result<V, E>,
         method: &'static str,
         caller: &Caller,
     ) -> Result<V, E>
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
@@ -1177,8 +1204,8 @@ impl Registry {
                     };
                 }
                 Claim::Compute(claimed) => {
-                    let value = compute(owner, claimed.args())?;
-                    return Ok(claimed.complete(owner, value));
+                    let value = compute(owners, claimed.args())?;
+                    return Ok(claimed.complete(owners, value));
                 }
             }
         }
@@ -1186,16 +1213,17 @@ impl Registry {
 
     /// After a wait: the value the computation handed over, or, if it was abandoned, a
     /// new lookup and claim.
-    pub(crate) fn after_wait<'a, T, A, V>(
+    pub(crate) fn after_wait<'a, H, Q, A, V>(
         &self,
-        cache: &'a MethodCache<T, A, V>,
-        key: Key,
-        args: A,
+        cache: &'a MethodCache<H, A, V>,
+        key: KeyOf<H>,
+        args: Q,
         flight: &Flight<V>,
         caller: &Caller,
-    ) -> Result<V, Claim<'a, T, A, V>>
+    ) -> Result<V, Claim<'a, H, Q, A, V>>
     where
-        T: ?Sized + Send + Sync + 'static,
+        H: Held,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
@@ -1207,15 +1235,16 @@ impl Registry {
             .map_err(|miss| cache.claim(miss, key, args, caller, self.single_flight()))
     }
 
-    fn peek<T, A, V>(&self, method: TypeId, owner: &Arc<T>, args: &A) -> Option<V>
+    fn peek<O, Q, A, V>(&self, method: TypeId, owners: O, args: &Q) -> Option<V>
     where
-        T: ?Sized + Send + Sync + 'static,
+        O: Owners,
+        Q: Lookup<A>,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        let cache = downcast::<T, A, V>(self.methods.find(method)?);
-        let Lookup { found, purge_due } =
-            cache.get(cache.key(owner, args), args, self.purge_interval());
+        let cache = downcast::<O::Held, A, V>(self.methods.find(method)?);
+        let Probe { found, purge_due } =
+            cache.get(cache.key(owners, args), args, self.purge_interval());
         // The miss's read lock is released before a purge step takes others.
         let value = found.ok();
         if purge_due {
@@ -1225,13 +1254,13 @@ impl Registry {
     }
 
     #[inline]
-    pub(crate) fn cache_or_insert<T, A, V>(
+    pub(crate) fn cache_or_insert<H, A, V>(
         &self,
         method: TypeId,
         name: &'static str,
-    ) -> &MethodCache<T, A, V>
+    ) -> &MethodCache<H, A, V>
     where
-        T: ?Sized + Send + Sync + 'static,
+        H: Held,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
@@ -1246,9 +1275,9 @@ impl Registry {
     /// above builds no closure on the hit path.
     #[cold]
     #[inline(never)]
-    fn new_cache<T, A, V>(&self, method: TypeId, name: &'static str) -> &MethodCache<T, A, V>
+    fn new_cache<H, A, V>(&self, method: TypeId, name: &'static str) -> &MethodCache<H, A, V>
     where
-        T: ?Sized + Send + Sync + 'static,
+        H: Held,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
@@ -1259,20 +1288,21 @@ impl Registry {
         let configs = self.configs.lock();
         let config = configs.as_ref().and_then(|configs| configs.get(&method));
         let config = config.unwrap_or(&MethodConfig::DEFAULT);
+        let capacity = config.capacity(is_ownerless::<H>());
         // A bounded method's shards should hold about 64 of its bound each (fewer shards
         // lose hit ratio to contention, more to uneven filling).
-        let shards = (config.capacity / 64)
+        let shards = (capacity / 64)
             .clamp(1, self.shard_count())
             .next_power_of_two();
         let weigher = config.weigher.as_ref();
         let weigher = weigher.and_then(|weigher| weigher.downcast_ref::<Weigher<A, V>>());
         let cache = self.methods.find_or_insert(method, || {
-            Box::new(MethodCache::<T, A, V>::new(Setup {
+            Box::new(MethodCache::<H, A, V>::new(Setup {
                 shards,
                 table: method,
                 name,
                 shared: Arc::clone(self.shared()),
-                capacity: config.capacity,
+                capacity,
                 ttl: (config.ttl, self.ttl.load(Relaxed)),
                 weigher: weigher.cloned(),
             }))
@@ -1344,6 +1374,12 @@ impl Registry {
     }
 }
 
+/// Whether a table's entries have no owner (a function of its arguments alone): nothing
+/// frees them but a bound, a TTL or invalidation, so they get a bound by default.
+fn is_ownerless<H: Held>() -> bool {
+    TypeId::of::<H>() == TypeId::of::<()>()
+}
+
 /// Runs `each` on every table and sums what it returns. Every table is done even if
 /// one panics (a removed entry's `Drop` may); the first panic is resumed at the end.
 fn sum_over<'a>(
@@ -1380,9 +1416,9 @@ pub(crate) fn recursive_call<A>(method: &str, args: A) -> ! {
 /// types, and each way of calling it (`try_call`, `call_async`, ...) has its own table
 /// identity, so this cannot fail.
 #[inline]
-fn downcast<T, A, V>(cache: &dyn ErasedCache) -> &MethodCache<T, A, V>
+fn downcast<H, A, V>(cache: &dyn ErasedCache) -> &MethodCache<H, A, V>
 where
-    T: ?Sized + Send + Sync + 'static,
+    H: Held,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {

@@ -70,7 +70,7 @@ impl Removal<'_> {
     /// Whether the entry was `method`'s (stored by `call`, `try_call` or their async
     /// twins).
     #[must_use]
-    pub fn is_method<T: ?Sized, A, K: MethodKind, F: Method<T, A, K>>(&self, method: F) -> bool {
+    pub fn is_method<O, A, K: MethodKind, F: Method<O, A, K>>(&self, method: F) -> bool {
         let _ = method;
         table_ids::<F, K>().contains(&self.table)
     }

@@ -322,7 +322,7 @@ struct Noisy {
 impl Drop for Noisy {
     fn drop(&mut self) {
         // Would panic (nested) or deadlock if dropped under a shard lock.
-        assert_eq!(self.cache.call(&HELPER, helper_plus, 1), 1001);
+        assert_eq!(self.cache.call(&*HELPER, helper_plus, 1), 1001);
         let _ = self.cache.stats();
         self.drops.inc();
     }

@@ -629,8 +629,11 @@ fn generate(
     let method_bound = if asyncness.is_some() {
         let owner_inner = arc_inner(owner_type_of(owner)).expect("checked: `&Arc<T>`");
         quote! {
-            ::weakmemo::Method<#owner_inner, #key_type, ::weakmemo::Awaits<#output>>
-                + ::core::marker::Copy
+            for<'__weakmemo> ::weakmemo::Method<
+                &'__weakmemo ::std::sync::Arc<#owner_inner>,
+                #key_type,
+                ::weakmemo::Awaits<#output>,
+            > + ::core::marker::Copy
         }
     } else {
         quote! {
