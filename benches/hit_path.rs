@@ -7,7 +7,9 @@
 //! ```
 //!
 //! Groups (filter names):
-//! - `hits_40k`, `hits_1m`: random hits on 10k owners x 4 args and 250k owners x 4 args.
+//! - `hits_40k`, `hits_1m`: random hits on 10k owners x 4 args and 250k owners x 4 args;
+//!   `weakmemo_arc_arg` passes the argument as an object held weakly (a second owner),
+//!   `weakmemo_str_arg` as a `&str` looked up against a stored `String`.
 //! - `threads_40k`: the 40k hits from 1 and from 2 threads (wall clock, `iter_custom`).
 //! - `miss_insert`: a fresh key (new args on an existing owner) computed and stored, in a
 //!   table that already holds the 40k entries and has been through a warm-up round.
@@ -220,7 +222,37 @@ fn hits(c: &mut Criterion, group_name: &str, owners: usize) {
         assert_eq!(stats.entries, data.entries());
         assert_eq!(stats.misses, data.entries() as u64);
     }
+    if want("weakmemo_arc_arg") {
+        // The argument is an object held weakly, a second owner beside the receiver.
+        let args: Vec<Arc<Owner>> = (0..ARGS).map(|id| Arc::new(Owner { id })).collect();
+        let registry = Registry::new();
+        let lookup = |o: &Arc<Owner>, k: u64| registry.call((o, &args[k as usize]), f_arc, ());
+        for (o, k, _) in data.each() {
+            lookup(o, k);
+        }
+        bench_one(&mut group, "weakmemo_arc_arg", &data, lookup);
+    }
+    if want("weakmemo_str_arg") {
+        // The argument is a `&str`, looked up against a stored `String`.
+        let names: Vec<String> = (0..ARGS).map(|k| "k".repeat(k as usize + 1)).collect();
+        let registry = Registry::new();
+        let lookup = |o: &Arc<Owner>, k: u64| registry.call(o, f_str, names[k as usize].as_str());
+        for (o, k, _) in data.each() {
+            lookup(o, k);
+        }
+        bench_one(&mut group, "weakmemo_str_arg", &data, lookup);
+    }
     group.finish();
+}
+
+/// `f`, with its argument given as an object (its id).
+fn f_arc((owner, arg): (&Arc<Owner>, &Arc<Owner>), &(): &()) -> u64 {
+    f(owner, &arg.id)
+}
+
+/// `f`, with its argument given as a name (of its length plus one).
+fn f_str(owner: &Arc<Owner>, name: &String) -> u64 {
+    f(owner, &(name.len() as u64 - 1))
 }
 
 fn hits_40k(c: &mut Criterion) {

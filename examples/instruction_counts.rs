@@ -7,6 +7,8 @@
 //! cargo build --release --example instruction_counts
 //! valgrind --tool=callgrind --toggle-collect='*count_hits*' target/release/examples/instruction_counts hit
 //! valgrind --tool=callgrind --toggle-collect='*count_hits*' target/release/examples/instruction_counts hit ttl
+//! valgrind --tool=callgrind --toggle-collect='*count_hits_arc*' target/release/examples/instruction_counts hit arc
+//! valgrind --tool=callgrind --toggle-collect='*count_hits_str*' target/release/examples/instruction_counts hit str
 //! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss
 //! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss off
 //! valgrind --tool=callgrind --toggle-collect='*count_floor*' target/release/examples/instruction_counts floor
@@ -16,7 +18,9 @@
 //! `call` hits on a 1,000-entry table (250 owners × 4 arguments). `miss`: misses as in
 //! the `miss_insert` bench, 10,000 owners × 4 arguments stored, then 51 batches of 1,024
 //! fresh keys, each batch invalidated outside the counted loop; `off` turns single
-//! flight off; `ttl` gives the registry a time to live (an hour, so nothing expires). `floor`: the same keys inserted into a bare `hashbrown::HashMap`. Without
+//! flight off; `ttl` gives the registry a time to live (an hour, so nothing expires); `arc`
+//! passes the argument as an object held weakly (a second owner), `str` as a `&str`
+//! looked up against a stored `String`. `floor`: the same keys inserted into a bare `hashbrown::HashMap`. Without
 //! valgrind the program just runs.
 
 use std::hint::black_box;
@@ -43,6 +47,45 @@ fn count_hits(registry: &Registry, owners: &[Arc<Owner>], n: usize) -> u64 {
         let owner = &owners[i % owners.len()];
         let arg = (i / owners.len() % 4) as u64;
         sum = sum.wrapping_add(registry.call(black_box(owner), mix, black_box(arg)));
+    }
+    sum
+}
+
+/// The hits of `hit arc`: the argument is an object, held weakly as a second owner.
+fn mix_arc((owner, arg): (&Arc<Owner>, &Arc<Owner>), &(): &()) -> u64 {
+    mix(owner, &arg.id)
+}
+
+/// The hits of `hit str`: a `&str` argument looked up against its stored `String`.
+fn mix_str(owner: &Arc<Owner>, name: &String) -> u64 {
+    mix(owner, &(name.len() as u64))
+}
+
+const NAMES: [&str; 4] = ["", "a", "ab", "abc"];
+
+#[inline(never)]
+fn count_hits_arc(
+    registry: &Registry,
+    owners: &[Arc<Owner>],
+    args: &[Arc<Owner>],
+    n: usize,
+) -> u64 {
+    let mut sum = 0u64;
+    for i in 0..n {
+        let owner = &owners[i % owners.len()];
+        let arg = &args[i / owners.len() % 4];
+        sum = sum.wrapping_add(registry.call(black_box((owner, arg)), mix_arc, ()));
+    }
+    sum
+}
+
+#[inline(never)]
+fn count_hits_str(registry: &Registry, owners: &[Arc<Owner>], n: usize) -> u64 {
+    let mut sum = 0u64;
+    for i in 0..n {
+        let owner = &owners[i % owners.len()];
+        let name = NAMES[i / owners.len() % 4];
+        sum = sum.wrapping_add(registry.call(black_box(owner), mix_str, black_box(name)));
     }
     sum
 }
@@ -84,13 +127,30 @@ fn main() {
     match mode.as_str() {
         "hit" => {
             let owners: Vec<_> = (0..250).map(|id| Arc::new(Owner { id })).collect();
-            for owner in &owners {
-                for arg in 0..4 {
-                    registry.call(owner, mix, arg);
-                }
-            }
+            let args: Vec<_> = (0..4).map(|id| Arc::new(Owner { id })).collect();
             let n = 1_000_000;
-            black_box(count_hits(&registry, &owners, n));
+            if std::env::args().any(|arg| arg == "arc") {
+                for owner in &owners {
+                    for arg in &args {
+                        registry.call((owner, arg), mix_arc, ());
+                    }
+                }
+                black_box(count_hits_arc(&registry, &owners, &args, n));
+            } else if std::env::args().any(|arg| arg == "str") {
+                for owner in &owners {
+                    for name in NAMES {
+                        registry.call(owner, mix_str, name);
+                    }
+                }
+                black_box(count_hits_str(&registry, &owners, n));
+            } else {
+                for owner in &owners {
+                    for arg in 0..4 {
+                        registry.call(owner, mix, arg);
+                    }
+                }
+                black_box(count_hits(&registry, &owners, n));
+            }
             println!("{n} hits");
         }
         "miss" | "floor" => {
@@ -124,6 +184,6 @@ fn main() {
             }
             println!("{} {mode} calls", ROUNDS * BATCH);
         }
-        _ => panic!("usage: instruction_counts hit [ttl] | miss [off] [ttl] | floor"),
+        _ => panic!("usage: instruction_counts hit [ttl | arc | str] | miss [off] [ttl] | floor"),
     }
 }

@@ -121,6 +121,70 @@
 //! assert_eq!(weakmemo::global().call(&shape, area, ()), 4.0);
 //! ```
 //!
+//! # Object arguments, functions without an owner, borrowed arguments
+//!
+//! An `Arc` passed as an argument is the same trap as the owner, one parameter over: a
+//! key holding it keeps it alive. So every `Arc` a call names is an *owner*: pass a tuple
+//! of them (up to four), and each is held weakly, by identity, like the receiver. The
+//! entry lives while all of them live; once one is dropped, it is never returned and lazy
+//! purging removes it ([`Owners`]).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use weakmemo::Registry;
+//!
+//! struct User { name: String }
+//! struct Doc { words: Vec<String> }
+//!
+//! fn mentions((doc, user): (&Arc<Doc>, &Arc<User>), &(): &()) -> usize {
+//!     doc.words.iter().filter(|word| **word == user.name).count()
+//! }
+//!
+//! let cache = Registry::new();
+//! let doc = Arc::new(Doc { words: vec!["ann".into(), "bo".into(), "ann".into()] });
+//! let user = Arc::new(User { name: "ann".into() });
+//! assert_eq!(cache.call((&doc, &user), mentions, ()), 2);
+//!
+//! let watch = Arc::downgrade(&user);
+//! drop(user); // a per-request object: the long-lived `doc` does not keep it
+//! assert!(watch.upgrade().is_none());
+//! assert_eq!(cache.purge(), 1);
+//! ```
+//!
+//! A function of its arguments alone (Python's static and class methods) has no owner:
+//! pass `()`. Nothing frees such entries but a bound, a TTL or invalidation, so these
+//! methods are bounded by [`DEFAULT_OWNERLESS_CAPACITY`] (1,024 entries) unless told
+//! otherwise, as Python's `lru_cache` defaults to 128:
+//!
+//! ```
+//! fn fib((): (), &n: &u64) -> u64 {
+//!     if n < 2 { n } else { weakmemo::global().call((), fib, n - 1) + weakmemo::global().call((), fib, n - 2) }
+//! }
+//! assert_eq!(weakmemo::global().call((), fib, 80), 23_416_728_348_467_685);
+//! assert_eq!(weakmemo::global().method_capacity(fib), Some(1024));
+//! ```
+//!
+//! A long-lived owner with arguments its callers choose (a user id, a query string) grows
+//! the same way: give such a method a bound or a TTL.
+//!
+//! Arguments are looked up as they are passed ([`Lookup`]): a `&str` finds a stored
+//! `String` (and `&[T]` a `Vec<T>`, `&Path` a `PathBuf`, [`Borrowed`] any `ToOwned`), and
+//! [`Parts`] does it part by part for several; a hit allocates nothing, the owned form is
+//! made on a miss only.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use weakmemo::Parts;
+//!
+//! fn greet(site: &Arc<String>, (name, times): &(String, usize)) -> String {
+//!     format!("{site}: {}", name.repeat(*times))
+//! }
+//!
+//! let site = Arc::new("home".to_string());
+//! let name: &str = "hi";
+//! assert_eq!(weakmemo::global().call(&site, greet, Parts((name, 2))), "home: hihi");
+//! ```
+//!
 //! # When entries go away
 //!
 //! An entry of a dead owner is never returned, but it still holds its arguments and value
