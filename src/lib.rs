@@ -151,6 +151,9 @@
 //! assert_eq!(cache.purge(), 1);
 //! ```
 //!
+//! An `Arc` put in the arguments instead is a key like any other, by choice: compared
+//! by value (its `Hash` and `Eq`) and held strongly until its entry goes.
+//!
 //! A function of its arguments alone (Python's static and class methods) has no owner:
 //! pass `()`. Nothing frees such entries but a bound, a TTL or invalidation, so these
 //! methods are bounded by [`DEFAULT_OWNERLESS_CAPACITY`] (1,024 entries) unless told
