@@ -35,7 +35,9 @@ pub const PURGE_STEP_BUCKETS: usize = 64;
 /// The bound of a method without owners (a function of its arguments alone, called
 /// with `()` as its owners) until one is set: nothing else ever frees its entries, so,
 /// like Python's `lru_cache` (128), it is bounded unless told otherwise; lift it with
-/// [`Registry::set_method_capacity`]`(method, None)`.
+/// [`Registry::set_method_capacity`]`(method, None)`. A bound counts weight once the
+/// method has a weigher ([`Registry::set_method_weigher`]), this one too: give a
+/// weighed owner-less method a bound in the weigher's unit.
 pub const DEFAULT_OWNERLESS_CAPACITY: usize = 1024;
 
 /// Lookups between two lazy purge steps when nobody sets the interval.
