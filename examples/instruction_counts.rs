@@ -57,6 +57,8 @@ fn mix_arc((owner, arg): (&Arc<Owner>, &Arc<Owner>), &(): &()) -> u64 {
 }
 
 /// The hits of `hit str`: a `&str` argument looked up against its stored `String`.
+// The table stores the `String` a `&str` looks up, and hands the method that.
+#[allow(clippy::ptr_arg)]
 fn mix_str(owner: &Arc<Owner>, name: &String) -> u64 {
     mix(owner, &(name.len() as u64))
 }
