@@ -28,7 +28,7 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{
     Attribute, Expr, FnArg, GenericArgument, GenericParam, Ident, ItemFn, Pat, PatIdent, PatType,
-    PathArguments, ReturnType, Token, Type, TypeReference,
+    PathArguments, ReturnType, Signature, Token, Type, TypeReference,
 };
 
 /// Caches a function's results in a weakmemo registry, keyed by its owners (held
@@ -772,9 +772,36 @@ fn expect_to_allow(attr: &Attribute) -> Attribute {
     attr
 }
 
+/// A tuple of several, one itself, `()` for none: how owners, keys and lookups are all
+/// shaped.
+fn tuple_or_one(items: &[TokenStream2]) -> TokenStream2 {
+    match items {
+        [one] => one.clone(),
+        several => quote!((#(#several),*)),
+    }
+}
+
+/// The owners, as each side of the call sees them.
+struct OwnersCode {
+    /// The uncached code's first parameter: the receiver as written, `name: &Arc<U>`,
+    /// a tuple pattern, or `(): ()`.
+    param: TokenStream2,
+    /// Statements rebinding the parameters that the owners' pattern does not bind as
+    /// declared (an `Arc` by value).
+    rebinds: Vec<TokenStream2>,
+    /// What the public fn passes: `self`, `&name`, a tuple of them, or `()`.
+    expr: TokenStream2,
+    /// Their type in the handle's `Fn` bound, lifetimes elided.
+    ty: TokenStream2,
+    /// Their type in the handle's async `Method` bound, at `lifetime`.
+    ty_at: TokenStream2,
+    /// How the handle's docs spell them.
+    doc: String,
+}
+
 /// One owner as the uncached code receives it: the pattern binding it (alone or in the
-/// owners tuple), its type there (`&Arc<U>`, lifetimes elided), and, if the parameter
-/// is not bound directly, the statement that rebinds it as declared.
+/// owners tuple), its type there (`&Arc<U>`, lifetimes elided), and, if the pattern
+/// does not bind the parameter as declared, the statement that does.
 struct Received {
     pat: TokenStream2,
     ty: TokenStream2,
@@ -831,67 +858,22 @@ fn receive(owner: &Owner<'_, '_>, i: usize, self_name: Option<&Ident>) -> Receiv
     }
 }
 
-#[allow(clippy::too_many_lines)] // one expansion, read top to bottom
-fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStream2 {
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = function;
-    let name = &sig.ident;
-    let uncached = format_ident!("{}_uncached", name);
-    let memo = format_ident!("{}_memo", name);
-    let local = options.in_trait;
-    let (_, _, where_clause) = sig.generics.split_for_impl();
-    let generics = &sig.generics;
-    let output = match &sig.output {
-        ReturnType::Type(_, ty) => ty.to_token_stream(),
-        ReturnType::Default => unreachable!("checked"),
-    };
-
-    // Generated locals live in the macro's own hygiene, invisible to the body.
-    let args = Ident::new("__weakmemo_args", Span::mixed_site());
-    let registry_var = Ident::new("__weakmemo_registry", Span::mixed_site());
-    let method_var = Ident::new("__weakmemo_method", Span::mixed_site());
-    let registry = match &options.registry {
-        Some(expr) => expr.to_token_stream(),
-        None => quote!(::weakmemo::global()),
-    };
-
-    let owners = shape.owners();
-    let keys = shape.keys();
-
-    // The body's `self` is renamed where the uncached code cannot bind `self`: in the
-    // owners tuple, for a receiver by value (the body wants the `Arc`, the registry
-    // passes a `&Arc`), and in a closure. The new name has the span of the receiver's
-    // `self`, so the body's renamed tokens resolve to it.
-    let rename = shape
-        .receiver
-        .as_ref()
-        .is_some_and(|receiver| local || owners.len() > 1 || receiver.by_value);
-    let self_name = shape
-        .receiver
-        .as_ref()
-        .filter(|_| rename)
-        .map(|receiver| Ident::new("__weakmemo_self", receiver.receiver.self_token.span));
-    let stmts = &block.stmts;
-    let body = quote!(#(#stmts)*);
-    let body = match &self_name {
-        Some(self_name) => rename_self(body, self_name),
-        None => body,
-    };
-
-    // The owners: as the uncached code receives them, and as the public fn passes them.
+fn owners_code(
+    owners: &[Owner<'_, '_>],
+    self_name: Option<&Ident>,
+    lifetime: &syn::Lifetime,
+) -> OwnersCode {
     let received: Vec<Received> = owners
         .iter()
         .enumerate()
-        .map(|(i, owner)| receive(owner, i, self_name.as_ref()))
+        .map(|(i, owner)| receive(owner, i, self_name))
         .collect();
-    let owner_rebinds = received.iter().filter_map(|owner| owner.rebind.as_ref());
-    let owner_param = match (&owners[..], &received[..]) {
+    let param = match (owners, &received[..]) {
         ([], _) => quote!((): ()),
-        ([Owner::Receiver(receiver)], _) if !rename => receiver.receiver.to_token_stream(),
+        // The receiver alone, not renamed: the uncached fn is a method as written.
+        ([Owner::Receiver(receiver)], _) if self_name.is_none() => {
+            receiver.receiver.to_token_stream()
+        }
         (_, [one]) => {
             let Received { pat, ty, .. } = one;
             quote!(#pat: #ty)
@@ -902,7 +884,7 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
             quote!((#(#pats),*): (#(#tys),*))
         }
     };
-    let owner_args: Vec<TokenStream2> = owners
+    let passed: Vec<TokenStream2> = owners
         .iter()
         .map(|owner| match owner {
             Owner::Receiver(receiver) => {
@@ -919,42 +901,55 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
             }
         })
         .collect();
-    let owners_expr = match &owner_args[..] {
-        [one] => one.clone(),
-        several => quote!((#(#several),*)),
-    };
-    // The owners' types, as the handle's bound names them.
-    let owner_types: Vec<&TokenStream2> = received.iter().map(|owner| &owner.ty).collect();
-    let owners_type = match &owner_types[..] {
-        [one] => (*one).clone(),
-        several => quote!((#(#several),*)),
-    };
-    let lifetime = syn::Lifetime::new("'__weakmemo", Span::mixed_site());
-    let owner_inners = owners.iter().map(|owner| match owner {
-        Owner::Receiver(_) => quote!(Self),
-        Owner::Param(_, _, inner) => inner.to_token_stream(),
-    });
-    let owner_refs: Vec<TokenStream2> = owner_inners
-        .map(|inner| quote!(&#lifetime ::std::sync::Arc<#inner>))
+    let types: Vec<TokenStream2> = received.iter().map(|owner| owner.ty.clone()).collect();
+    let types_at: Vec<TokenStream2> = owners
+        .iter()
+        .map(|owner| {
+            let inner = match owner {
+                Owner::Receiver(_) => quote!(Self),
+                Owner::Param(_, _, inner) => inner.to_token_stream(),
+            };
+            quote!(&#lifetime ::std::sync::Arc<#inner>)
+        })
         .collect();
-    let owners_type_at = match &owner_refs[..] {
-        [one] => one.clone(),
-        several => quote!((#(#several),*)),
+    let doc = match owners.len() {
+        0 => "()".to_string(),
+        1 => "&owner".to_string(),
+        n => {
+            let each: Vec<String> = (1..=n).map(|i| format!("&owner{i}")).collect();
+            format!("({})", each.join(", "))
+        }
     };
+    OwnersCode {
+        param,
+        rebinds: received.into_iter().filter_map(|owner| owner.rebind).collect(),
+        expr: tuple_or_one(&passed),
+        ty: tuple_or_one(&types),
+        ty_at: tuple_or_one(&types_at),
+        doc,
+    }
+}
 
-    // The key: its type, the lookup the public fn passes, and the statements rebinding
-    // each parameter in the uncached code (a clone, or a borrow of the stored part).
-    let key_types: Vec<TokenStream2> = keys
+/// The key, as each side of the call sees it.
+struct KeyCode {
+    /// The stored key's type: the owned form of each part.
+    ty: TokenStream2,
+    /// What the public fn passes: the key itself, or (with a borrowed part) a lookup of
+    /// it, so that a hit allocates nothing.
+    lookup: TokenStream2,
+    /// Statements rebinding each parameter from the stored key, `args: &KEY`: a clone,
+    /// or a borrow of its part.
+    rebinds: Vec<TokenStream2>,
+}
+
+fn key_code(keys: &[(&Param<'_>, &Form<'_>)], args: &Ident) -> KeyCode {
+    let types: Vec<TokenStream2> = keys
         .iter()
         .map(|(param, form)| match form {
             Form::Owned => param.pat_type.ty.to_token_stream(),
             Form::Borrowed { elem, .. } => quote!(<#elem as ::std::borrow::ToOwned>::Owned),
         })
         .collect();
-    let key_type = match &key_types[..] {
-        [one] => one.clone(),
-        several => quote!((#(#several),*)),
-    };
     let parts: Vec<TokenStream2> = keys
         .iter()
         .map(|(param, form)| {
@@ -971,65 +966,79 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
         .iter()
         .any(|(_, form)| matches!(form, Form::Borrowed { .. }));
     let lookup = match &parts[..] {
-        [one] => one.clone(),
-        several if borrowed => quote!(::weakmemo::Parts((#(#several),*))),
-        several => quote!((#(#several),*)),
+        several @ [_, _, ..] if borrowed => quote!(::weakmemo::Parts((#(#several),*))),
+        parts => tuple_or_one(parts),
     };
-    let key_rebinds = keys.iter().enumerate().map(|(i, (param, form))| {
-        let pat = &param.pat_type.pat;
-        let index = syn::Index::from(i);
-        let part = if keys.len() == 1 {
-            args.to_token_stream()
-        } else {
-            quote!(&#args.#index)
-        };
-        match form {
-            Form::Owned => {
-                let ty = &param.pat_type.ty;
-                quote!(let #pat: #ty = ::core::clone::Clone::clone(#part);)
+    let rebinds = keys
+        .iter()
+        .enumerate()
+        .map(|(i, (param, form))| {
+            let pat = &param.pat_type.pat;
+            let index = syn::Index::from(i);
+            let part = if keys.len() == 1 {
+                args.to_token_stream()
+            } else {
+                quote!(&#args.#index)
+            };
+            match form {
+                Form::Owned => {
+                    let ty = &param.pat_type.ty;
+                    quote!(let #pat: #ty = ::core::clone::Clone::clone(#part);)
+                }
+                Form::Borrowed { elem, .. } => {
+                    quote!(let #pat: &#elem = ::core::borrow::Borrow::<#elem>::borrow(#part);)
+                }
             }
-            Form::Borrowed { elem, .. } => {
-                quote!(let #pat: &#elem = ::core::borrow::Borrow::<#elem>::borrow(#part);)
-            }
-        }
-    });
-
-    // The bounds the registry needs, checked at the span of each argument and of the
-    // return type, so that a missing `Hash` points at the argument rather than at the
-    // attribute. (`Registry::call` reports them too, at the attribute.)
-    let mut bounds: Vec<TokenStream2> = Vec::new();
-    for owner in &owners {
-        bounds.push(match owner {
-            Owner::Receiver(receiver) => quote_spanned! {receiver.receiver.span()=>
-                let _ = ::weakmemo::__private::assert_owner::<Self>;
-            },
-            Owner::Param(param, _, inner) => quote_spanned! {param.pat_type.ty.span()=>
-                let _ = ::weakmemo::__private::assert_owner::<#inner>;
-            },
-        });
+        })
+        .collect();
+    KeyCode {
+        ty: tuple_or_one(&types),
+        lookup,
+        rebinds,
     }
-    for (param, form) in &keys {
+}
+
+/// The bounds the registry needs, checked at the span of each owner, argument and of
+/// the return type, so that a missing `Hash` points at the argument rather than at the
+/// attribute. (`Registry::call` reports them too, at the attribute.)
+fn bounds(
+    owners: &[Owner<'_, '_>],
+    keys: &[(&Param<'_>, &Form<'_>)],
+    options: &Options,
+    output: &ReturnType,
+) -> Vec<TokenStream2> {
+    let owners = owners.iter().map(|owner| match owner {
+        Owner::Receiver(receiver) => quote_spanned! {receiver.receiver.span()=>
+            let _ = ::weakmemo::__private::assert_owner::<Self>;
+        },
+        Owner::Param(param, _, inner) => quote_spanned! {param.pat_type.ty.span()=>
+            let _ = ::weakmemo::__private::assert_owner::<#inner>;
+        },
+    });
+    let keys = keys.iter().map(|(param, form)| {
         let ty = &param.pat_type.ty;
-        bounds.push(match form {
+        match form {
             Form::Owned => {
                 quote_spanned!(ty.span()=> let _ = ::weakmemo::__private::assert_key::<#ty>;)
             }
             Form::Borrowed { elem, .. } => quote_spanned! {ty.span()=>
                 let _ = ::weakmemo::__private::assert_borrowed::<#elem>;
             },
-        });
-    }
-    if !options.result {
-        if let ReturnType::Type(_, ty) = &sig.output {
-            bounds.push(
-                quote_spanned!(ty.span()=> let _ = ::weakmemo::__private::assert_value::<#ty>;),
-            );
         }
-    }
+    });
+    let value = match output {
+        ReturnType::Type(_, ty) if !options.result => Some(
+            quote_spanned!(ty.span()=> let _ = ::weakmemo::__private::assert_value::<#ty>;),
+        ),
+        _ => None,
+    };
+    owners.chain(keys).chain(value).collect()
+}
 
-    // The method as the registry sees it: the uncached fn item, with the generics
-    // named, or in a trait impl the closure.
-    let turbofish: Vec<TokenStream2> = sig
+/// The fn item `NAME_uncached` as the registry sees it, with the generics named:
+/// `Self::` in an `impl`.
+fn uncached_path(sig: &Signature, uncached: &Ident, in_impl: bool) -> TokenStream2 {
+    let named: Vec<TokenStream2> = sig
         .generics
         .params
         .iter()
@@ -1039,22 +1048,26 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
             GenericParam::Lifetime(_) => None,
         })
         .collect();
-    let turbofish = if turbofish.is_empty() {
+    let turbofish = if named.is_empty() {
         quote!()
     } else {
-        quote!(::<#(#turbofish),*>)
+        quote!(::<#(#named),*>)
     };
-    let method_path = if local {
-        method_var.to_token_stream()
-    } else if shape.in_impl {
+    if in_impl {
         quote!(Self::#uncached #turbofish)
     } else {
         quote!(#uncached #turbofish)
-    };
+    }
+}
 
-    // The bound and the time to live, set on the registry of the first call (the method
-    // is not generic: checked), then one relaxed load per call. Each setter has the
-    // span of its option, so that a value of the wrong type is reported there.
+/// The bound and the time to live, set on the registry of the first call (the method
+/// is not generic: checked), then one relaxed load per call. Each setter has the span
+/// of its option, so that a value of the wrong type is reported there.
+fn settings_once(
+    options: &Options,
+    registry_var: &Ident,
+    method: &TokenStream2,
+) -> Option<TokenStream2> {
     let bound = options.maxsize.as_ref().map(|maxsize| {
         let capacity = if is_none(maxsize) {
             quote_spanned!(maxsize.span()=> ::core::option::Option::None)
@@ -1062,17 +1075,17 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
             quote_spanned!(maxsize.span()=> ::core::option::Option::Some(#maxsize))
         };
         quote_spanned! {maxsize.span()=>
-            #registry_var.set_method_capacity(#method_path, #capacity);
+            #registry_var.set_method_capacity(#method, #capacity);
         }
     });
     let ttl = options.ttl.as_ref().map(|ttl| {
         let ttl_var = Ident::new("__weakmemo_ttl", Span::mixed_site());
         quote_spanned! {ttl.span()=>
             let #ttl_var: ::core::time::Duration = #ttl;
-            #registry_var.set_method_ttl(#method_path, ::core::option::Option::Some(#ttl_var));
+            #registry_var.set_method_ttl(#method, ::core::option::Option::Some(#ttl_var));
         }
     });
-    let settings_once = (bound.is_some() || ttl.is_some()).then(|| {
+    (bound.is_some() || ttl.is_some()).then(|| {
         // In a block of its own, so that the flag hides no item of the user's.
         quote! {
             {
@@ -1085,26 +1098,95 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
                 }
             }
         }
-    });
+    })
+}
 
-    let asyncness = &sig.asyncness;
-    let (call, awaited) = match (asyncness.is_some(), options.result) {
-        (false, false) => (quote!(call), quote!()),
-        (false, true) => (quote!(try_call), quote!()),
-        (true, false) => (quote!(call_async), quote!(.await)),
-        (true, true) => (quote!(try_call_async), quote!(.await)),
+/// The public fn's signature: the original with plain parameter names, and no `mut` on
+/// a receiver by value, which it only lends.
+fn public_sig(sig: &Signature, shape: &Shape<'_>) -> Signature {
+    let mut public = sig.clone();
+    public.inputs = Punctuated::<FnArg, Token![,]>::new();
+    if let Some(receiver) = &shape.receiver {
+        let mut receiver = receiver.receiver.clone();
+        receiver.mutability = None;
+        public.inputs.push(FnArg::Receiver(receiver));
+    }
+    for param in &shape.params {
+        let name = &param.name;
+        let ty = &param.pat_type.ty;
+        public.inputs.push(syn::parse_quote!(#name: #ty));
+    }
+    public
+}
+
+/// The receiver's new name where the uncached code cannot bind `self`: in the owners
+/// tuple, for a receiver by value (the body wants the `Arc`, the registry passes a
+/// `&Arc`), and in a closure. It has the span of the receiver's `self`, so that the
+/// body's renamed tokens resolve to it.
+fn self_name(shape: &Shape<'_>, owners: usize, local: bool) -> Option<Ident> {
+    let receiver = shape.receiver.as_ref()?;
+    (local || owners > 1 || receiver.by_value)
+        .then(|| Ident::new("__weakmemo_self", receiver.receiver.self_token.span))
+}
+
+fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStream2 {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = function;
+    let name = &sig.ident;
+    let local = options.in_trait;
+    let (_, _, where_clause) = sig.generics.split_for_impl();
+    let generics = &sig.generics;
+    let output = match &sig.output {
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
+        ReturnType::Default => unreachable!("checked"),
     };
 
-    // The uncached code: the body after the bounds and the rebinding of each parameter.
-    // The body's statements are spliced rather than nested as a block, so that a
-    // one-expression body (`{ self.0 }`) is not a block in a block (`unused_braces`).
+    // Generated locals live in the macro's own hygiene, invisible to the body.
+    let args = Ident::new("__weakmemo_args", Span::mixed_site());
+    let registry_var = Ident::new("__weakmemo_registry", Span::mixed_site());
+    let method_var = Ident::new("__weakmemo_method", Span::mixed_site());
+    let lifetime = syn::Lifetime::new("'__weakmemo", Span::mixed_site());
+    let registry = match &options.registry {
+        Some(expr) => expr.to_token_stream(),
+        None => quote!(::weakmemo::global()),
+    };
+
+    let owners = shape.owners();
+    let keys = shape.keys();
+    let self_name = self_name(shape, owners.len(), local);
+    let owners_code = owners_code(&owners, self_name.as_ref(), &lifetime);
+    let key = key_code(&keys, &args);
+    let bounds = bounds(&owners, &keys, options, &sig.output);
+
+    // The uncached code: the bounds, the rebinding of each parameter, the body. Its
+    // statements are spliced rather than nested as a block, so that a one-expression
+    // body (`{ self.0 }`) is not a block in a block (`unused_braces`).
+    let stmts = &block.stmts;
+    let body = quote!(#(#stmts)*);
+    let body = match &self_name {
+        Some(self_name) => rename_self(body, self_name),
+        None => body,
+    };
+    let OwnersCode {
+        param: owner_param,
+        rebinds: owner_rebinds,
+        ..
+    } = &owners_code;
+    let key_type = &key.ty;
+    let key_rebinds = &key.rebinds;
     let uncached_body = quote! {
         #(#bounds)*
         #(#owner_rebinds)*
         #(#key_rebinds)*
         #body
     };
-    let (uncached_item, local_method) = if local {
+    let asyncness = &sig.asyncness;
+    let uncached = format_ident!("{}_uncached", name);
+    let (method, uncached_item, closure) = if local {
         // A closure that captures nothing: a method identity (its own type) that needs
         // no item beside the method, and sees `Self` and the generics.
         let closure = quote! {
@@ -1112,7 +1194,7 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
                 #uncached_body
             };
         };
-        (None, Some(closure))
+        (method_var.to_token_stream(), None, Some(closure))
     } else {
         let inner_attrs = shared_attrs(attrs, true);
         let item = quote! {
@@ -1123,31 +1205,28 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
                 #uncached_body
             }
         };
-        (Some(item), None)
+        let path = uncached_path(sig, &uncached, shape.in_impl);
+        (path, Some(item), None)
     };
 
-    // The public method: the original signature with plain parameter names (and no
-    // `mut` on a receiver by value, which it only lends).
-    let mut outer_sig = sig.clone();
-    outer_sig.inputs = Punctuated::<FnArg, Token![,]>::new();
-    if let Some(receiver) = &shape.receiver {
-        let mut receiver = receiver.receiver.clone();
-        receiver.mutability = None;
-        outer_sig.inputs.push(FnArg::Receiver(receiver));
-    }
-    for param in &shape.params {
-        let name = &param.name;
-        let ty = &param.pat_type.ty;
-        outer_sig.inputs.push(syn::parse_quote!(#name: #ty));
-    }
+    let settings_once = settings_once(options, &registry_var, &method);
+    let (call, awaited) = match (asyncness.is_some(), options.result) {
+        (false, false) => (quote!(call), quote!()),
+        (false, true) => (quote!(try_call), quote!()),
+        (true, false) => (quote!(call_async), quote!(.await)),
+        (true, true) => (quote!(try_call_async), quote!(.await)),
+    };
+    let public_sig = public_sig(sig, shape);
     let outer_attrs: Vec<Attribute> = attrs.iter().map(expect_to_allow).collect();
+    let owners_expr = &owners_code.expr;
+    let lookup = &key.lookup;
     let public = quote! {
         #(#outer_attrs)*
-        #vis #outer_sig {
+        #vis #public_sig {
             let #registry_var: &'static ::weakmemo::Registry = #registry;
-            #local_method
+            #closure
             #settings_once
-            #registry_var.#call(#owners_expr, #method_path, #lookup) #awaited
+            #registry_var.#call(#owners_expr, #method, #lookup) #awaited
         }
     };
     if local {
@@ -1158,31 +1237,27 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
     // `async fn`, the `Method` bound that the handle's operations take, which names the
     // owners, key and output and no borrow (an `impl AsyncFn(..)` would compile too).
     let method_bound = if asyncness.is_some() {
+        let owners_type = &owners_code.ty_at;
         quote! {
             for<#lifetime> ::weakmemo::Method<
-                #owners_type_at,
+                #owners_type,
                 #key_type,
                 ::weakmemo::Awaits<#output>,
             > + ::core::marker::Copy
         }
     } else {
+        let owners_type = &owners_code.ty;
         quote! {
             ::core::ops::Fn(#owners_type, &#key_type) -> #output
                 + ::core::marker::Copy + 'static
         }
     };
+    let memo = format_ident!("{}_memo", name);
     let memo_attrs = shared_attrs(attrs, false);
-    let owners_doc = match &owner_args[..] {
-        [] => "()".to_string(),
-        [_] => "&owner".to_string(),
-        several => {
-            let each: Vec<String> = (1..=several.len()).map(|i| format!("&owner{i}")).collect();
-            format!("({})", each.join(", "))
-        }
-    };
     let memo_doc = format!(
         "The cache of `{name}`, made by `#[weakmemo::memo]`: its `cache_info()`, \
-         `cache_clear()`, `invalidate({owners_doc}, &key)` and `invalidate_owner(&owner)`."
+         `cache_clear()`, `invalidate({}, &key)` and `invalidate_owner(&owner)`.",
+        owners_code.doc
     );
     quote! {
         #uncached_item
@@ -1193,7 +1268,7 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
         #[doc = #memo_doc]
         #[allow(dead_code)]
         #vis fn #memo #generics () -> ::weakmemo::Memo<impl #method_bound> #where_clause {
-            ::weakmemo::Memo::new(#registry, #method_path)
+            ::weakmemo::Memo::new(#registry, #method)
         }
     }
 }
