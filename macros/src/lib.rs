@@ -440,7 +440,7 @@ fn check<'a>(function: &'a ItemFn, options: &Options) -> syn::Result<Shape<'a>> 
                 let name = simple_name(&pat_type.pat)
                     .unwrap_or_else(|| format_ident!("arg{}", i + 1, span = Span::mixed_site()));
                 let by_value = simple_name(&pat_type.pat)
-                    .is_some_and(|name| options.by_value.iter().any(|listed| *listed == name));
+                    .is_some_and(|name| options.by_value.contains(&name));
                 let role = role(&pat_type.ty, by_value, &mut errors);
                 params.push(Param {
                     pat_type,
@@ -593,9 +593,16 @@ fn receiver_error(receiver: &syn::Receiver) -> String {
         (None, Some(_), None) => "mut self",
         (None, None, None) => "self",
         (None, _, Some(_)) => {
+            let ty = pretty(&receiver.ty);
+            let exclusive = matches!(&*receiver.ty, Type::Reference(reference) if reference.mutability.is_some());
+            let mutation = if exclusive {
+                "; nor may a cached method mutate its owner, since a hit skips the body"
+            } else {
+                ""
+            };
             return format!(
-                "{WANTED}, not another type: {WHY}, and only an `Arc` has one; take \
-                 `self: &Arc<Self>` and call the method on an `Arc<Self>`"
+                "{WANTED}, not `self: {ty}`: {WHY}, and only a shared `Arc` can be held \
+                 so{mutation}; take `self: &Arc<Self>` and call the method on an `Arc<Self>`"
             );
         }
     };
@@ -608,6 +615,19 @@ fn receiver_error(receiver: &syn::Receiver) -> String {
         "{WANTED}, not `{written}`: {WHY}, and `{written}` has no `Arc` to hold{mutation}; \
          take `self: &Arc<Self>` and call the method on an `Arc<Self>`"
     )
+}
+
+/// A type as written, for a message: `&mut Arc<Self>` rather than the tokens'
+/// `& mut Arc < Self >`.
+fn pretty(ty: &Type) -> String {
+    ty.to_token_stream()
+        .to_string()
+        .replace(" < ", "<")
+        .replace("< ", "<")
+        .replace(" <", "<")
+        .replace(" >", ">")
+        .replace("& ", "&")
+        .replace(" :: ", "::")
 }
 
 /// The errors found so far.
