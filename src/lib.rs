@@ -69,9 +69,11 @@
 //! ```
 //!
 //! [`memo`] lists the attribute's options (the registry, a `Result` mode in which errors
-//! are not cached, `maxsize` and `ttl`) and its compile-time errors; [`attribute`] shows what it writes. Its
-//! handle, [`Memo`], reports [`CacheInfo`] and invalidates one key, one owner, or the
-//! whole method.
+//! are not cached, `maxsize`, `ttl`, `by_value` and `in_trait`) and its compile-time
+//! errors; [`attribute`] shows what it writes for each shape: `Arc` arguments held
+//! weakly beside the receiver, owner-less functions, borrowed arguments, trait impls.
+//! Its handle, [`Memo`], reports [`CacheInfo`] and invalidates one key, one owner, or
+//! the whole method.
 //!
 //! # How identity works
 //!
