@@ -782,8 +782,12 @@ fn shared_attrs(attrs: &[Attribute], lints: bool) -> Vec<Attribute> {
         .collect()
 }
 
+/// An attribute as the generated items carry it: outer (an inner `#![allow(..)]` at the
+/// top of the body applies to the fn, and the body is no longer where it was), and
+/// `expect` as `allow`.
 fn expect_to_allow(attr: &Attribute) -> Attribute {
     let mut attr = attr.clone();
+    attr.style = syn::AttrStyle::Outer;
     if let syn::Meta::List(list) = &mut attr.meta {
         if list.path.is_ident("expect") {
             list.path = Ident::new("allow", list.path.span()).into();

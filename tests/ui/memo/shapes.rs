@@ -220,6 +220,14 @@ impl Adder {
     #[memo]
     pub fn bias(self: &Arc<Self>) -> i64 { self.bias }
 
+    /// An inner attribute, which applies to the fn.
+    #[memo]
+    pub fn unused(self: &Arc<Self>, n: i64) -> i64 {
+        #![allow(unused_variables)]
+        let ignored = n;
+        self.bias
+    }
+
     /// A receiver and an object argument: both owners, in a tuple.
     #[memo]
     pub fn with_doc(self: &Arc<Self>, doc: &Arc<Doc>, extra: i64) -> i64 {
@@ -486,6 +494,7 @@ fn main() {
     let doc = Arc::new(Doc("doc".into()));
     let named: Arc<dyn Named> = Arc::new(Doc("named".into()));
     assert_eq!(adder.bias(), 1);
+    assert_eq!(adder.unused(3), 1);
     assert_eq!(adder.with_doc(&doc, 1), 5);
     assert!(Adder::with_doc_memo().invalidate((&adder, &doc), &1));
     assert_eq!(adder.owned(Arc::clone(&doc), Arc::clone(&named)), 8);
