@@ -284,7 +284,7 @@ struct Attrs;
 impl Attrs {
     /// Documented.
     #[must_use]
-    #[expect(clippy::needless_range_loop)]
+    #[expect(clippy::needless_range_loop, clippy::manual_find)]
     #[memo(registry = &ATTRS)]
     fn first_even(self: &Arc<Self>, values: Vec<u32>) -> Option<usize> {
         for i in 0..values.len() {
@@ -1146,7 +1146,8 @@ fn borrowed_arguments_are_stored_owned_and_looked_up_as_they_are() {
     assert!(Dictionary::define_memo().invalidate(&dict, &weakmemo::Parts(("abc", 3))));
 
     assert_eq!(dict.total(&[1, 2, 3]), 6);
-    assert_eq!(dict.total(&vec![1, 2, 3]), 6);
+    let owned: Vec<u32> = (1..=3).collect();
+    assert_eq!(dict.total(&owned), 6, "a `Vec` of equal contents: a hit");
     assert_eq!(Dictionary::total_memo().cache_info().hits, 1);
 
     let query = Query {

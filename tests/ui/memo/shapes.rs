@@ -287,6 +287,12 @@ fn shout(name: Arc<str>, times: usize) -> String {
     name.to_uppercase().repeat(times)
 }
 
+/// An `Arc` by value, alone.
+#[memo]
+fn doc_owned(doc: Arc<Doc>) -> usize {
+    doc.0.len() + Arc::strong_count(&doc)
+}
+
 /// An object argument after a key argument, in a free function.
 #[memo]
 fn doc_len(extra: usize, doc: &Arc<Doc>) -> usize { doc.0.len() + extra }
@@ -505,6 +511,8 @@ fn main() {
     assert_eq!(shout(Arc::from("hi"), 2), "HIHI");
     assert_eq!(shout(Arc::from("hi"), 2), "HIHI");
     assert_eq!(shout_memo().cache_info().hits, 1);
+    assert_eq!(doc_owned(Arc::clone(&doc)), 6);
+    assert_eq!(doc_owned_memo().invalidate_owner(&doc), 1);
     assert_eq!(doc_len(1, &doc), 4);
     assert!(doc_len_memo().invalidate(&doc, &1));
 
