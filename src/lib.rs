@@ -69,9 +69,11 @@
 //! ```
 //!
 //! [`memo`] lists the attribute's options (the registry, a `Result` mode in which errors
-//! are not cached, `maxsize` and `ttl`) and its compile-time errors; [`attribute`] shows what it writes. Its
-//! handle, [`Memo`], reports [`CacheInfo`] and invalidates one key, one owner, or the
-//! whole method.
+//! are not cached, `maxsize`, `ttl`, `by_value` and `in_trait`) and its compile-time
+//! errors; [`attribute`] shows what it writes for each shape: `Arc` arguments held
+//! weakly beside the receiver, owner-less functions, borrowed arguments, trait impls.
+//! Its handle, [`Memo`], reports [`CacheInfo`] and invalidates one key, one owner, or
+//! the whole method.
 //!
 //! # How identity works
 //!
@@ -392,6 +394,19 @@ pub mod __private {
 
     /// Names an argument type that cannot be part of a key at the argument's span.
     pub fn assert_key<K: Clone + Hash + Eq + Send + Sync + 'static>() {}
+
+    /// Names a borrowed argument `&U` whose owned form cannot be part of a key (or
+    /// that cannot be looked up against it) at the argument's span.
+    pub fn assert_borrowed<U>()
+    where
+        U: ?Sized + ToOwned + Hash + Eq,
+        U::Owned: Hash + Eq + Send + Sync + 'static,
+    {
+    }
+
+    /// Names an object argument (or receiver) that cannot be held as an owner at its
+    /// span.
+    pub fn assert_owner<T: ?Sized + Send + Sync + 'static>() {}
 
     /// Names a return type that cannot be cached at the return type's span.
     pub fn assert_value<V: Clone + Send + Sync + 'static>() {}

@@ -163,9 +163,12 @@ impl<F: Copy + 'static> Memo<F> {
         self.registry.invalidate_method(self.method)
     }
 
-    /// Removes the entry of one owner and key; returns whether there was one. The key of
-    /// a memoized method is its arguments after the owner: `()` for none, the argument
-    /// itself for one, a tuple for several.
+    /// Removes the entry of some owners and key; returns whether there was one. The
+    /// owners are those the method is called with: `&owner`, a tuple `(&a, &b)` (a
+    /// receiver and `Arc` arguments), or `()`. The key of a memoized method is its other
+    /// arguments in their stored form: `()` for none, the argument itself for one, a
+    /// tuple for several, a `&str` as a `String` (or any [`Lookup`] of it, such as
+    /// [`Parts`](crate::Parts)`(("word", 2))`).
     ///
     /// # Panics
     ///

@@ -284,7 +284,7 @@ struct Attrs;
 impl Attrs {
     /// Documented.
     #[must_use]
-    #[expect(clippy::needless_range_loop)]
+    #[expect(clippy::needless_range_loop, clippy::manual_find)]
     #[memo(registry = &ATTRS)]
     fn first_even(self: &Arc<Self>, values: Vec<u32>) -> Option<usize> {
         for i in 0..values.len() {
@@ -769,4 +769,542 @@ fn maxsize_and_ttl_together_set_both() {
         Cubes::cube_memo().stats().expired,
         expired + info.currsize as u64
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Object arguments: every `Arc` parameter is an owner beside the receiver, held weakly.
+
+static OBJECTS: Registry = Registry::new();
+
+/// Counts its drops, so that a test sees when the cache let it go.
+struct Tracked {
+    drops: Arc<AtomicUsize>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Relaxed);
+    }
+}
+
+struct Doc {
+    text: String,
+    _tracked: Tracked,
+}
+
+impl Doc {
+    fn new(text: &str, drops: &Arc<AtomicUsize>) -> Arc<Self> {
+        Arc::new(Self {
+            text: text.into(),
+            _tracked: Tracked {
+                drops: Arc::clone(drops),
+            },
+        })
+    }
+}
+
+struct Index {
+    runs: AtomicUsize,
+    /// Counts the drops of the values `overlap` returned.
+    value_drops: Arc<AtomicUsize>,
+}
+
+impl Index {
+    /// Characters of `doc` found in `pattern`: the doc is an owner, `pattern` the key.
+    /// The value counts its drops.
+    #[memo(registry = &OBJECTS)]
+    fn overlap(self: &Arc<Self>, doc: &Arc<Doc>, pattern: char) -> Arc<Tracked> {
+        self.runs.fetch_add(1, Relaxed);
+        let _ = doc.text.chars().filter(|c| *c == pattern).count();
+        Arc::new(Tracked {
+            drops: Arc::clone(&self.value_drops),
+        })
+    }
+
+    /// An `Arc` by value: the body receives the `Arc<Doc>` it declared.
+    #[memo(registry = &OBJECTS)]
+    fn owned_len(self: &Arc<Self>, doc: Arc<Doc>) -> (usize, usize) {
+        self.runs.fetch_add(1, Relaxed);
+        (doc.text.len(), Arc::strong_count(&doc))
+    }
+}
+
+#[test]
+fn an_arc_argument_is_held_weakly_by_identity() {
+    let doc_drops = Arc::new(AtomicUsize::new(0));
+    let index = Arc::new(Index {
+        runs: AtomicUsize::new(0),
+        value_drops: Arc::new(AtomicUsize::new(0)),
+    });
+    let doc = Doc::new("banana", &doc_drops);
+    drop(index.overlap(&doc, 'a'));
+    drop(index.overlap(&doc, 'a'));
+    assert_eq!(index.runs.load(Relaxed), 1, "a hit: same objects, same key");
+    assert!(!Index::overlap_memo().invalidate((&index, &doc), &'b'));
+
+    // Equal by value, another allocation: another key; its `Hash` and `Eq` are never
+    // called (`Doc` has neither).
+    let twin = Doc::new("banana", &doc_drops);
+    drop(index.overlap(&twin, 'a'));
+    assert_eq!(index.runs.load(Relaxed), 2, "an equal doc in another `Arc` is a miss");
+    assert_eq!(Index::overlap_memo().cache_info().currsize, 2);
+
+    // The argument is freed when its last `Arc` drops, although the owner lives on.
+    let watch = Arc::downgrade(&doc);
+    drop(doc);
+    assert!(watch.upgrade().is_none(), "the cache did not keep the argument alive");
+    assert_eq!(doc_drops.load(Relaxed), 1);
+    // Its entry is never returned again, and a purge removes it and drops its value.
+    assert_eq!(index.value_drops.load(Relaxed), 0, "the entries still hold their values");
+    assert_eq!(OBJECTS.purge(), 1);
+    assert_eq!(index.value_drops.load(Relaxed), 1, "the dead doc's value was dropped");
+    assert_eq!(Index::overlap_memo().cache_info().currsize, 1, "the twin's entry stays");
+
+    // The receiver's death ends the twin's entry as well.
+    let twin_watch = Arc::downgrade(&twin);
+    let index_watch = Arc::downgrade(&index);
+    assert!(Index::overlap_memo().invalidate((&index, &twin), &'a'));
+    drop(index.overlap(&twin, 'n'));
+    drop(index);
+    assert!(index_watch.upgrade().is_none());
+    assert_eq!(OBJECTS.purge(), 1);
+    drop(twin);
+    assert!(twin_watch.upgrade().is_none());
+    assert_eq!(doc_drops.load(Relaxed), 2);
+}
+
+#[test]
+fn an_arc_argument_by_value_is_lent_to_the_body() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let index = Arc::new(Index {
+        runs: AtomicUsize::new(0),
+        value_drops: Arc::new(AtomicUsize::new(0)),
+    });
+    let doc = Doc::new("abc", &drops);
+    // The caller's clone moved in, plus the body's own, made from the `&Arc` on a miss.
+    assert_eq!(index.owned_len(Arc::clone(&doc)), (3, 3));
+    assert_eq!(index.owned_len(Arc::clone(&doc)), (3, 3));
+    assert_eq!(index.runs.load(Relaxed), 1);
+    assert_eq!(Arc::strong_count(&doc), 1, "no entry holds the doc");
+    assert_eq!(Index::owned_len_memo().invalidate_owner(&doc), 1);
+}
+
+/// A free function of two objects, both owners; and one of a trait object.
+#[memo(registry = &OBJECTS)]
+fn shared_chars(a: &Arc<Doc>, b: &Arc<Doc>) -> usize {
+    a.text.chars().filter(|c| b.text.contains(*c)).count()
+}
+
+trait Shape: Send + Sync {
+    fn area(&self) -> f64;
+}
+
+struct Tile(f64);
+
+impl Shape for Tile {
+    fn area(&self) -> f64 {
+        self.0 * self.0
+    }
+}
+
+#[memo(registry = &OBJECTS)]
+fn scaled_area(shape: &Arc<dyn Shape>, scale: u32) -> u64 {
+    (shape.area() * f64::from(scale)) as u64
+}
+
+#[test]
+fn free_functions_of_several_objects_and_of_trait_objects() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (a, b) = (Doc::new("abc", &drops), Doc::new("bbcd", &drops));
+    assert_eq!(shared_chars(&a, &b), 2);
+    assert_eq!(shared_chars(&a, &b), 2);
+    assert_eq!(shared_chars(&b, &a), 3, "the order of owners is part of the key");
+    let info = shared_chars_memo().cache_info();
+    assert_eq!((info.hits, info.misses), (1, 2));
+    assert!(shared_chars_memo().invalidate((&a, &b), &()));
+    assert_eq!(shared_chars_memo().invalidate_owner(&a), 1, "`(b, a)` too");
+
+    let square: Arc<dyn Shape> = Arc::new(Tile(2.0));
+    assert_eq!(scaled_area(&square, 10), 40);
+    assert_eq!(scaled_area(&square, 10), 40);
+    assert_eq!(scaled_area_memo().cache_info().hits, 1);
+    let watch = Arc::downgrade(&square);
+    drop(square);
+    assert!(watch.upgrade().is_none());
+}
+
+static BY_VALUE: Registry = Registry::new();
+
+struct Greeter;
+
+impl Greeter {
+    /// `by_value`: the name is a key compared by value, held strongly by the entry.
+    #[memo(registry = &BY_VALUE, by_value(name))]
+    fn greet(self: &Arc<Self>, name: Arc<str>) -> String {
+        format!("hello {name}")
+    }
+}
+
+#[test]
+fn by_value_keys_an_arc_by_what_it_points_to() {
+    let greeter = Arc::new(Greeter);
+    let first: Arc<str> = Arc::from("ada");
+    let second: Arc<str> = Arc::from("ada");
+    assert_eq!(greeter.greet(Arc::clone(&first)), "hello ada");
+    assert_eq!(greeter.greet(Arc::clone(&second)), "hello ada");
+    let info = Greeter::greet_memo().cache_info();
+    assert_eq!((info.hits, info.misses), (1, 1), "equal names are one key");
+    assert_eq!(Arc::strong_count(&first), 2, "the entry holds the name strongly");
+    assert!(Greeter::greet_memo().invalidate(&greeter, &second));
+    assert_eq!(Arc::strong_count(&first), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Owner-less functions: cached by their arguments alone, bounded by default.
+
+static PURE: Registry = Registry::new();
+static FIB_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Recursive: each `fib(k)` is computed once, however often it is asked for.
+#[memo(registry = &PURE)]
+fn fib(n: u64) -> u64 {
+    FIB_RUNS.fetch_add(1, Relaxed);
+    if n < 2 { n } else { fib(n - 1) + fib(n - 2) }
+}
+
+#[test]
+fn an_ownerless_function_runs_once_per_distinct_call() {
+    assert_eq!(
+        fib_memo().cache_info().maxsize,
+        Some(weakmemo::DEFAULT_OWNERLESS_CAPACITY),
+        "bounded before the first call"
+    );
+    assert_eq!(fib(30), 832_040);
+    assert_eq!(FIB_RUNS.load(Relaxed), 31, "fib(0) to fib(30), once each");
+    assert_eq!(fib(30), 832_040);
+    assert_eq!(fib(12), 144);
+    assert_eq!(FIB_RUNS.load(Relaxed), 31);
+    let info = fib_memo().cache_info();
+    // Misses: the 31 values; hits: `fib(n - 2)` inside `fib(n)` for n in 3..=30, then
+    // the two calls above.
+    assert_eq!(
+        (info.hits, info.misses, info.maxsize, info.currsize),
+        (30, 31, Some(1024), 31)
+    );
+    assert!(fib_memo().invalidate((), &30));
+    assert_eq!(fib_memo().cache_clear(), 30);
+    assert_eq!(PURE.get((), fib_uncached, &12), None);
+}
+
+static FLIGHT: Registry = Registry::new();
+static SQUARE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[memo(registry = &FLIGHT)]
+fn slow_square(n: u64) -> u64 {
+    SQUARE_RUNS.fetch_add(1, Relaxed);
+    std::thread::sleep(Duration::from_millis(50));
+    n * n
+}
+
+#[test]
+fn sixteen_threads_on_one_cold_ownerless_key_run_it_once() {
+    let barrier = std::sync::Barrier::new(16);
+    let values: Vec<u64> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    slow_square(7)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(values, vec![49; 16]);
+    assert_eq!(SQUARE_RUNS.load(Relaxed), 1, "single flight");
+    let info = slow_square_memo().cache_info();
+    assert_eq!(info.hits + info.misses, 16);
+    assert_eq!(info.currsize, 1);
+}
+
+static OWNERLESS_BOUNDS: Registry = Registry::new();
+
+#[memo(registry = &OWNERLESS_BOUNDS, maxsize = 8)]
+fn cube(n: u64) -> u64 {
+    n * n * n
+}
+
+#[memo(registry = &OWNERLESS_BOUNDS, maxsize = None)]
+fn negate(n: i64) -> i64 {
+    -n
+}
+
+struct Math;
+
+impl Math {
+    /// An associated fn without receiver: `Self` tells the attribute it is in an `impl`.
+    #[memo(registry = &OWNERLESS_BOUNDS)]
+    fn tri(n: u64) -> u64 {
+        if n == 0 { 0 } else { n + Self::tri(n - 1) }
+    }
+}
+
+#[test]
+fn maxsize_bounds_or_unbounds_an_ownerless_function() {
+    for n in 0..100 {
+        for _ in 0..2 {
+            assert_eq!(cube(n), n * n * n);
+            assert_eq!(negate(n as i64), -(n as i64));
+        }
+    }
+    let info = cube_memo().cache_info();
+    assert_eq!(info.maxsize, Some(8));
+    assert!(info.currsize <= 8, "{info}");
+    let info = negate_memo().cache_info();
+    assert_eq!((info.maxsize, info.currsize), (None, 100), "`maxsize = None`: no bound");
+
+    assert_eq!(Math::tri(10), 55);
+    let info = Math::tri_memo().cache_info();
+    assert_eq!((info.misses, info.maxsize), (11, Some(1024)));
+}
+
+static ASYNC_PURE: Registry = Registry::new();
+
+#[memo(registry = &ASYNC_PURE)]
+async fn slow_lookup(id: u32) -> String {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    format!("user {id}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_ownerless_function_has_single_flight() {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        tasks.spawn(slow_lookup(3));
+    }
+    assert_eq!(tasks.join_all().await, vec!["user 3".to_string(); 8]);
+    let info = slow_lookup_memo().cache_info();
+    assert_eq!((info.misses + info.hits, info.currsize), (8, 1));
+    assert_eq!(slow_lookup_memo().stats().waited + info.hits, 7, "one computed");
+}
+
+// ---------------------------------------------------------------------------------------
+// Borrowed arguments: stored owned, looked up as they are.
+
+static BORROWED: Registry = Registry::new();
+
+struct Dictionary {
+    runs: AtomicUsize,
+}
+
+#[derive(Clone, Hash, PartialEq, Eq)]
+struct Query {
+    table: String,
+}
+
+impl Dictionary {
+    #[memo(registry = &BORROWED)]
+    fn define(self: &Arc<Self>, word: &str, times: usize) -> usize {
+        self.runs.fetch_add(1, Relaxed);
+        word.len() * times
+    }
+
+    #[memo(registry = &BORROWED)]
+    fn total(self: &Arc<Self>, values: &[u32]) -> u32 {
+        self.runs.fetch_add(1, Relaxed);
+        values.iter().sum()
+    }
+
+    /// Any `&U` where `U: ToOwned`, through `weakmemo::Borrowed`.
+    #[memo(registry = &BORROWED)]
+    fn rows(self: &Arc<Self>, query: &Query, limit: u8) -> usize {
+        self.runs.fetch_add(1, Relaxed);
+        query.table.len() + usize::from(limit)
+    }
+}
+
+#[memo(registry = &BORROWED)]
+fn extension(path: &std::path::Path) -> Option<String> {
+    path.extension().map(|ext| ext.to_string_lossy().into_owned())
+}
+
+#[test]
+fn borrowed_arguments_are_stored_owned_and_looked_up_as_they_are() {
+    let dict = Arc::new(Dictionary {
+        runs: AtomicUsize::new(0),
+    });
+    let word = String::from("abc");
+    assert_eq!(dict.define(&word, 2), 6);
+    let same = format!("{}{}", "ab", "c");
+    assert_eq!(dict.define(&same, 2), 6, "another string of equal content: a hit");
+    assert_eq!(dict.define("abc", 3), 9);
+    assert_eq!(dict.runs.load(Relaxed), 2);
+    let info = Dictionary::define_memo().cache_info();
+    assert_eq!((info.hits, info.misses), (1, 2));
+    // The key is the owned form: `(String, usize)`, or a lookup of it.
+    assert!(Dictionary::define_memo().invalidate(&dict, &("abc".to_string(), 2)));
+    assert!(Dictionary::define_memo().invalidate(&dict, &weakmemo::Parts(("abc", 3))));
+
+    assert_eq!(dict.total(&[1, 2, 3]), 6);
+    let owned: Vec<u32> = (1..=3).collect();
+    assert_eq!(dict.total(&owned), 6, "a `Vec` of equal contents: a hit");
+    assert_eq!(Dictionary::total_memo().cache_info().hits, 1);
+
+    let query = Query {
+        table: "users".into(),
+    };
+    assert_eq!(dict.rows(&query, 1), 6);
+    assert_eq!(dict.rows(&query.clone(), 1), 6);
+    assert_eq!(Dictionary::rows_memo().cache_info().hits, 1);
+
+    let path = std::path::PathBuf::from("/tmp/a.rs");
+    assert_eq!(extension(&path).as_deref(), Some("rs"));
+    assert_eq!(extension(std::path::Path::new("/tmp/a.rs")).as_deref(), Some("rs"));
+    assert_eq!(extension_memo().cache_info().hits, 1);
+}
+
+/// Allocations made on this thread, counted by [`COUNTING`].
+fn allocations() -> usize {
+    ALLOCATIONS.with(std::cell::Cell::get)
+}
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+struct Counting;
+
+// SAFETY: every call is forwarded to `System` unchanged; only a counter is added.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+static NO_ALLOC: Registry = Registry::new();
+
+struct Lexicon;
+
+impl Lexicon {
+    #[memo(registry = &NO_ALLOC)]
+    fn score(self: &Arc<Self>, word: &str, path: &std::path::Path, weight: u32) -> usize {
+        word.len() + path.as_os_str().len() + weight as usize
+    }
+}
+
+#[test]
+fn a_borrowed_hit_allocates_nothing() {
+    let lexicon = Arc::new(Lexicon);
+    let path = std::path::Path::new("/a");
+    assert_eq!(lexicon.score("word", path, 1), 7);
+    let before = allocations();
+    for _ in 0..100 {
+        assert_eq!(lexicon.score("word", path, 1), 7);
+    }
+    assert_eq!(allocations() - before, 0, "a hit makes no `String` nor `PathBuf`");
+    assert_eq!(Lexicon::score_memo().cache_info().hits, 100);
+}
+
+// ---------------------------------------------------------------------------------------
+// Trait impls: `in_trait` writes the method alone.
+
+static TRAITS: Registry = Registry::new();
+
+trait Measure {
+    fn measure(self: &Arc<Self>, scale: u32) -> u64;
+    async fn measure_slowly(self: &Arc<Self>, unit: &str) -> String;
+}
+
+struct Rect {
+    w: u64,
+    h: u64,
+    runs: AtomicUsize,
+}
+
+impl Measure for Rect {
+    #[memo(registry = &TRAITS, in_trait)]
+    fn measure(self: &Arc<Self>, scale: u32) -> u64 {
+        self.runs.fetch_add(1, Relaxed);
+        self.w * self.h * u64::from(scale)
+    }
+
+    #[memo(registry = &TRAITS, in_trait)]
+    async fn measure_slowly(self: &Arc<Self>, unit: &str) -> String {
+        self.runs.fetch_add(1, Relaxed);
+        tokio::task::yield_now().await;
+        format!("{}{unit}", self.w * self.h)
+    }
+}
+
+/// A generic impl: each instantiation is a method of its own.
+struct Tagged<T> {
+    tag: T,
+    runs: AtomicUsize,
+}
+
+impl<T: std::fmt::Display + Send + Sync + 'static> Measure for Tagged<T> {
+    #[memo(registry = &TRAITS, in_trait)]
+    fn measure(self: &Arc<Self>, scale: u32) -> u64 {
+        self.runs.fetch_add(1, Relaxed);
+        self.tag.to_string().len() as u64 * u64::from(scale)
+    }
+
+    #[memo(registry = &TRAITS, in_trait)]
+    async fn measure_slowly(self: &Arc<Self>, unit: &str) -> String {
+        self.runs.fetch_add(1, Relaxed);
+        tokio::task::yield_now().await;
+        format!("{}{unit}", self.tag)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trait_impl_methods_are_cached_sync_and_async() {
+    let rect = Arc::new(Rect {
+        w: 2,
+        h: 3,
+        runs: AtomicUsize::new(0),
+    });
+    assert_eq!(rect.measure(2), 12);
+    assert_eq!(rect.measure(2), 12);
+    assert_eq!(rect.runs.load(Relaxed), 1);
+
+    let spawned = Arc::clone(&rect);
+    let task = tokio::spawn(async move { spawned.measure_slowly("m2").await });
+    assert_eq!(task.await.unwrap(), "6m2");
+    assert_eq!(rect.measure_slowly("m2").await, "6m2");
+    assert_eq!(rect.runs.load(Relaxed), 2, "one run per method and key");
+
+    let tagged = Arc::new(Tagged {
+        tag: 12_345u32,
+        runs: AtomicUsize::new(0),
+    });
+    let named = Arc::new(Tagged {
+        tag: "ab",
+        runs: AtomicUsize::new(0),
+    });
+    assert_eq!(tagged.measure(1), 5);
+    assert_eq!(tagged.measure(1), 5);
+    assert_eq!(named.measure(1), 2);
+    assert_eq!(tagged.measure_slowly("!").await, "12345!");
+    assert_eq!(tagged.measure_slowly("!").await, "12345!");
+    assert_eq!(tagged.runs.load(Relaxed), 2);
+    assert_eq!(named.runs.load(Relaxed), 1);
+
+    let stats = TRAITS.stats();
+    assert_eq!((stats.hits, stats.misses), (4, 5));
+    assert_eq!(stats.methods, 5, "two of `Rect`, two of `Tagged<u32>`, one of `Tagged<&str>`");
+    assert_eq!(TRAITS.invalidate_owner(&tagged), 2);
+    let watch = Arc::downgrade(&rect);
+    drop(rect);
+    assert!(watch.upgrade().is_none());
 }

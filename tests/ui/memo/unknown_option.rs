@@ -42,6 +42,21 @@ impl Adder {
     fn twice(self: &Arc<Self>, a: i64) -> i64 {
         a
     }
+
+    #[weakmemo::memo(trait_impl)]
+    fn local(self: &Arc<Self>, a: i64) -> i64 {
+        a
+    }
+
+    #[weakmemo::memo(maxsize = None)]
+    fn fourth<T: Clone + std::hash::Hash + Eq + Send + Sync + 'static>(t: T) -> T {
+        t
+    }
+
+    #[weakmemo::memo(by_value(a::b))]
+    fn fifth(a: Arc<str>) -> usize {
+        a.len()
+    }
 }
 
 fn main() {}
