@@ -439,8 +439,8 @@ fn check<'a>(function: &'a ItemFn, options: &Options) -> syn::Result<Shape<'a>> 
             FnArg::Typed(pat_type) => {
                 let name = simple_name(&pat_type.pat)
                     .unwrap_or_else(|| format_ident!("arg{}", i + 1, span = Span::mixed_site()));
-                let by_value = simple_name(&pat_type.pat)
-                    .is_some_and(|name| options.by_value.contains(&name));
+                let by_value =
+                    simple_name(&pat_type.pat).is_some_and(|name| options.by_value.contains(&name));
                 let role = role(&pat_type.ty, by_value, &mut errors);
                 params.push(Param {
                     pat_type,
@@ -921,7 +921,11 @@ fn owners_code(
             }
             Owner::Param(param, by_value, _) => {
                 let name = &param.name;
-                if *by_value { quote!(&#name) } else { quote!(#name) }
+                if *by_value {
+                    quote!(&#name)
+                } else {
+                    quote!(#name)
+                }
             }
         })
         .collect();
@@ -946,7 +950,10 @@ fn owners_code(
     };
     OwnersCode {
         param,
-        rebinds: received.into_iter().filter_map(|owner| owner.rebind).collect(),
+        rebinds: received
+            .into_iter()
+            .filter_map(|owner| owner.rebind)
+            .collect(),
         expr: tuple_or_one(&passed),
         ty: tuple_or_one(&types),
         ty_at: tuple_or_one(&types_at),
@@ -1051,9 +1058,9 @@ fn bounds(
         }
     });
     let value = match output {
-        ReturnType::Type(_, ty) if !options.result => Some(
-            quote_spanned!(ty.span()=> let _ = ::weakmemo::__private::assert_value::<#ty>;),
-        ),
+        ReturnType::Type(_, ty) if !options.result => {
+            Some(quote_spanned!(ty.span()=> let _ = ::weakmemo::__private::assert_value::<#ty>;))
+        }
         _ => None,
     };
     owners.chain(keys).chain(value).collect()
@@ -1420,10 +1427,13 @@ fn rename_self(tokens: TokenStream2, to: &Ident) -> TokenStream2 {
                 skip_item(&mut tokens, &mut out);
             }
             TokenTree::Group(group) => {
-                let mut inner: Vec<TokenTree> = rename_self(group.stream(), to).into_iter().collect();
+                let mut inner: Vec<TokenTree> =
+                    rename_self(group.stream(), to).into_iter().collect();
                 // `name!(..)`: the input of a macro, perhaps a format macro.
                 let format_at = match &out[..] {
-                    [.., TokenTree::Ident(name), TokenTree::Punct(bang)] if bang.as_char() == '!' => {
+                    [.., TokenTree::Ident(name), TokenTree::Punct(bang)]
+                        if bang.as_char() == '!' =>
+                    {
                         FORMAT_MACROS
                             .iter()
                             .find(|(known, _)| name == known)
@@ -1447,7 +1457,8 @@ fn rename_self(tokens: TokenStream2, to: &Ident) -> TokenStream2 {
 /// Renames `{self}` in a format macro's input, if its argument number `at` is a string
 /// literal alone.
 fn rename_format_string(input: &mut [TokenTree], at: usize, to: &Ident) {
-    let mut args = input.split_mut(|token| matches!(token, TokenTree::Punct(punct) if punct.as_char() == ','));
+    let mut args =
+        input.split_mut(|token| matches!(token, TokenTree::Punct(punct) if punct.as_char() == ','));
     if let Some([TokenTree::Literal(literal)]) = args.nth(at) {
         *literal = rename_in_format(literal, &to.to_string());
     }
