@@ -846,19 +846,38 @@ fn an_arc_argument_is_held_weakly_by_identity() {
     // called (`Doc` has neither).
     let twin = Doc::new("banana", &doc_drops);
     drop(index.overlap(&twin, 'a'));
-    assert_eq!(index.runs.load(Relaxed), 2, "an equal doc in another `Arc` is a miss");
+    assert_eq!(
+        index.runs.load(Relaxed),
+        2,
+        "an equal doc in another `Arc` is a miss"
+    );
     assert_eq!(Index::overlap_memo().cache_info().currsize, 2);
 
     // The argument is freed when its last `Arc` drops, although the owner lives on.
     let watch = Arc::downgrade(&doc);
     drop(doc);
-    assert!(watch.upgrade().is_none(), "the cache did not keep the argument alive");
+    assert!(
+        watch.upgrade().is_none(),
+        "the cache did not keep the argument alive"
+    );
     assert_eq!(doc_drops.load(Relaxed), 1);
     // Its entry is never returned again, and a purge removes it and drops its value.
-    assert_eq!(index.value_drops.load(Relaxed), 0, "the entries still hold their values");
+    assert_eq!(
+        index.value_drops.load(Relaxed),
+        0,
+        "the entries still hold their values"
+    );
     assert_eq!(OBJECTS.purge(), 1);
-    assert_eq!(index.value_drops.load(Relaxed), 1, "the dead doc's value was dropped");
-    assert_eq!(Index::overlap_memo().cache_info().currsize, 1, "the twin's entry stays");
+    assert_eq!(
+        index.value_drops.load(Relaxed),
+        1,
+        "the dead doc's value was dropped"
+    );
+    assert_eq!(
+        Index::overlap_memo().cache_info().currsize,
+        1,
+        "the twin's entry stays"
+    );
 
     // The receiver's death ends the twin's entry as well.
     let twin_watch = Arc::downgrade(&twin);
@@ -918,7 +937,11 @@ fn free_functions_of_several_objects_and_of_trait_objects() {
     let (a, b) = (Doc::new("abc", &drops), Doc::new("bbcd", &drops));
     assert_eq!(shared_chars(&a, &b), 2);
     assert_eq!(shared_chars(&a, &b), 2);
-    assert_eq!(shared_chars(&b, &a), 3, "the order of owners is part of the key");
+    assert_eq!(
+        shared_chars(&b, &a),
+        3,
+        "the order of owners is part of the key"
+    );
     let info = shared_chars_memo().cache_info();
     assert_eq!((info.hits, info.misses), (1, 2));
     assert!(shared_chars_memo().invalidate((&a, &b), &()));
@@ -954,7 +977,11 @@ fn by_value_keys_an_arc_by_what_it_points_to() {
     assert_eq!(greeter.greet(Arc::clone(&second)), "hello ada");
     let info = Greeter::greet_memo().cache_info();
     assert_eq!((info.hits, info.misses), (1, 1), "equal names are one key");
-    assert_eq!(Arc::strong_count(&first), 2, "the entry holds the name strongly");
+    assert_eq!(
+        Arc::strong_count(&first),
+        2,
+        "the entry holds the name strongly"
+    );
     assert!(Greeter::greet_memo().invalidate(&greeter, &second));
     assert_eq!(Arc::strong_count(&first), 1);
 }
@@ -1061,7 +1088,11 @@ fn maxsize_bounds_or_unbounds_an_ownerless_function() {
     assert_eq!(info.maxsize, Some(8));
     assert!(info.currsize <= 8, "{info}");
     let info = negate_memo().cache_info();
-    assert_eq!((info.maxsize, info.currsize), (None, 100), "`maxsize = None`: no bound");
+    assert_eq!(
+        (info.maxsize, info.currsize),
+        (None, 100),
+        "`maxsize = None`: no bound"
+    );
 
     assert_eq!(Math::tri(10), 55);
     let info = Math::tri_memo().cache_info();
@@ -1085,7 +1116,11 @@ async fn an_async_ownerless_function_has_single_flight() {
     assert_eq!(tasks.join_all().await, vec!["user 3".to_string(); 8]);
     let info = slow_lookup_memo().cache_info();
     assert_eq!((info.misses + info.hits, info.currsize), (8, 1));
-    assert_eq!(slow_lookup_memo().stats().waited + info.hits, 7, "one computed");
+    assert_eq!(
+        slow_lookup_memo().stats().waited + info.hits,
+        7,
+        "one computed"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1125,7 +1160,8 @@ impl Dictionary {
 
 #[memo(registry = &BORROWED)]
 fn extension(path: &std::path::Path) -> Option<String> {
-    path.extension().map(|ext| ext.to_string_lossy().into_owned())
+    path.extension()
+        .map(|ext| ext.to_string_lossy().into_owned())
 }
 
 #[test]
@@ -1136,7 +1172,11 @@ fn borrowed_arguments_are_stored_owned_and_looked_up_as_they_are() {
     let word = String::from("abc");
     assert_eq!(dict.define(&word, 2), 6);
     let same = format!("{}{}", "ab", "c");
-    assert_eq!(dict.define(&same, 2), 6, "another string of equal content: a hit");
+    assert_eq!(
+        dict.define(&same, 2),
+        6,
+        "another string of equal content: a hit"
+    );
     assert_eq!(dict.define("abc", 3), 9);
     assert_eq!(dict.runs.load(Relaxed), 2);
     let info = Dictionary::define_memo().cache_info();
@@ -1159,7 +1199,10 @@ fn borrowed_arguments_are_stored_owned_and_looked_up_as_they_are() {
 
     let path = std::path::PathBuf::from("/tmp/a.rs");
     assert_eq!(extension(&path).as_deref(), Some("rs"));
-    assert_eq!(extension(std::path::Path::new("/tmp/a.rs")).as_deref(), Some("rs"));
+    assert_eq!(
+        extension(std::path::Path::new("/tmp/a.rs")).as_deref(),
+        Some("rs")
+    );
     assert_eq!(extension_memo().cache_info().hits, 1);
 }
 
@@ -1211,7 +1254,11 @@ fn a_borrowed_hit_allocates_nothing() {
     for _ in 0..100 {
         assert_eq!(lexicon.score("word", path, 1), 7);
     }
-    assert_eq!(allocations() - before, 0, "a hit makes no `String` nor `PathBuf`");
+    assert_eq!(
+        allocations() - before,
+        0,
+        "a hit makes no `String` nor `PathBuf`"
+    );
     assert_eq!(Lexicon::score_memo().cache_info().hits, 100);
 }
 
@@ -1302,7 +1349,10 @@ async fn trait_impl_methods_are_cached_sync_and_async() {
 
     let stats = TRAITS.stats();
     assert_eq!((stats.hits, stats.misses), (4, 5));
-    assert_eq!(stats.methods, 5, "two of `Rect`, two of `Tagged<u32>`, one of `Tagged<&str>`");
+    assert_eq!(
+        stats.methods, 5,
+        "two of `Rect`, two of `Tagged<u32>`, one of `Tagged<&str>`"
+    );
     assert_eq!(TRAITS.invalidate_owner(&tagged), 2);
     let watch = Arc::downgrade(&rect);
     drop(rect);
