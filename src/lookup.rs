@@ -23,8 +23,9 @@ use std::path::{Path, PathBuf};
 ///
 /// A hit compares with `matches` and allocates nothing; `into_key` runs only on a miss
 /// (`get` and `invalidate` take `&Q` and never run it).
-/// Implement it for a lookup type of your own (a struct of borrowed fields looking up a
-/// struct of owned ones, say) if these do not fit; it must hash as the key it looks up.
+/// For a lookup type of your own (a struct of borrowed fields looking up a struct of
+/// owned ones, say), implement [`Part`], which makes it a `Lookup` too; it must hash as
+/// the key it looks up.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -48,14 +49,15 @@ pub trait Lookup<K>: Hash {
     fn into_key(self) -> K;
 }
 
-impl<K: Hash + Eq> Lookup<K> for K {
+/// One argument is looked up as a [`Part`]: itself, or a borrowed form.
+impl<K, Q: Part<K>> Lookup<K> for Q {
     #[inline]
     fn matches(&self, key: &K) -> bool {
-        self == key
+        Part::matches(self, key)
     }
 
     fn into_key(self) -> K {
-        self
+        Part::into_key(self)
     }
 }
 
@@ -88,17 +90,6 @@ impl<U: ?Sized + Hash> Hash for Borrowed<'_, U> {
     }
 }
 
-impl<U: ?Sized + ToOwned + Hash + Eq> Lookup<U::Owned> for Borrowed<'_, U> {
-    #[inline]
-    fn matches(&self, key: &U::Owned) -> bool {
-        self.0 == key.borrow()
-    }
-
-    fn into_key(self) -> U::Owned {
-        self.0.to_owned()
-    }
-}
-
 impl<U: ?Sized + ToOwned + Hash + Eq> Part<U::Owned> for Borrowed<'_, U> {
     #[inline]
     fn matches(&self, key: &U::Owned) -> bool {
@@ -112,17 +103,6 @@ impl<U: ?Sized + ToOwned + Hash + Eq> Part<U::Owned> for Borrowed<'_, U> {
 
 macro_rules! borrowed_forms {
     ($($borrowed:ty => $owned:ty),+ $(,)?) => {$(
-        impl Lookup<$owned> for &$borrowed {
-            #[inline]
-            fn matches(&self, key: &$owned) -> bool {
-                **self == *Borrow::<$borrowed>::borrow(key)
-            }
-
-            fn into_key(self) -> $owned {
-                self.to_owned()
-            }
-        }
-
         impl Part<$owned> for &$borrowed {
             #[inline]
             fn matches(&self, key: &$owned) -> bool {
@@ -143,17 +123,6 @@ borrowed_forms! {
     CStr => CString,
 }
 
-impl<T: Hash + Eq + Clone> Lookup<Vec<T>> for &[T] {
-    #[inline]
-    fn matches(&self, key: &Vec<T>) -> bool {
-        *self == key.as_slice()
-    }
-
-    fn into_key(self) -> Vec<T> {
-        self.to_vec()
-    }
-}
-
 impl<T: Hash + Eq + Clone> Part<Vec<T>> for &[T] {
     #[inline]
     fn matches(&self, key: &Vec<T>) -> bool {
@@ -165,8 +134,9 @@ impl<T: Hash + Eq + Clone> Part<Vec<T>> for &[T] {
     }
 }
 
-/// One argument of [`Parts`], looked up against its stored form `K`: any `K` itself
-/// (moved in on a miss), or a borrowed form, as for [`Lookup`].
+/// One argument looked up against its stored form `K`: any `K` itself (moved in on a
+/// miss), or a borrowed form (see [`Lookup`]). Every `Part` is a `Lookup`, alone or in
+/// [`Parts`]; implement this one for a lookup type of your own.
 pub trait Part<K>: Hash {
     /// Whether this argument is the stored `key`.
     fn matches(&self, key: &K) -> bool;
