@@ -623,7 +623,8 @@ impl Registry {
         }
     }
 
-    /// The bound [`set_method_capacity`](Self::set_method_capacity) gave a method, if any.
+    /// The bound [`set_method_capacity`](Self::set_method_capacity) gave a method, if any,
+    /// or, for a method without owners that was given none, [`DEFAULT_OWNERLESS_CAPACITY`].
     #[must_use]
     pub fn method_capacity<O, A, K, F>(&self, method: F) -> Option<usize>
     where
