@@ -1,8 +1,8 @@
 //! A method's bound on entries (Python's `maxsize`): the budget its shards share, the
 //! frequency sketch that decides admission, and the CLOCK hand that picks victims.
 //!
-//! The policy, chosen by the hit-ratio measurements in `docs/benchmarks.md` ("Choosing
-//! an eviction policy"): CLOCK over the tables' bucket order with a 2-bit visit counter
+//! The policy, chosen by the hit-ratio measurements in `docs/benchmarks.md` ("Why this
+//! policy"; the study is in `docs/history.md`): CLOCK over the tables' bucket order with a 2-bit visit counter
 //! per entry, and TinyLFU-style admission fed by misses only.
 //! - A hit raises its entry's counter (at most 3): a relaxed load, and a store only while
 //!   the counter is below 3, on the line the probe has just read. Nothing else.

@@ -587,8 +587,8 @@ impl Registry {
     /// entry. [`Stats::evicted`] counts both the entries removed and the newcomers kept
     /// out. `Some(0)` stores nothing. A method bounded before its first call gets about
     /// one shard per 64 entries of its bound; a lowered bound takes effect as newcomers
-    /// arrive. The policy and its measurements: `docs/benchmarks.md`, "Choosing an
-    /// eviction policy".
+    /// arrive. The policy and its measurements: [`benchmarks`](crate::benchmarks),
+    /// "`hit_ratio`".
     ///
     /// ```
     /// use std::sync::Arc;
@@ -978,7 +978,8 @@ impl Registry {
     /// `lookups`-th one, runs one step: it looks at the next
     /// [`PURGE_STEP_BUCKETS`] buckets of the registry (all methods, all shards, in turn)
     /// and removes the dead owners' entries there. A smaller interval frees dead owners'
-    /// values sooner and costs more time per lookup; `docs/design.md` has measurements.
+    /// values sooner and costs more time per lookup; [`benchmarks`](crate::benchmarks) has
+    /// measurements ("Purge interval").
     ///
     /// `0` turns lazy steps off: dead owners' entries then leave only when their shard
     /// is about to grow (which keeps memory bounded) or on [`purge`](Self::purge).
