@@ -408,8 +408,7 @@ fn ready_at_first_poll<F: Future>(future: F) -> F::Output {
 fn an_async_hit_allocates_nothing() {
     let cache = Registry::new();
     let site = Arc::new(1);
-    let (value, count) =
-        counting(|| ready_at_first_poll(cache.call_async(&site, fetch, "page")));
+    let (value, count) = counting(|| ready_at_first_poll(cache.call_async(&site, fetch, "page")));
     assert_eq!(value, 5);
     assert!(count > 0, "the miss allocated nothing");
     assert_hits_allocate_nothing("call_async by &str", 5, || {
