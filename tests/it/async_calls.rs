@@ -2,7 +2,7 @@
 //! recursion and cycles, owners freed, and the same tables and counters as `call`.
 //! Every test runs under tokio's timer or the thread watchdog, so a hang fails it.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};

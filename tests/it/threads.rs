@@ -16,7 +16,7 @@
 //!
 //! Everything runs under a watchdog, so a deadlock fails the test instead of hanging it.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex};

@@ -2,7 +2,7 @@
 //! what is hit through scans, frees a value that holds its own owner, counts what it
 //! removes, and handles 0, lifting and lowering.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier};

@@ -13,7 +13,7 @@
 //!   call sites, or one closure expression run twice, is one method. More than 16 methods
 //!   (past the first level of the method directory) all keep their own entries.
 
-mod common;
+use crate::common;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;

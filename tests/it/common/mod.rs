@@ -1,9 +1,12 @@
 //! Helpers shared by the integration tests: drop counters, values that count their live
 //! copies, a seeded xorshift generator and a watchdog.
 //!
-//! Every test binary includes this module with `mod common;`, and each uses only part of
-//! it, hence the `dead_code` allowance.
+//! The test binary's modules share it (`use crate::common;`), and each uses only part of
+//! it, hence the `dead_code` allowance. `alloc` is the binary's global allocator, which
+//! counts per thread.
 #![allow(dead_code)]
+
+pub mod alloc;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::SeqCst};
@@ -340,4 +343,14 @@ pub fn sorted<A: Ord, V: Ord>(mut records: Vec<Record<A, V>>) -> Vec<Record<A, V
         (format!("{:?}", a.0), &a.1, &a.2).cmp(&(format!("{:?}", b.0), &b.1, &b.2))
     });
     records
+}
+
+/// Taken by every test that uses `weakmemo::global()`: they share one process now (one
+/// test binary), and some change its settings (bound, purge interval) or count its
+/// stats, so they run one at a time (a failed one poisons nothing).
+pub fn global_registry() -> std::sync::MutexGuard<'static, ()> {
+    static GLOBAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    GLOBAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

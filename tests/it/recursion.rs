@@ -14,7 +14,7 @@
 //!   `invalidate_owner`, `invalidate_method`, `clear`, `purge`, a lazy step, the sweep
 //!   before growth, and a value discarded after a lost insert race).
 
-mod common;
+use crate::common;
 
 use std::cell::Cell;
 use std::hash::{Hash, Hasher};
@@ -102,7 +102,7 @@ fn a_cached_method_may_call_a_cached_method_of_another_owner() {
 
 /// Without single flight, a method that re-enters its own key runs twice, and the first
 /// value stored wins. (With single flight, the default, the same re-entry panics:
-/// tests/single_flight.rs.)
+/// tests/it/single_flight.rs.)
 #[test]
 fn without_single_flight_a_method_may_reenter_its_own_key_once() {
     static CACHE: Registry = Registry::builder().single_flight(false).build();

@@ -15,7 +15,7 @@
 //! - a value holding its own owner is a cycle (documented limitation): only `clear`,
 //!   `invalidate_method` or `invalidate_owner` break it.
 
-mod common;
+use crate::common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;

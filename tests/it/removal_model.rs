@@ -1,7 +1,7 @@
 //! Model-based property test of bounds, weights, TTLs, run-time settings and the removal
 //! listener, against a model kept exact by the listener itself.
 //!
-//! `tests/model.rs` checks a registry with no bounds against a model that knows every
+//! `tests/it/model.rs` checks a registry with no bounds against a model that knows every
 //! entry; eviction choices (CLOCK hand, admission sketch) are not something a plain
 //! model can predict, so this test lets the registry choose and checks that its choices
 //! are consistent: the model holds the entries present (live and dead owners'), each with
@@ -48,7 +48,7 @@
 //! 8. The getters read back what was set: `capacity()`, `method_capacity()`, `ttl()`,
 //!    `method_ttl()`, `single_flight()`, `purge_interval()`.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -10,7 +10,7 @@
 //! check that retries if the machine stalled (see `entries_stored_without_a_ttl_...`);
 //! whatever must survive has a TTL of an hour.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::thread::sleep;

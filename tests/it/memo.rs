@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use crate::common::alloc::allocations;
 use weakmemo::{Registry, memo};
 
 /// Each test has a registry of its own, so that tests running in parallel do not see
@@ -223,6 +224,7 @@ impl Global {
 
 #[test]
 fn the_default_registry_is_the_global_one() {
+    let _global = crate::common::global_registry();
     let owner = Arc::new(Global(21));
     assert_eq!(owner.doubled(), 42);
     assert!(std::ptr::eq(
@@ -705,8 +707,11 @@ fn ttl_recomputes_a_value_after_it_expires() {
     );
 }
 
+// The guard is held across awaits on purpose: one task, on this test's own runtime.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test]
 async fn ttl_on_an_async_method_recomputes_after_expiry() {
+    let _global = crate::common::global_registry();
     let quote = Quote::new("ACME");
     let start = Instant::now();
     assert_eq!(quote.volume(3).await, 3_000);
@@ -1205,34 +1210,6 @@ fn borrowed_arguments_are_stored_owned_and_looked_up_as_they_are() {
     );
     assert_eq!(extension_memo().cache_info().hits, 1);
 }
-
-/// Allocations made on this thread, counted by [`COUNTING`].
-fn allocations() -> usize {
-    ALLOCATIONS.with(std::cell::Cell::get)
-}
-
-thread_local! {
-    static ALLOCATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-struct Counting;
-
-// SAFETY: every call is forwarded to `System` unchanged; only a counter is added.
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static COUNTING: Counting = Counting;
 
 static NO_ALLOC: Registry = Registry::new();
 

@@ -15,7 +15,7 @@
 //!   `invalidate`, `invalidate_method`, a bound or a TTL.
 //! - TTLs and bounds apply to methods with object arguments as to any other.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};

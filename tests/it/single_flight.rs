@@ -35,7 +35,7 @@
 //! Every test that could hang runs under the watchdog, so a lost wake-up fails instead of
 //! stalling the run.
 
-mod common;
+use crate::common;
 
 use std::any::type_name_of_val;
 use std::cell::Cell;

@@ -13,7 +13,7 @@
 //! - Arguments are hashed once per call and never again (not to grow, purge or shrink).
 //! - Looking up a method never cached finds nothing and counts nothing.
 
-mod common;
+use crate::common;
 
 use std::cell::Cell;
 use std::hash::{Hash, Hasher};
@@ -293,7 +293,7 @@ fn fickle(owner: &Arc<Owner>, arg: &Fickle) -> Val {
 fn a_panicking_argument_eq_during_insert_poisons_nothing() {
     // One shard, so that the other thread below needs the very lock that was held. The
     // insert after a run compares arguments only without single flight (with it, the
-    // claim before the run does; tests/single_flight.rs covers that path).
+    // claim before the run does; tests/it/single_flight.rs covers that path).
     let cache: &'static Registry = Box::leak(Box::new(
         Registry::builder().shards(1).single_flight(false).build(),
     ));

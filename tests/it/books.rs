@@ -32,7 +32,7 @@
 //! made (the method's first, or the registry's first) while stores and removals are
 //! under way, and a method's table made by racing first calls after its weigher was set.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -1,7 +1,8 @@
 //! A hit allocates nothing, whatever form the arguments take.
 //!
-//! A counting global allocator (wrapping `System`) counts the allocations this thread
-//! makes while a thread-local flag is set, so the other test threads do not interfere.
+//! The binary's counting global allocator (`common::alloc`, wrapping `System`) counts
+//! the allocations this thread makes while a thread-local flag is set, so the other test
+//! threads do not interfere.
 //! Each lookup form is stored by one miss (which must allocate: the counter works), then
 //! hit 1,000 times with exactly 0 allocations: a `&str` key, `Parts((&str, u32))`,
 //! `Borrowed(&MyKey)`, a `&[u8]` key, a plain `u64`, an owner-argument tuple, an
@@ -12,69 +13,13 @@
 //! `&PathBuf`), which is what clippy's `ptr_arg` objects to: allowed here.
 #![allow(clippy::ptr_arg)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
+use crate::common::alloc::{counted, counting};
 use weakmemo::{Borrowed, Parts, Registry};
-
-/// `System`, counting this thread's allocations while [`COUNTING`] is set.
-struct Counting;
-
-std::thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note_allocation() {
-    // `try_with`: the allocator may run while this thread's locals are torn down.
-    if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
-    }
-}
-
-// SAFETY: every call is forwarded to `System` unchanged; the counting touches only
-// const-initialized thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Runs `work` and returns what it returned and how many allocations this thread made
-/// meanwhile.
-fn allocations<R>(work: impl FnOnce() -> R) -> (R, usize) {
-    ALLOCATIONS.set(0);
-    COUNTING.set(true);
-    let result = work();
-    COUNTING.set(false);
-    (result, ALLOCATIONS.get())
-}
 
 const HITS: usize = 1_000;
 
@@ -85,7 +30,7 @@ fn assert_hits_allocate_nothing<V: PartialEq + std::fmt::Debug>(
     expected: V,
     mut hit: impl FnMut() -> V,
 ) {
-    let (wrong, count) = allocations(|| (0..HITS).filter(|_| hit() != expected).count());
+    let (wrong, count) = counting(|| (0..HITS).filter(|_| hit() != expected).count());
     assert_eq!(wrong, 0, "{what}: wrong values");
     assert_eq!(count, 0, "{what}: {count} allocations in {HITS} hits");
 }
@@ -97,7 +42,7 @@ fn miss_then_hits<V: PartialEq + std::fmt::Debug>(
     miss: impl FnOnce() -> V,
     hit: impl FnMut() -> V,
 ) {
-    let (value, count) = allocations(miss);
+    let (value, count) = counting(miss);
     assert_eq!(value, expected, "{what}: the miss");
     assert!(
         count > 0,
@@ -114,14 +59,14 @@ fn length(site: &Arc<u64>, name: &String) -> usize {
 /// is counted while the flag is down.
 #[test]
 fn the_counter_counts_this_threads_allocations_only_while_counting() {
-    let (text, count) = allocations(|| String::from("some text"));
+    let (text, count) = counting(|| String::from("some text"));
     assert_eq!(count, 1);
-    let ((), count) = allocations(|| {});
+    let ((), count) = counting(|| {});
     assert_eq!(count, 0);
     drop(text);
-    let before = ALLOCATIONS.get();
+    let before = counted();
     let boxed = Box::new(5);
-    assert_eq!(ALLOCATIONS.get(), before, "not counting");
+    assert_eq!(counted(), before, "not counting");
     drop(boxed);
 }
 
@@ -304,7 +249,7 @@ fn a_hit_that_clones_a_string_value_is_counted() {
     let cache = Registry::new();
     let site = Arc::new(1);
     let first = cache.call(&site, title, 2);
-    let (wrong, count) = allocations(|| {
+    let (wrong, count) = counting(|| {
         (0..HITS)
             .filter(|_| cache.call(&site, title, 2) != first)
             .count()
@@ -340,10 +285,10 @@ fn invalidate_with_a_borrowed_key_converts_nothing() {
     let cache = Registry::new();
     let site = Arc::new(1);
     assert_eq!(cache.call(&site, length, "xyz"), 4);
-    let (removed, count) = allocations(|| cache.invalidate(&site, length, &"abc"));
+    let (removed, count) = counting(|| cache.invalidate(&site, length, &"abc"));
     assert!(!removed);
     assert_eq!(count, 0, "an invalidate that finds nothing");
-    let (removed, count) = allocations(|| cache.invalidate(&site, length, &"xyz"));
+    let (removed, count) = counting(|| cache.invalidate(&site, length, &"xyz"));
     assert!(removed);
     assert!(count <= 1, "{count} allocations to remove one entry");
     assert_eq!(cache.stats().entries, 0);
@@ -399,7 +344,7 @@ fn every_borrowed_form_finds_what_its_owned_form_stored() {
     let runs = || FORM_RUNS.load(SeqCst);
 
     cache.call(&n, of_path, PathBuf::from("/a/b"));
-    let ((a, b), count) = allocations(|| {
+    let ((a, b), count) = counting(|| {
         (
             cache.call(&n, of_path, Path::new("/a/b")),
             cache.get(&n, of_path, &Path::new("/a/b")),
@@ -410,24 +355,24 @@ fn every_borrowed_form_finds_what_its_owned_form_stored() {
     assert_eq!(cache.call(&n, of_path, PathBuf::from("/c")), 3);
 
     cache.call(&n, of_os, OsString::from("os"));
-    let (a, count) = allocations(|| cache.call(&n, of_os, OsStr::new("os")));
+    let (a, count) = counting(|| cache.call(&n, of_os, OsStr::new("os")));
     assert_eq!((a, count), (3, 0));
 
     cache.call(&n, of_c, CString::new("cc").unwrap());
     let text: &CStr = c"cc";
-    let (a, count) = allocations(|| cache.call(&n, of_c, text));
+    let (a, count) = counting(|| cache.call(&n, of_c, text));
     assert_eq!((a, count), (3, 0));
     cache.call(&n, of_c, c"dd");
     assert_eq!(cache.call(&n, of_c, CString::new("dd").unwrap()), 3);
 
     let words = vec!["one".to_string(), "two".to_string()];
     cache.call(&n, of_words, words.clone());
-    let (a, count) = allocations(|| cache.call(&n, of_words, &words[..]));
+    let (a, count) = counting(|| cache.call(&n, of_words, &words[..]));
     assert_eq!((a, count), (3, 0));
 
     let numbers = [1_u32, 2, 3];
     cache.call(&n, of_parts, (PathBuf::from("/p"), numbers.to_vec(), 4));
-    let (a, count) = allocations(|| {
+    let (a, count) = counting(|| {
         cache.call(
             &n,
             of_parts,
@@ -436,7 +381,7 @@ fn every_borrowed_form_finds_what_its_owned_form_stored() {
     });
     assert_eq!((a, count), (2 + 3 + 4 + 1, 0));
     let (a, count) =
-        allocations(|| cache.call(&n, of_parts, Parts((Path::new("/p"), &numbers[..], 4_u8))));
+        counting(|| cache.call(&n, of_parts, Parts((Path::new("/p"), &numbers[..], 4_u8))));
     assert_eq!((a, count), (10, 0));
 
     assert_eq!(runs(), 7, "each key ran once, whatever form looked it up");
@@ -463,8 +408,7 @@ fn ready_at_first_poll<F: Future>(future: F) -> F::Output {
 fn an_async_hit_allocates_nothing() {
     let cache = Registry::new();
     let site = Arc::new(1);
-    let (value, count) =
-        allocations(|| ready_at_first_poll(cache.call_async(&site, fetch, "page")));
+    let (value, count) = counting(|| ready_at_first_poll(cache.call_async(&site, fetch, "page")));
     assert_eq!(value, 5);
     assert!(count > 0, "the miss allocated nothing");
     assert_hits_allocate_nothing("call_async by &str", 5, || {

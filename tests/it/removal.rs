@@ -4,7 +4,7 @@
 //! reported; a panicking listener loses nothing and stops nothing; a listener may call
 //! back into the registry; `set_removal_listener(None)` stops it.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};

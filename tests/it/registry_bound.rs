@@ -6,7 +6,7 @@
 //! returned, not stored, and flushes nothing; weight 0 is free; a value that holds its
 //! owner is freed once evicted; the global registry's bound is settable at run time.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -446,9 +446,11 @@ impl Drop for RestoreGlobal {
 }
 
 /// The global registry's bound is settable at run time, and liftable. (The only test
-/// of this binary that uses `global()`, with a method of its own.)
+/// of this module that uses `global()`, with a method of its own; it holds
+/// `common::global_registry()`, so the other modules' uses of `global()` wait.)
 #[test]
 fn the_global_registry_bound_is_settable_at_run_time() {
+    let _global = common::global_registry();
     let global = weakmemo::global();
     let _restore = RestoreGlobal;
     let owner = Arc::new(8);
