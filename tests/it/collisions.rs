@@ -209,25 +209,7 @@ fn unsized_owners_work() {
     assert_eq!(cache.purge(), 2);
 }
 
-trait Shape: Send + Sync {
-    fn area(&self) -> f64;
-}
-
-struct Square(f64);
-
-impl Shape for Square {
-    fn area(&self) -> f64 {
-        self.0 * self.0
-    }
-}
-
-struct Circle(f64);
-
-impl Shape for Circle {
-    fn area(&self) -> f64 {
-        3.0 * self.0 * self.0
-    }
-}
+use crate::common::{Circle, Shape, Square};
 
 fn dyn_area(shape: &Arc<dyn Shape>, &(): &()) -> f64 {
     shape.area()

@@ -313,25 +313,7 @@ fn an_arguments_own_hash_and_eq_are_never_called() {
     assert_eq!(cache.stats().entries, 0);
 }
 
-trait Shape: Send + Sync {
-    fn area(&self) -> f64;
-}
-
-struct Square(f64);
-
-impl Shape for Square {
-    fn area(&self) -> f64 {
-        self.0 * self.0
-    }
-}
-
-struct Circle(f64);
-
-impl Shape for Circle {
-    fn area(&self) -> f64 {
-        3.0 * self.0 * self.0
-    }
-}
+use crate::common::{Circle, Shape, Square};
 
 /// A receiver that scales shapes.
 struct Scale(f64);

@@ -354,3 +354,24 @@ pub fn global_registry() -> std::sync::MutexGuard<'static, ()> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// A trait for `Arc<dyn Shape>` owners, with two implementations.
+pub trait Shape: Send + Sync {
+    fn area(&self) -> f64;
+}
+
+pub struct Square(pub f64);
+
+impl Shape for Square {
+    fn area(&self) -> f64 {
+        self.0 * self.0
+    }
+}
+
+pub struct Circle(pub f64);
+
+impl Shape for Circle {
+    fn area(&self) -> f64 {
+        3.0 * self.0 * self.0
+    }
+}
