@@ -37,7 +37,7 @@ use crate::common;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Barrier, Mutex, Once, Weak};
+use std::sync::{Arc, Barrier, Mutex, Weak};
 use std::thread;
 use std::time::Duration;
 
@@ -48,19 +48,6 @@ use RemovalCause::{Collected, Expired, Explicit, Size};
 
 /// The payload of a method that panics on purpose.
 const PANICS: &str = "the method panics on purpose";
-
-/// Keeps the panics these tests cause out of the output; others are reported as usual.
-fn quiet_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let report = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if panic_message(info.payload()) != PANICS {
-                report(info);
-            }
-        }));
-    });
-}
 
 /// What one test's values share: the source of computation ids and the count of live
 /// value copies.
@@ -222,7 +209,7 @@ struct Run {
 
 impl Run {
     fn new(plan: Plan) -> Self {
-        quiet_panics();
+        common::quiet_panics(PANICS);
         let cache = Registry::builder()
             .shards(plan.shards)
             .purge_interval(7)
@@ -666,7 +653,7 @@ fn unbounded_methods_weight_is_counted_too() {
 /// from the start, so the tables count their weight from when they are made.
 #[test]
 fn a_weigher_set_before_the_first_call_weighs_every_entry() {
-    quiet_panics();
+    common::quiet_panics(PANICS);
     watchdog(Duration::from_secs(20), || {
         for round in 0..1_000 {
             let cache = Registry::builder().shards(1).capacity(1_000).build();
@@ -714,7 +701,7 @@ fn a_weigher_set_before_the_first_call_weighs_every_entry() {
 /// is counted once, or not at all if it is gone. The bound is never reached.
 #[test]
 fn a_bound_made_while_calls_run_counts_the_weight_stored() {
-    quiet_panics();
+    common::quiet_panics(PANICS);
     watchdog(Duration::from_secs(20), || {
         for round in 0..300u64 {
             let cache = Registry::builder().shards(4).build();

@@ -52,8 +52,8 @@ use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use common::{Recorder, arm, armed, panic_message};
@@ -97,19 +97,6 @@ fn zero(owner: &Arc<Owner>, &key: &u8) -> u64 {
 
 fn one(owner: &Arc<Owner>, &key: &u8) -> u64 {
     run(owner, 1, key)
-}
-
-/// Keeps the panics this test causes out of the output; others are reported as usual.
-fn quiet_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let report = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if panic_message(info.payload()) != PANICS {
-                report(info);
-            }
-        }));
-    });
 }
 
 type Key = (u64, usize, u8);
@@ -228,7 +215,7 @@ struct Model {
 
 impl Model {
     fn new(interval: usize, shards: usize) -> Self {
-        quiet_panics();
+        common::quiet_panics(PANICS);
         let cache = Registry::builder()
             .purge_interval(interval)
             .shards(shards)
