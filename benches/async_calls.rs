@@ -173,14 +173,14 @@ fn async_hits_40k(c: &mut Criterion) {
     {
         let registry = Registry::new();
         for (o, k, _) in data.each() {
-            registry.call(o, f_sync, k);
+            registry.method(f_sync).call(o, k);
         }
         bench_hits(
             &mut group,
             &runtime,
             "weakmemo_call",
             &data,
-            async |o, k| registry.call(o, f_sync, k),
+            async |o, k| registry.method(f_sync).call(o, k),
         );
         assert_eq!(registry.stats().entries as u64, OWNERS * ARGS);
     }
@@ -189,7 +189,7 @@ fn async_hits_40k(c: &mut Criterion) {
         let registry = Registry::new();
         runtime.block_on(async {
             for (o, k, _) in data.each() {
-                registry.call_async(o, f_async, k).await;
+                registry.method(f_async).call_async(o, k).await;
             }
         });
         bench_hits(
@@ -197,7 +197,7 @@ fn async_hits_40k(c: &mut Criterion) {
             &runtime,
             "weakmemo_call_async",
             &data,
-            async |o, k| registry.call_async(o, f_async, k).await,
+            async |o, k| registry.method(f_async).call_async(o, k).await,
         );
         assert_eq!(registry.stats().entries as u64, OWNERS * ARGS);
     }
@@ -361,7 +361,7 @@ fn weakmemo(name: &'static str, registry: Registry) -> Contender {
             let owner = Arc::new(KeyOwner { key });
             Arc::new(move || {
                 let (registry, owner) = (registry.clone(), owner.clone());
-                Box::pin(async move { registry.call_async(&owner, slow, ()).await })
+                Box::pin(async move { registry.method(slow).call_async(&owner, ()).await })
             })
         }),
         counters: Some(Box::new(move || {

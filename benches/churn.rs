@@ -124,7 +124,7 @@ struct Weakmemo(Registry);
 
 impl Memo for Weakmemo {
     fn call(&self, owner: &Arc<Owner>, k: u64) -> u64 {
-        self.0.call(owner, method, k)
+        self.0.method(method).call(owner, k)
     }
     fn entries(&self) -> usize {
         self.0.stats().entries

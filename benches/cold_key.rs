@@ -191,7 +191,7 @@ fn weakmemo(name: &'static str, registry: Registry) -> Contender {
         call: Box::new(move |key| {
             let registry = registry.clone();
             let owner = Arc::new(Owner { key });
-            Arc::new(move || registry.call(&owner, slow, ()))
+            Arc::new(move || registry.method(slow).call(&owner, ()))
         }),
         counters: Some(Box::new(move || {
             let stats = reader.stats();

@@ -148,7 +148,7 @@ fn build_weak_table(data: &Data) -> WeakTable {
 
 fn build_weakmemo(data: &Data, registry: Registry) -> Registry {
     for (o, k, _) in data.each() {
-        registry.call(o, f, k);
+        registry.method(f).call(o, k);
     }
     registry
 }
@@ -210,12 +210,12 @@ fn hits(c: &mut Criterion, group_name: &str, owners: usize) {
         let registry = build_weakmemo(&data, Registry::new());
         if want("weakmemo_call") {
             bench_one(&mut group, "weakmemo_call", &data, |o, k| {
-                registry.call(o, f, k)
+                registry.method(f).call(o, k)
             });
         }
         if want("weakmemo_get") {
             bench_one(&mut group, "weakmemo_get", &data, |o, k| {
-                registry.get(o, f, &k).unwrap_or(0)
+                registry.method(f).get(o, &k).unwrap_or(0)
             });
         }
         let stats = registry.stats();
@@ -226,7 +226,7 @@ fn hits(c: &mut Criterion, group_name: &str, owners: usize) {
         // The argument is an object held weakly, a second owner beside the receiver.
         let args: Vec<Arc<Owner>> = (0..ARGS).map(|id| Arc::new(Owner { id })).collect();
         let registry = Registry::new();
-        let lookup = |o: &Arc<Owner>, k: u64| registry.call((o, &args[k as usize]), f_arc, ());
+        let lookup = |o: &Arc<Owner>, k: u64| registry.method(f_arc).call((o, &args[k as usize]), ());
         for (o, k, _) in data.each() {
             lookup(o, k);
         }
@@ -236,7 +236,7 @@ fn hits(c: &mut Criterion, group_name: &str, owners: usize) {
         // The argument is a `&str`, looked up against a stored `String`.
         let names: Vec<String> = (0..ARGS).map(|k| "k".repeat(k as usize + 1)).collect();
         let registry = Registry::new();
-        let lookup = |o: &Arc<Owner>, k: u64| registry.call(o, f_str, names[k as usize].as_str());
+        let lookup = |o: &Arc<Owner>, k: u64| registry.method(f_str).call(o, names[k as usize].as_str());
         for (o, k, _) in data.each() {
             lookup(o, k);
         }
@@ -333,7 +333,7 @@ fn threads_40k(c: &mut Criterion) {
     if want("weakmemo_call") {
         let registry = build_weakmemo(&data, Registry::new());
         bench_threads(&mut group, "weakmemo_call", &data, |o, k| {
-            registry.call(o, f, k)
+            registry.method(f).call(o, k)
         });
     }
     group.finish();
@@ -395,10 +395,10 @@ impl Inserter for QuickInsert {
 struct WeakmemoInsert(Registry);
 impl Inserter for WeakmemoInsert {
     fn insert(&self, o: &Arc<Owner>, k: u64) -> u64 {
-        self.0.call(o, f, k)
+        self.0.method(f).call(o, k)
     }
     fn remove(&self, o: &Arc<Owner>, k: u64) {
-        self.0.invalidate(o, f, &k);
+        self.0.method(f).invalidate(o, &k);
     }
 }
 
@@ -475,8 +475,8 @@ fn live_and_dead(live: &Data, interval: usize) -> Registry {
     // Interleaved, so live and dead entries share the tables as they would in use.
     for (o, d) in live.owners.iter().zip(&dead) {
         for k in 0..ARGS {
-            registry.call(o, f, k);
-            registry.call(d, f, k);
+            registry.method(f).call(o, k);
+            registry.method(f).call(d, k);
         }
     }
     drop(dead);
@@ -501,7 +501,7 @@ fn purge_report() {
         let mut pos = 0;
         let mut lookups = 0u64;
         let mut after_1m = None;
-        let lookup = |o: &Arc<Owner>, k: u64| registry.call(o, f, k);
+        let lookup = |o: &Arc<Owner>, k: u64| registry.method(f).call(o, k);
         let done = loop {
             black_box(data.batch(&mut pos, &lookup));
             lookups += BATCH as u64;
@@ -541,7 +541,7 @@ fn purge_interval(c: &mut Criterion) {
         let registry = live_and_dead(&data, interval);
         // Timed from the start with the dead entries present; the warm-up and the
         // measurement then run through the lazy purge, so this is the steady cost.
-        bench_one(&mut group, &name, &data, |o, k| registry.call(o, f, k));
+        bench_one(&mut group, &name, &data, |o, k| registry.method(f).call(o, k));
     }
     group.finish();
 }

@@ -252,16 +252,16 @@ fn id(_: &Arc<Owner>, &key: &u64) -> u64 {
 /// held are sampled after every miss and must never exceed the bound.
 fn weakmemo(trace: &[u64], capacity: usize) -> (f64, usize) {
     let registry = weakmemo::Registry::new();
-    registry.set_method_capacity(id, Some(capacity));
+    registry.method(id).set_capacity(Some(capacity));
     let owner = Arc::new(Owner);
     let mut runs = RUNS.load(Relaxed);
     let (ratio, most) = replay(trace, |key| {
-        registry.call(&owner, id, key);
+        registry.method(id).call(&owner, key);
         let missed = RUNS.load(Relaxed) != runs;
         runs = RUNS.load(Relaxed);
-        missed.then(|| registry.method_stats(id).entries)
+        missed.then(|| registry.method(id).stats().entries)
     });
-    let stats = registry.method_stats(id);
+    let stats = registry.method(id).stats();
     assert_eq!(stats.hits + stats.misses, trace.len() as u64);
     assert_eq!(ratio, 100.0 * stats.hits as f64 / trace.len() as f64);
     assert!(

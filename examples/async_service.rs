@@ -63,7 +63,7 @@ impl Request {
     /// The cached method: one computation per request, however many callers.
     async fn digest(self: &Arc<Self>) -> u64 {
         weakmemo::global()
-            .call_async(self, Self::digest_uncached, ())
+            .method(Self::digest_uncached).call_async(self, ())
             .await
     }
 

@@ -61,7 +61,7 @@ fn child(scenario: &str) {
                 naive.lock().insert(key, (owner.clone(), value));
                 value
             }
-            "weakmemo" => registry.call(owner, method, ARG),
+            "weakmemo" => registry.method(method).call(owner, ARG),
             _ => panic!("unknown scenario {scenario}"),
         }
     };

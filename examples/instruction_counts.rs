@@ -46,7 +46,7 @@ fn count_hits(registry: &Registry, owners: &[Arc<Owner>], n: usize) -> u64 {
     for i in 0..n {
         let owner = &owners[i % owners.len()];
         let arg = (i / owners.len() % 4) as u64;
-        sum = sum.wrapping_add(registry.call(black_box(owner), mix, black_box(arg)));
+        sum = sum.wrapping_add(registry.method(mix).call(black_box(owner), black_box(arg)));
     }
     sum
 }
@@ -76,7 +76,7 @@ fn count_hits_arc(
     for i in 0..n {
         let owner = &owners[i % owners.len()];
         let arg = &args[i / owners.len() % 4];
-        sum = sum.wrapping_add(registry.call(black_box((owner, arg)), mix_arc, ()));
+        sum = sum.wrapping_add(registry.method(mix_arc).call(black_box((owner, arg)), ()));
     }
     sum
 }
@@ -87,7 +87,7 @@ fn count_hits_str(registry: &Registry, owners: &[Arc<Owner>], n: usize) -> u64 {
     for i in 0..n {
         let owner = &owners[i % owners.len()];
         let name = NAMES[i / owners.len() % 4];
-        sum = sum.wrapping_add(registry.call(black_box(owner), mix_str, black_box(name)));
+        sum = sum.wrapping_add(registry.method(mix_str).call(black_box(owner), black_box(name)));
     }
     sum
 }
@@ -96,7 +96,7 @@ fn count_hits_str(registry: &Registry, owners: &[Arc<Owner>], n: usize) -> u64 {
 fn count_misses(registry: &Registry, owners: &[Arc<Owner>], keys: &[(usize, u64)]) -> u64 {
     let mut sum = 0u64;
     for &(i, arg) in keys {
-        sum = sum.wrapping_add(registry.call(black_box(&owners[i]), mix, black_box(arg)));
+        sum = sum.wrapping_add(registry.method(mix).call(black_box(&owners[i]), black_box(arg)));
     }
     sum
 }
@@ -134,21 +134,21 @@ fn main() {
             if std::env::args().any(|arg| arg == "arc") {
                 for owner in &owners {
                     for arg in &args {
-                        registry.call((owner, arg), mix_arc, ());
+                        registry.method(mix_arc).call((owner, arg), ());
                     }
                 }
                 black_box(count_hits_arc(&registry, &owners, &args, n));
             } else if std::env::args().any(|arg| arg == "str") {
                 for owner in &owners {
                     for name in NAMES {
-                        registry.call(owner, mix_str, name);
+                        registry.method(mix_str).call(owner, name);
                     }
                 }
                 black_box(count_hits_str(&registry, &owners, n));
             } else {
                 for owner in &owners {
                     for arg in 0..4 {
-                        registry.call(owner, mix, arg);
+                        registry.method(mix).call(owner, arg);
                     }
                 }
                 black_box(count_hits(&registry, &owners, n));
@@ -160,7 +160,7 @@ fn main() {
             let mut map = HashMap::new();
             for owner in &owners {
                 for arg in 0..4 {
-                    registry.call(owner, mix, arg);
+                    registry.method(mix).call(owner, arg);
                     map.insert((Arc::as_ptr(owner) as usize, arg), mix(owner, &arg));
                 }
             }
@@ -175,7 +175,7 @@ fn main() {
                 if mode == "miss" {
                     black_box(count_misses(&registry, &owners, &keys));
                     for &(i, arg) in &keys {
-                        registry.invalidate(&owners[i], mix, &arg);
+                        registry.method(mix).invalidate(&owners[i], &arg);
                     }
                 } else {
                     black_box(count_floor(&mut map, &owners, &keys));

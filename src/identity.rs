@@ -26,14 +26,11 @@ pub(crate) fn weak_addr<T: ?Sized>(owner: &Weak<T>) -> usize {
 }
 
 /// A method the registry can name: a fn item, or a closure that captures nothing, taking
-/// the owner and a reference to the arguments, plain or `async`.
+/// the owners and a reference to the arguments, plain or `async`.
 ///
 /// Implemented for every such function; `Kind` ([`Returns`] or [`Awaits`]) is inferred
-/// and only tells the two sorts apart. The operations that name a method without
-/// calling it ([`Registry::get`](crate::Registry::get),
-/// [`Registry::invalidate`](crate::Registry::invalidate),
-/// [`Registry::method_stats`](crate::Registry::method_stats), ...) take any `Method`,
-/// so they serve `call_async` as they serve `call`.
+/// and only tells the two sorts apart, so that [`Registry::method`](crate::Registry::method)
+/// can infer what a method's table stores ([`Stores`]).
 pub trait Method<O, A, Kind>: 'static {}
 
 /// The [`Method`] kind of a plain function returning `R`.
@@ -44,34 +41,14 @@ pub struct Returns<R>(PhantomData<R>);
 #[derive(Debug)]
 pub struct Awaits<R>(PhantomData<R>);
 
-/// What a [`Method`] of this kind gives, once called (and awaited): its value type.
-pub trait MethodKind {
-    /// `R`, for [`Returns<R>`] and for [`Awaits<R>`].
-    type Output;
-    /// Whether the method is `async` ([`Awaits`]): a fn that can be called both ways
-    /// (a plain fn returning a `Future`) is two methods, with a table each.
-    const ASYNC: bool;
-}
-
-impl<R> MethodKind for Returns<R> {
-    type Output = R;
-    const ASYNC: bool = false;
-}
-
-impl<R> MethodKind for Awaits<R> {
-    type Output = R;
-    const ASYNC: bool = true;
-}
-
 /// A [`Method`] kind whose table may store values of type `V`: its output `R`, through
 /// `call` (or `call_async`), or, for an output `Result<V, E>`, the `Ok` type, through
-/// `try_call` (or `try_call_async`). It lets
-/// [`Registry::set_method_weigher`](crate::Registry::set_method_weigher) refuse, at
-/// build time, a weigher of a type the method never stores.
+/// `try_call` (or `try_call_async`). It lets [`Registry::method`](crate::Registry::method)
+/// infer the stored type from the method alone when the method returns no `Result`.
 #[diagnostic::on_unimplemented(
-    message = "weakmemo: this method stores no `{V}`: a weigher takes the method's \
+    message = "weakmemo: this method stores no `{V}`: a method's table stores its \
                return type, or the `Ok` type of a `Result` cached by `try_call`",
-    label = "the weigher's value type"
+    label = "the stored type"
 )]
 pub trait Stores<V> {}
 
@@ -87,12 +64,10 @@ impl<O, A, R, F: Fn(O, &A) -> R + 'static> Method<O, A, Returns<R>> for F {}
 
 impl<O, A, R, F: AsyncFn(O, &A) -> R + 'static> Method<O, A, Awaits<R>> for F {}
 
-/// The table of method `F` called in one way: `ASYNC` through `call_async` or
-/// `try_call_async`, `FALLIBLE` through `try_call` or `try_call_async`. A fallible
-/// table stores the `Ok` value, and an async one the future's output, so none may share
-/// a table with another way of calling the same fn (a plain fn returning a `Future` can
-/// be called both ways: it is two methods).
-struct Table<F, const ASYNC: bool, const FALLIBLE: bool>(PhantomData<F>);
+/// The identity of a method's table: the method and the type it stores. A method's
+/// plain, fallible and async calls store different types (its return type, the `Ok`
+/// type of its `Result`, its future's output), so each has its own table.
+struct Table<F, V>(PhantomData<(F, V)>);
 
 /// Proves at build time that `F` names a method: it is zero-sized, as a fn item or a
 /// non-capturing closure is. Named in each public entry point that takes a method, so
@@ -109,26 +84,8 @@ impl<F> Named<F> {
     );
 }
 
-/// The identity of the table of method `F` called through `call` (or `call_async`, if
-/// `asynchronous`), or, if `fallible`, `try_call` (or `try_call_async`).
+/// The identity of the table of method `F` storing `V`.
 #[inline]
-pub(crate) fn method_id<F: 'static>(asynchronous: bool, fallible: bool) -> TypeId {
-    match (asynchronous, fallible) {
-        (false, false) => TypeId::of::<Table<F, false, false>>(),
-        (false, true) => TypeId::of::<Table<F, false, true>>(),
-        (true, false) => TypeId::of::<Table<F, true, false>>(),
-        (true, true) => TypeId::of::<Table<F, true, true>>(),
-    }
-}
-
-/// The identities of both tables of method `F` of kind `K` (through `call` and
-/// `try_call`, or their async twins).
-pub(crate) fn table_ids<F: 'static, K: MethodKind>() -> [TypeId; 2] {
-    // For the entry points that name a method without calling it (`invalidate`, the
-    // settings, ...): the error points here, and names the method's type.
-    let () = Named::<F>::METHOD;
-    [
-        method_id::<F>(K::ASYNC, false),
-        method_id::<F>(K::ASYNC, true),
-    ]
+pub(crate) fn table_id<F: 'static, V: 'static>() -> TypeId {
+    TypeId::of::<Table<F, V>>()
 }

@@ -55,7 +55,7 @@
 //!
 //! impl SlowAdder {
 //!     pub fn calculate(self: &Arc<Self>, a: i64, b: i64) -> i64 {
-//!         weakmemo::global().call(self, Self::calculate_uncached, (a, b))
+//!         weakmemo::global().method(Self::calculate_uncached).call(self, (a, b))
 //!     }
 //!     fn calculate_uncached(self: &Arc<Self>, &(a, b): &(i64, i64)) -> i64 {
 //!         std::thread::sleep(self.delay);
@@ -88,7 +88,7 @@
 //! ```compile_fail,E0080
 //! # use std::sync::Arc;
 //! let f: fn(&Arc<u8>, &()) -> u8 = |n, _| **n;
-//! weakmemo::global().call(&Arc::new(1), f, ()); // error: a method must be a fn item ...
+//! weakmemo::global().method(f).call(&Arc::new(1), ()); // error: a method must be a fn item ...
 //! ```
 //!
 //! - **The arguments** are hashed to find a bucket and always compared with `Eq`, so
@@ -99,13 +99,13 @@
 //! ```compile_fail,E0277
 //! # use std::sync::Arc;
 //! fn count(n: &Arc<std::cell::Cell<u8>>, _: &()) -> u8 { 0 }
-//! weakmemo::global().call(&Arc::new(std::cell::Cell::new(1)), count, ());
+//! weakmemo::global().method(count).call(&Arc::new(std::cell::Cell::new(1)), ());
 //! ```
 //!
 //! ```compile_fail,E0277
 //! # use std::{rc::Rc, sync::Arc};
 //! fn shared(n: &Arc<u8>, _: &()) -> Rc<u8> { Rc::new(**n) }
-//! weakmemo::global().call(&Arc::new(1), shared, ());
+//! weakmemo::global().method(shared).call(&Arc::new(1), ());
 //! ```
 //!
 //! `Arc<dyn Trait>` owners work too:
@@ -120,7 +120,7 @@
 //! fn area(shape: &Arc<dyn Shape>, &(): &()) -> f64 { shape.area() }
 //!
 //! let shape: Arc<dyn Shape> = Arc::new(Square(2.0));
-//! assert_eq!(weakmemo::global().call(&shape, area, ()), 4.0);
+//! assert_eq!(weakmemo::global().method(area).call(&shape, ()), 4.0);
 //! ```
 //!
 //! # Object arguments, functions without an owner, borrowed arguments
@@ -145,7 +145,7 @@
 //! let cache = Registry::new();
 //! let doc = Arc::new(Doc { words: vec!["ann".into(), "bo".into(), "ann".into()] });
 //! let user = Arc::new(User { name: "ann".into() });
-//! assert_eq!(cache.call((&doc, &user), mentions, ()), 2);
+//! assert_eq!(cache.method(mentions).call((&doc, &user), ()), 2);
 //!
 //! let watch = Arc::downgrade(&user);
 //! drop(user); // a per-request object: the long-lived `doc` does not keep it
@@ -163,10 +163,10 @@
 //!
 //! ```
 //! fn fib((): (), &n: &u64) -> u64 {
-//!     if n < 2 { n } else { weakmemo::global().call((), fib, n - 1) + weakmemo::global().call((), fib, n - 2) }
+//!     if n < 2 { n } else { weakmemo::global().method(fib).call((), n - 1) + weakmemo::global().method(fib).call((), n - 2) }
 //! }
-//! assert_eq!(weakmemo::global().call((), fib, 80), 23_416_728_348_467_685);
-//! assert_eq!(weakmemo::global().method_capacity(fib), Some(1024));
+//! assert_eq!(weakmemo::global().method(fib).call((), 80), 23_416_728_348_467_685);
+//! assert_eq!(weakmemo::global().method(fib).capacity(), Some(1024));
 //! ```
 //!
 //! A long-lived owner with arguments its callers choose (a user id, a query string) grows
@@ -187,7 +187,7 @@
 //!
 //! let site = Arc::new("home".to_string());
 //! let name: &str = "hi";
-//! assert_eq!(weakmemo::global().call(&site, greet, Parts((name, 2))), "home: hihi");
+//! assert_eq!(weakmemo::global().method(greet).call(&site, Parts((name, 2))), "home: hihi");
 //! ```
 //!
 //! # When entries go away
@@ -215,10 +215,10 @@
 //! let cache = Registry::builder().purge_interval(1).build();
 //! let short_lived = Arc::new(1);
 //! let long_lived = Arc::new(2);
-//! cache.call(&short_lived, double, ());
+//! cache.method(double).call(&short_lived, ());
 //! drop(short_lived);
 //! for _ in 0..100 {
-//!     cache.call(&long_lived, double, ()); // hits, and lazy purge steps
+//!     cache.method(double).call(&long_lived, ()); // hits, and lazy purge steps
 //! }
 //! let stats = cache.stats();
 //! assert_eq!((stats.entries, stats.purged), (1, 1));
@@ -251,12 +251,12 @@
 //!     .capacity(64 * 1024) // bytes, by the weigher below
 //!     .ttl(Duration::from_secs(600))
 //!     .build();
-//! CACHE.set_method_weigher(render, |_: &usize, html: &String| html.len() as u32);
-//! CACHE.set_method_capacity(render, Some(16 * 1024));
+//! CACHE.method(render).set_weigher(Some(std::sync::Arc::new(|_: &usize, html: &String| html.len() as u32)));
+//! CACHE.method(render).set_capacity(Some(16 * 1024));
 //!
 //! let doc = Arc::new(Doc { text: "<p>".into() });
 //! for width in 0..1_000 {
-//!     assert_eq!(CACHE.call(&doc, render, width).len(), 3 * width);
+//!     assert_eq!(CACHE.method(render).call(&doc, width).len(), 3 * width);
 //! }
 //! assert!(CACHE.weight() <= 16 * 1024);
 //! assert!(CACHE.stats().evicted > 0);
@@ -287,11 +287,11 @@
 //!         return n * seq.step;
 //!     }
 //!     let cache = weakmemo::global();
-//!     cache.call(seq, fib, n - 1) + cache.call(seq, fib, n - 2)
+//!     cache.method(fib).call(seq, n - 1) + cache.method(fib).call(seq, n - 2)
 //! }
 //!
 //! let seq = Arc::new(Sequence { step: 1 });
-//! assert_eq!(weakmemo::global().call(&seq, fib, 90), 2_880_067_194_370_816_120);
+//! assert_eq!(weakmemo::global().method(fib).call(&seq, 90), 2_880_067_194_370_816_120);
 //! ```
 //!
 //! If several threads miss the same key at once, one runs the method and the others wait
@@ -319,8 +319,8 @@
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let user = Arc::new(User { id: 7 });
 //! let cache = weakmemo::global();
-//! assert_eq!(cache.call_async(&user, profile, ()).await, "profile 7");
-//! assert_eq!(cache.get(&user, profile, &()), Some("profile 7".to_string()));
+//! assert_eq!(cache.method(profile).call_async(&user, ()).await, "profile 7");
+//! assert_eq!(cache.method(profile).get(&user, &()), Some("profile 7".to_string()));
 //! # });
 //! ```
 //!
@@ -350,47 +350,49 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
-mod async_call;
-mod bound;
-mod directory;
-mod expiry;
-mod flight;
 mod identity;
-mod in_flight;
 mod lock_scope;
 mod lookup;
-mod memo;
-mod method_cache;
-#[cfg(all(test, feature = "shuttle"))]
-mod model;
 mod owners;
 mod registry;
 mod removal;
 mod shared;
 mod stats;
 mod sync;
-mod waits;
+mod table;
 
-pub use identity::{Awaits, Method, MethodKind, Returns, Stores};
+pub use identity::{Awaits, Method, Returns, Stores};
 pub use lookup::{Borrowed, Lookup, Part, Parts};
-pub use memo::{CacheInfo, Memo};
 pub use owners::Owners;
 #[doc(hidden)]
 pub use owners::{Addresses, Held};
 pub use registry::{
-    DEFAULT_OWNERLESS_CAPACITY, DEFAULT_PURGE_INTERVAL, MAX_WEIGHT, PURGE_STEP_BUCKETS, Registry,
-    RegistryBuilder, global,
+    CacheInfo, DEFAULT_OWNERLESS_CAPACITY, DEFAULT_PURGE_INTERVAL, MAX_WEIGHT, Memo,
+    PURGE_STEP_BUCKETS, Registry, RegistryBuilder, Weigher, global,
 };
 pub use removal::{Removal, RemovalCause, RemovalListener};
 pub use stats::Stats;
 #[cfg(feature = "macros")]
 pub use weakmemo_macros::memo;
 
-/// Not public API: what `#[memo]` expands to, beside [`Registry::call`].
+/// Not public API: what `#[memo]` expands to, beside [`Registry::method`].
 #[doc(hidden)]
 #[cfg(feature = "macros")]
 pub mod __private {
     use std::hash::Hash;
+
+    pub use crate::registry::{Defaults, Holds, Resolved, memo};
+    pub use crate::table::MethodCache as Table;
+
+    /// The value type a `result`-mode method's table stores: its `Ok` type.
+    pub trait Fallible {
+        /// The `Ok` type.
+        type Ok;
+    }
+
+    impl<T, E> Fallible for Result<T, E> {
+        type Ok = T;
+    }
 
     /// Names an argument type that cannot be part of a key at the argument's span.
     pub fn assert_key<K: Clone + Hash + Eq + Send + Sync + 'static>() {}

@@ -38,9 +38,9 @@ use std::path::{Path, PathBuf};
 /// let cache = Registry::new();
 /// let site = Arc::new("home".to_string());
 /// let name: &str = "hi";
-/// assert_eq!(cache.call(&site, greet, Parts((name, 2))), "home: hihi"); // stores ("hi", 2)
-/// assert_eq!(cache.call(&site, greet, Parts((name, 2))), "home: hihi"); // no allocation
-/// assert_eq!(cache.get(&site, greet, &Parts((name, 2))).as_deref(), Some("home: hihi"));
+/// assert_eq!(cache.method(greet).call(&site, Parts((name, 2))), "home: hihi"); // stores ("hi", 2)
+/// assert_eq!(cache.method(greet).call(&site, Parts((name, 2))), "home: hihi"); // no allocation
+/// assert_eq!(cache.method(greet).get(&site, &Parts((name, 2))).as_deref(), Some("home: hihi"));
 /// ```
 pub trait Lookup<K>: Hash {
     /// Whether these arguments are the stored `key`.
@@ -78,8 +78,8 @@ impl<K, Q: Part<K>> Lookup<K> for Q {
 /// let cache = Registry::new();
 /// let db = Arc::new(1);
 /// let query = Query("select".into());
-/// assert_eq!(cache.call(&db, run, Borrowed(&query)), 7); // cloned, once
-/// assert_eq!(cache.call(&db, run, Borrowed(&query)), 7); // not cloned
+/// assert_eq!(cache.method(run).call(&db, Borrowed(&query)), 7); // cloned, once
+/// assert_eq!(cache.method(run).call(&db, Borrowed(&query)), 7); // not cloned
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Borrowed<'a, U: ?Sized>(pub &'a U);

@@ -33,7 +33,7 @@ use crate::identity::{owner_addr, weak_addr};
 ///
 /// let cache = Registry::new();
 /// let (a, b) = (Arc::new(Doc("abc".into())), Arc::new(Doc("bcd".into())));
-/// assert_eq!(cache.call((&a, &b), overlap, ()), 2);
+/// assert_eq!(cache.method(overlap).call((&a, &b), ()), 2);
 /// let watch = Arc::downgrade(&b);
 /// drop(b);
 /// assert!(watch.upgrade().is_none()); // the cache did not keep the argument alive

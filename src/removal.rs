@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-use crate::identity::{Method, MethodKind, table_ids};
+use crate::identity::Method;
 use crate::sync::Mutex;
 
 /// Why an entry left its cache; each cause has its counter in [`Stats`](crate::Stats).
@@ -48,13 +48,13 @@ pub enum RemovalCause {
 ///     }
 /// })));
 /// let n = Arc::new(1);
-/// cache.call(&n, square, 3);
-/// cache.invalidate(&n, square, &3);
+/// cache.method(square).call(&n, 3);
+/// cache.method(square).invalidate(&n, &3);
 /// assert_eq!(*SEEN.lock().unwrap(), [(RemovalCause::Explicit, 3, 9)]);
 /// ```
 pub struct Removal<'a> {
     pub(crate) cause: RemovalCause,
-    pub(crate) table: TypeId,
+    pub(crate) method: TypeId,
     pub(crate) name: &'static str,
     pub(crate) args: &'a dyn Any,
     pub(crate) value: &'a dyn Any,
@@ -70,9 +70,9 @@ impl Removal<'_> {
     /// Whether the entry was `method`'s (stored by `call`, `try_call` or their async
     /// twins).
     #[must_use]
-    pub fn is_method<O, A, K: MethodKind, F: Method<O, A, K>>(&self, method: F) -> bool {
+    pub fn is_method<O, A, K, F: Method<O, A, K>>(&self, method: F) -> bool {
         let _ = method;
-        table_ids::<F, K>().contains(&self.table)
+        TypeId::of::<F>() == self.method
     }
 
     /// The method's type name, as `std::any::type_name` spells it: for logs.

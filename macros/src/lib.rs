@@ -279,36 +279,6 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let function: ItemFn = syn::parse2(item)?;
     let options = options?;
     let shape = check(&function, &options)?;
-    let generic = function
-        .sig
-        .generics
-        .params
-        .iter()
-        .any(|param| !matches!(param, GenericParam::Lifetime(_)));
-    if generic {
-        // The settings are applied once, by a flag that a `static` holds, and a
-        // `static` cannot be generic: one instantiation would take them for all.
-        let mut errors = Errors(None);
-        if let Some(maxsize) = &options.maxsize {
-            errors.push(
-                maxsize,
-                "`maxsize` cannot bound a generic method: each instantiation is a method \
-                 of its own, with a table of its own; bound each with \
-                 `Registry::set_method_capacity`",
-            );
-        }
-        if let Some(ttl) = &options.ttl {
-            errors.push(
-                ttl,
-                "`ttl` cannot expire a generic method: each instantiation is a method of \
-                 its own, with a table of its own; give each its time to live with \
-                 `Registry::set_method_ttl`",
-            );
-        }
-        if let Some(error) = errors.0 {
-            return Err(error);
-        }
-    }
     Ok(generate(&options, &function, &shape))
 }
 
@@ -819,6 +789,8 @@ struct OwnersCode {
     ty: TokenStream2,
     /// Their type in the handle's async `Method` bound, at `lifetime`.
     ty_at: TokenStream2,
+    /// What an entry holds of them: `Weak<U>`, a tuple of `Weak`s, or `()`.
+    held: TokenStream2,
     /// How the handle's docs spell them.
     doc: String,
 }
@@ -930,15 +902,20 @@ fn owners_code(
         })
         .collect();
     let types: Vec<TokenStream2> = received.iter().map(|owner| owner.ty.clone()).collect();
-    let types_at: Vec<TokenStream2> = owners
+    let inners: Vec<TokenStream2> = owners
         .iter()
-        .map(|owner| {
-            let inner = match owner {
-                Owner::Receiver(_) => quote!(Self),
-                Owner::Param(_, _, inner) => inner.to_token_stream(),
-            };
-            quote!(&#lifetime ::std::sync::Arc<#inner>)
+        .map(|owner| match owner {
+            Owner::Receiver(_) => quote!(Self),
+            Owner::Param(_, _, inner) => inner.to_token_stream(),
         })
+        .collect();
+    let types_at: Vec<TokenStream2> = inners
+        .iter()
+        .map(|inner| quote!(&#lifetime ::std::sync::Arc<#inner>))
+        .collect();
+    let held: Vec<TokenStream2> = inners
+        .iter()
+        .map(|inner| quote!(::std::sync::Weak<#inner>))
         .collect();
     let doc = match owners.len() {
         0 => "()".to_string(),
@@ -957,6 +934,7 @@ fn owners_code(
         expr: tuple_or_one(&passed),
         ty: tuple_or_one(&types),
         ty_at: tuple_or_one(&types_at),
+        held: tuple_or_one(&held),
         doc,
     }
 }
@@ -1066,9 +1044,9 @@ fn bounds(
     owners.chain(keys).chain(value).collect()
 }
 
-/// The fn item `NAME_uncached` as the registry sees it, with the generics named:
+/// The path of a generated fn (`NAME_uncached`, `NAME_memo`) with the generics named:
 /// `Self::` in an `impl`.
-fn uncached_path(sig: &Signature, uncached: &Ident, in_impl: bool) -> TokenStream2 {
+fn named_path(sig: &Signature, uncached: &Ident, in_impl: bool) -> TokenStream2 {
     let named: Vec<TokenStream2> = sig
         .generics
         .params
@@ -1091,44 +1069,43 @@ fn uncached_path(sig: &Signature, uncached: &Ident, in_impl: bool) -> TokenStrea
     }
 }
 
-/// The bound and the time to live, set on the registry of the first call (the method
-/// is not generic: checked), then one relaxed load per call. Each setter has the span
-/// of its option, so that a value of the wrong type is reported there.
-fn settings_once(
-    options: &Options,
-    registry_var: &Ident,
-    method: &TokenStream2,
-) -> Option<TokenStream2> {
-    let bound = options.maxsize.as_ref().map(|maxsize| {
-        let capacity = if is_none(maxsize) {
-            quote_spanned!(maxsize.span()=> ::core::option::Option::None)
-        } else {
-            quote_spanned!(maxsize.span()=> ::core::option::Option::Some(#maxsize))
-        };
-        quote_spanned! {maxsize.span()=>
-            #registry_var.set_method_capacity(#method, #capacity);
-        }
-    });
-    let ttl = options.ttl.as_ref().map(|ttl| {
-        let ttl_var = Ident::new("__weakmemo_ttl", Span::mixed_site());
-        quote_spanned! {ttl.span()=>
-            let #ttl_var: ::core::time::Duration = #ttl;
-            #registry_var.set_method_ttl(#method, ::core::option::Option::Some(#ttl_var));
-        }
-    });
-    (bound.is_some() || ttl.is_some()).then(|| {
-        // In a block of its own, so that the flag hides no item of the user's.
-        quote! {
-            {
-                static __WEAKMEMO_SET: ::core::sync::atomic::AtomicBool =
-                    ::core::sync::atomic::AtomicBool::new(false);
-                if !__WEAKMEMO_SET.load(::core::sync::atomic::Ordering::Relaxed) {
-                    #bound
-                    #ttl
-                    __WEAKMEMO_SET.store(true, ::core::sync::atomic::Ordering::Relaxed);
+/// The settings the method's table starts with (every instantiation's, for a generic
+/// method): `weakmemo::__private::Defaults`, made only when the table is. Each has the
+/// span of its option, so that a value of the wrong type is reported there.
+fn defaults(options: &Options) -> TokenStream2 {
+    let capacity = match &options.maxsize {
+        Some(maxsize) if is_none(maxsize) => quote_spanned! {maxsize.span()=>
+            ::core::option::Option::Some(::core::option::Option::None)
+        },
+        Some(maxsize) => quote_spanned! {maxsize.span()=>
+            ::core::option::Option::Some(::core::option::Option::Some(#maxsize))
+        },
+        None => quote!(::core::option::Option::None),
+    };
+    let ttl = match &options.ttl {
+        Some(ttl) => {
+            let ttl_var = Ident::new("__weakmemo_ttl", Span::mixed_site());
+            quote_spanned! {ttl.span()=>
+                {
+                    let #ttl_var: ::core::time::Duration = #ttl;
+                    ::core::option::Option::Some(#ttl_var)
                 }
             }
         }
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        || ::weakmemo::__private::Defaults { capacity: #capacity, ttl: #ttl }
+    }
+}
+
+/// Whether a type names `Self` or an `impl` type, which an item inside the method
+/// (the `static` that holds a resolved table) cannot name.
+fn names_self(tokens: &TokenStream2) -> bool {
+    tokens.clone().into_iter().any(|token| match token {
+        TokenTree::Ident(ident) => ident == "Self" || ident == "impl",
+        TokenTree::Group(group) => names_self(&group.stream()),
+        _ => false,
     })
 }
 
@@ -1236,45 +1213,74 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
                 #uncached_body
             }
         };
-        let path = uncached_path(sig, &uncached, shape.in_impl);
+        let path = named_path(sig, &uncached, shape.in_impl);
         (path, Some(item), None)
     };
 
-    let settings_once = settings_once(options, &registry_var, &method);
     let (call, awaited) = match (asyncness.is_some(), options.result) {
         (false, false) => (quote!(call), quote!()),
         (false, true) => (quote!(try_call), quote!()),
         (true, false) => (quote!(call_async), quote!(.await)),
         (true, true) => (quote!(try_call_async), quote!(.await)),
     };
+    // The handle: resolved once, in a `static`, for a method that is not generic (a
+    // `static` is one for every instantiation); looked up each time for one that is.
+    let held = &owners_code.held;
+    let stored = if options.result {
+        quote!(<#output as ::weakmemo::__private::Fallible>::Ok)
+    } else {
+        output.clone()
+    };
+    let generic = generics
+        .params
+        .iter()
+        .any(|param| !matches!(param, GenericParam::Lifetime(_)));
+    let defaults = defaults(options);
+    let handle = if generic {
+        quote!(::weakmemo::__private::memo(#registry_var, #method, #defaults))
+    } else {
+        // The table's own type where the `static` can name it; else `dyn Any`, and a
+        // hit adds a downcast.
+        let types = quote!(#held #key_type #stored);
+        let holder = if names_self(&types) {
+            quote!(dyn ::core::any::Any + ::core::marker::Send + ::core::marker::Sync)
+        } else {
+            quote!(::weakmemo::__private::Table<#held, #key_type, #stored>)
+        };
+        quote! {{
+            static __WEAKMEMO_TABLE: ::weakmemo::__private::Resolved<#holder> =
+                ::weakmemo::__private::Resolved::new();
+            __WEAKMEMO_TABLE.memo(#registry_var, #method, #defaults)
+        }}
+    };
+    let resolve = quote! {
+        let #registry_var: &'static ::weakmemo::Registry = #registry;
+        #closure
+        #handle
+    };
     let public_sig = public_sig(sig, shape);
     let outer_attrs: Vec<Attribute> = attrs.iter().map(expect_to_allow).collect();
     let owners_expr = &owners_code.expr;
     let lookup = &key.lookup;
+    // The method resolves its handle itself rather than through `NAME_memo()`, whose
+    // opaque method type would hide whether an `async fn`'s future is `Send`.
     let public = quote! {
         #(#outer_attrs)*
         #vis #public_sig {
-            let #registry_var: &'static ::weakmemo::Registry = #registry;
-            #closure
-            #settings_once
-            #registry_var.#call(#owners_expr, #method, #lookup) #awaited
+            { #resolve }.#call(#owners_expr, #lookup) #awaited
         }
     };
     if local {
         return public;
     }
 
-    // What the handle's opaque type promises: the fn item's `Fn` bound or, for an
-    // `async fn`, the `Method` bound that the handle's operations take, which names the
-    // owners, key and output and no borrow (an `impl AsyncFn(..)` would compile too).
+    // What the handle's opaque method type promises: the fn item's `Fn` bound, or,
+    // for an `async fn`, its `AsyncFn` bound, which the handle's calls take.
     let method_bound = if asyncness.is_some() {
         let owners_type = &owners_code.ty_at;
         quote! {
-            for<#lifetime> ::weakmemo::Method<
-                #owners_type,
-                #key_type,
-                ::weakmemo::Awaits<#output>,
-            > + ::core::marker::Copy
+            for<#lifetime> ::core::ops::AsyncFn(#owners_type, &#key_type) -> #output
+                + ::core::marker::Copy + 'static
         }
     } else {
         let owners_type = &owners_code.ty;
@@ -1286,9 +1292,11 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
     let memo = format_ident!("{}_memo", name);
     let memo_attrs = shared_attrs(attrs, false);
     let memo_doc = format!(
-        "The cache of `{name}`, made by `#[weakmemo::memo]`: its `cache_info()`, \
-         `cache_clear()`, `invalidate({}, &key)` and `invalidate_owner(&owner)`.",
-        owners_code.doc
+        "The cache of `{name}`, made by `#[weakmemo::memo]`: its entries \
+         (`get({owners}, &key)`, `invalidate({owners}, &key)`, `invalidate_owner(&owner)`, \
+         `clear()`), its settings (`set_capacity`, `set_ttl`, `set_weigher`) and its \
+         counters (`cache_info()`, `stats()`).",
+        owners = owners_code.doc
     );
     quote! {
         #uncached_item
@@ -1298,8 +1306,14 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
         #(#memo_attrs)*
         #[doc = #memo_doc]
         #[allow(dead_code)]
-        #vis fn #memo #generics () -> ::weakmemo::Memo<impl #method_bound> #where_clause {
-            ::weakmemo::Memo::new(#registry, #method)
+        #vis fn #memo #generics () -> ::weakmemo::Memo<
+            'static,
+            impl #method_bound,
+            #held,
+            #key_type,
+            #stored,
+        > #where_clause {
+            #resolve
         }
     }
 }

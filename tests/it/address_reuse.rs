@@ -60,10 +60,10 @@ fn a_million_recycled_addresses_never_return_a_stale_value() {
         let counter = Arc::new(Counter(i));
         addresses.insert(Arc::as_ptr(&counter) as usize);
         // A fresh owner must miss, whatever lived at its address before.
-        if cache.get(&counter, read, &()).is_some() {
+        if cache.method(read).get(&counter, &()).is_some() {
             stale_hits += 1;
         }
-        if cache.call(&counter, read, ()) != i {
+        if cache.method(read).call(&counter, ()) != i {
             wrong += 1;
         }
         drop(counter);
@@ -97,14 +97,14 @@ fn a_million_recycled_addresses_never_return_a_stale_value() {
 fn make_mut_gives_a_new_identity_while_an_entry_exists() {
     let cache = Registry::new();
     let mut counter = Arc::new(Counter(1));
-    assert_eq!(cache.call(&counter, read, ()), 1);
+    assert_eq!(cache.method(read).call(&counter, ()), 1);
     let before = Arc::as_ptr(&counter);
 
     // The entry's Weak makes the Arc non-unique, so make_mut moves the value out.
     Arc::make_mut(&mut counter).0 = 2;
     assert_ne!(Arc::as_ptr(&counter), before);
-    assert_eq!(cache.get(&counter, read, &()), None);
-    assert_eq!(cache.call(&counter, read, ()), 2);
+    assert_eq!(cache.method(read).get(&counter, &()), None);
+    assert_eq!(cache.method(read).call(&counter, ()), 2);
     assert_eq!(cache.purge(), 1, "the old allocation's entry is dead");
     assert_eq!(cache.stats().entries, 1);
 }
@@ -113,7 +113,7 @@ fn make_mut_gives_a_new_identity_while_an_entry_exists() {
 fn get_mut_is_refused_while_an_entry_exists() {
     let cache = Registry::new();
     let mut counter = Arc::new(Counter(1));
-    assert_eq!(cache.call(&counter, read, ()), 1);
+    assert_eq!(cache.method(read).call(&counter, ()), 1);
     assert!(
         Arc::get_mut(&mut counter).is_none(),
         "the entry's Weak blocks get_mut"
@@ -123,14 +123,14 @@ fn get_mut_is_refused_while_an_entry_exists() {
     Arc::get_mut(&mut counter)
         .expect("unique once invalidated")
         .0 = 5;
-    assert_eq!(cache.call(&counter, read, ()), 5);
+    assert_eq!(cache.method(read).call(&counter, ()), 5);
 }
 
 #[test]
 fn unwrap_and_rewrap_is_a_new_owner() {
     let cache = Registry::new();
     let counter = Arc::new(Counter(1));
-    assert_eq!(cache.call(&counter, read, ()), 1);
+    assert_eq!(cache.method(read).call(&counter, ()), 1);
     let before = Arc::as_ptr(&counter) as usize;
 
     let mut inner = Arc::try_unwrap(counter)
@@ -140,6 +140,6 @@ fn unwrap_and_rewrap_is_a_new_owner() {
     let counter = Arc::new(inner);
     // The old block is still allocated (the entry's Weak), so the new one is elsewhere.
     assert_ne!(Arc::as_ptr(&counter) as usize, before);
-    assert_eq!(cache.call(&counter, read, ()), 3);
+    assert_eq!(cache.method(read).call(&counter, ()), 3);
     assert_eq!(cache.purge(), 1);
 }

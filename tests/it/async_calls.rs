@@ -69,7 +69,7 @@ fn many_tasks_on_one_cold_key_run_the_method_once() {
         let mut tasks = JoinSet::new();
         for _ in 0..1000 {
             let owner = owner.clone();
-            tasks.spawn(async move { registry.call_async(&owner, gated, 7).await });
+            tasks.spawn(async move { registry.method(gated).call_async(&owner, 7).await });
         }
         until(|| registry.stats().waited + 1 >= 1000).await;
         owner.gate.notify_one();
@@ -89,13 +89,13 @@ fn a_cancelled_computation_hands_over_to_a_waiter() {
         let owner = Slow::new();
         let first = {
             let owner = owner.clone();
-            tokio::spawn(async move { registry.call_async(&owner, gated, 1).await })
+            tokio::spawn(async move { registry.method(gated).call_async(&owner, 1).await })
         };
         until(|| owner.runs.load(SeqCst) == 1).await;
         let mut waiters = JoinSet::new();
         for _ in 0..8 {
             let owner = owner.clone();
-            waiters.spawn(async move { registry.call_async(&owner, gated, 1).await });
+            waiters.spawn(async move { registry.method(gated).call_async(&owner, 1).await });
         }
         until(|| registry.stats().waited == 8).await;
         // Cancel the computing task mid-way: its future, and with it the claim, is dropped.
@@ -120,13 +120,13 @@ fn a_dropped_future_leaves_nothing_pending() {
         // Polled once, so the key is claimed, then dropped by the timeout.
         let timed_out = tokio::time::timeout(
             Duration::from_millis(5),
-            registry.call_async(&owner, gated, 3),
+            registry.method(gated).call_async(&owner, 3),
         )
         .await;
         assert!(timed_out.is_err());
         assert_eq!(owner.runs.load(SeqCst), 1);
         // Not pending: this call computes rather than waits.
-        assert_eq!(registry.call_async(&owner, quick, 3).await, 30);
+        assert_eq!(registry.method(quick).call_async(&owner, 3).await, 30);
         assert_eq!(registry.stats().waited, 0);
     });
 }
@@ -146,12 +146,12 @@ fn a_panic_in_the_future_reaches_its_caller_and_a_waiter_computes() {
         let owner = Slow::new();
         let first = {
             let owner = owner.clone();
-            tokio::spawn(async move { registry.call_async(&owner, explode, 5).await })
+            tokio::spawn(async move { registry.method(explode).call_async(&owner, 5).await })
         };
         until(|| owner.runs.load(SeqCst) == 1).await;
         let waiter = {
             let owner = owner.clone();
-            tokio::spawn(async move { registry.call_async(&owner, explode, 5).await })
+            tokio::spawn(async move { registry.method(explode).call_async(&owner, 5).await })
         };
         until(|| registry.stats().waited == 1).await;
         owner.gate.notify_one();
@@ -178,19 +178,19 @@ fn an_error_goes_to_its_caller_uncached_and_a_waiter_computes() {
         let owner = Slow::new();
         let first = {
             let owner = owner.clone();
-            tokio::spawn(async move { registry.try_call_async(&owner, flaky, 2).await })
+            tokio::spawn(async move { registry.method(flaky).try_call_async(&owner, 2).await })
         };
         until(|| owner.runs.load(SeqCst) == 1).await;
         let waiter = {
             let owner = owner.clone();
-            tokio::spawn(async move { registry.try_call_async(&owner, flaky, 2).await })
+            tokio::spawn(async move { registry.method(flaky).try_call_async(&owner, 2).await })
         };
         until(|| registry.stats().waited == 1).await;
         owner.gate.notify_one();
         assert_eq!(first.await.unwrap(), Err("flaky: first run".to_string()));
         assert_eq!(waiter.await.unwrap(), Ok(2));
-        assert_eq!(registry.try_call_async(&owner, flaky, 2).await, Ok(2));
-        assert_eq!(registry.get_ok(&owner, flaky, &2), Some(2));
+        assert_eq!(registry.method(flaky).try_call_async(&owner, 2).await, Ok(2));
+        assert_eq!(registry.method(flaky).get(&owner, &2), Some(2));
         assert_eq!(owner.runs.load(SeqCst), 2);
     });
 }
@@ -198,15 +198,15 @@ fn an_error_goes_to_its_caller_uncached_and_a_waiter_computes() {
 static SELF_CALLS: Registry = Registry::new();
 
 async fn awaits_itself(owner: &Arc<u64>, &n: &u64) -> u64 {
-    Box::pin(SELF_CALLS.call_async(owner, awaits_itself, n)).await
+    Box::pin(SELF_CALLS.method(awaits_itself).call_async(owner, n)).await
 }
 
 async fn ping(owner: &Arc<u64>, &n: &u64) -> u64 {
-    Box::pin(SELF_CALLS.call_async(owner, pong, n)).await
+    Box::pin(SELF_CALLS.method(pong).call_async(owner, n)).await
 }
 
 async fn pong(owner: &Arc<u64>, &n: &u64) -> u64 {
-    Box::pin(SELF_CALLS.call_async(owner, ping, n)).await
+    Box::pin(SELF_CALLS.method(ping).call_async(owner, n)).await
 }
 
 #[test]
@@ -215,11 +215,11 @@ fn a_method_awaiting_its_own_key_panics_instead_of_hanging() {
         for (name, task) in [
             (
                 "awaits_itself",
-                tokio::spawn(async { SELF_CALLS.call_async(&Arc::new(1), awaits_itself, 1).await }),
+                tokio::spawn(async { SELF_CALLS.method(awaits_itself).call_async(&Arc::new(1), 1).await }),
             ),
             (
                 "ping",
-                tokio::spawn(async { SELF_CALLS.call_async(&Arc::new(2), ping, 2).await }),
+                tokio::spawn(async { SELF_CALLS.method(ping).call_async(&Arc::new(2), 2).await }),
             ),
         ] {
             let message = panic_message(&*task.await.unwrap_err().into_panic());
@@ -238,7 +238,7 @@ static CYCLE: Registry = Registry::new();
 async fn crossed(owner: &Arc<Slow>, &n: &u64) -> u64 {
     owner.runs.fetch_add(1, SeqCst);
     until(|| owner.runs.load(SeqCst) >= 2).await;
-    Box::pin(CYCLE.call_async(owner, crossed, 1 - n)).await + 1
+    Box::pin(CYCLE.method(crossed).call_async(owner, 1 - n)).await + 1
 }
 
 #[test]
@@ -248,7 +248,7 @@ fn a_cycle_of_tasks_panics_instead_of_hanging() {
         let tasks: Vec<_> = (0..2)
             .map(|n| {
                 let owner = owner.clone();
-                tokio::spawn(async move { CYCLE.call_async(&owner, crossed, n).await })
+                tokio::spawn(async move { CYCLE.method(crossed).call_async(&owner, n).await })
             })
             .collect();
         let mut panics = Vec::new();
@@ -282,7 +282,7 @@ fn an_owner_dropped_during_its_computation_is_freed_and_its_entry_never_returned
         let owner = Arc::new(live.clone());
         let watch = Arc::downgrade(&owner);
         // The task holds the last strong reference while it computes.
-        let task = tokio::spawn(async move { registry.call_async(&owner, valued, 9).await.n });
+        let task = tokio::spawn(async move { registry.method(valued).call_async(&owner, 9).await.n });
         assert_eq!(task.await.unwrap(), 9);
         assert!(
             watch.upgrade().is_none(),
@@ -292,7 +292,7 @@ fn an_owner_dropped_during_its_computation_is_freed_and_its_entry_never_returned
         // and lookups purge the dead entry.
         let other = Arc::new(live.clone());
         for _ in 0..300 {
-            assert_eq!(registry.call_async(&other, valued, 9).await.n, 9);
+            assert_eq!(registry.method(valued).call_async(&other, 9).await.n, 9);
         }
         let stats = registry.stats();
         assert_eq!((stats.entries, stats.purged), (1, 1));
@@ -307,13 +307,13 @@ fn async_calls_share_the_lazy_purge_and_stats_of_the_sync_path() {
     run(|| async {
         let registry = Registry::new();
         let owner = Slow::new();
-        assert_eq!(registry.call_async(&owner, quick, 1).await, 10);
-        assert_eq!(registry.call_async(&owner, quick, 1).await, 10);
-        assert_eq!(registry.get(&owner, quick, &1), Some(10));
-        assert_eq!(registry.get(&owner, quick, &2), None);
+        assert_eq!(registry.method(quick).call_async(&owner, 1).await, 10);
+        assert_eq!(registry.method(quick).call_async(&owner, 1).await, 10);
+        assert_eq!(registry.method(quick).get(&owner, &1), Some(10));
+        assert_eq!(registry.method(quick).get(&owner, &2), None);
         let stats = registry.stats();
         assert_eq!((stats.hits, stats.misses, stats.entries), (2, 2, 1));
-        assert!(registry.invalidate(&owner, quick, &1));
+        assert!(registry.method(quick).invalidate(&owner, &1));
         assert_eq!(owner.runs.load(SeqCst), 1);
     });
 }
@@ -327,7 +327,7 @@ fn single_flight_off_runs_each_caller_and_keeps_the_first_value() {
         let mut tasks = JoinSet::new();
         for _ in 0..4 {
             let owner = owner.clone();
-            tasks.spawn(async move { registry.call_async(&owner, gated, 4).await });
+            tasks.spawn(async move { registry.method(gated).call_async(&owner, 4).await });
         }
         until(|| owner.runs.load(SeqCst) == 4).await;
         for _ in 0..4 {
@@ -349,6 +349,6 @@ fn the_future_is_send() {
     }
     let registry = Registry::new();
     let owner = Slow::new();
-    drop(assert_send(registry.call_async(&owner, quick, 1)));
-    drop(assert_send(registry.try_call_async(&owner, flaky, 1)));
+    drop(assert_send(registry.method(quick).call_async(&owner, 1)));
+    drop(assert_send(registry.method(flaky).try_call_async(&owner, 1)));
 }

@@ -153,9 +153,9 @@ fn weigher(factor: u32, weighed: &Weighed) -> impl Fn(&u32, &Item) -> u32 + Send
 /// Sets method `method`'s weigher to `w × factor`.
 fn set_weigher(cache: &Registry, method: u64, factor: u32, weighed: &Weighed) {
     match method {
-        0 => cache.set_method_weigher(alpha, weigher(factor, weighed)),
-        1 => cache.set_method_weigher(beta, weigher(factor, weighed)),
-        _ => cache.set_method_weigher(gamma, weigher(factor, weighed)),
+        0 => cache.method(alpha).set_weigher(Some(std::sync::Arc::new(weigher(factor, weighed)))),
+        1 => cache.method(beta).set_weigher(Some(std::sync::Arc::new(weigher(factor, weighed)))),
+        _ => common::ok_table(&cache, gamma).set_weigher(Some(std::sync::Arc::new(weigher(factor, weighed)))),
     }
 }
 
@@ -235,9 +235,9 @@ impl Run {
         // made by racing first calls is the concern of
         // `a_weigher_set_before_the_first_call_weighs_every_entry`.
         let first = &owners[0];
-        run.cache.call(first, alpha, 0);
-        run.cache.call(first, beta, 0);
-        let _ = run.cache.try_call(first, gamma, 0);
+        run.cache.method(alpha).call(first, 0);
+        run.cache.method(beta).call(first, 0);
+        let _ = run.cache.method(gamma).try_call(first, 0);
         run.cache.invalidate_owner(first);
         *run.slots.lock().unwrap() = owners;
         run
@@ -271,9 +271,9 @@ impl Run {
         let method = rng.below(3);
         if rng.below(10) == 0 {
             let found = match method {
-                0 => self.cache.get(&owner, alpha, &key),
-                1 => self.cache.get(&owner, beta, &key),
-                _ => self.cache.get_ok(&owner, gamma, &key),
+                0 => self.cache.method(alpha).get(&owner, &key),
+                1 => self.cache.method(beta).get(&owner, &key),
+                _ => common::ok_table(&self.cache, gamma).get(&owner, &key),
             };
             if let Some(item) = found {
                 assert!(item.is_of(owner.id, method as u8, key), "get: {item:?}");
@@ -283,9 +283,9 @@ impl Run {
         let panics = rng.below(8) == 0;
         arm(panics);
         let called = catch_unwind(AssertUnwindSafe(|| match method {
-            0 => Ok(self.cache.call(&owner, alpha, key)),
-            1 => Ok(self.cache.call(&owner, beta, key)),
-            _ => self.cache.try_call(&owner, gamma, key),
+            0 => Ok(self.cache.method(alpha).call(&owner, key)),
+            1 => Ok(self.cache.method(beta).call(&owner, key)),
+            _ => common::ok_table(&self.cache, gamma).try_call(&owner, key),
         }));
         arm(false);
         match called {
@@ -324,9 +324,9 @@ impl Run {
             0 => {
                 let capacity = bound(rng, 16);
                 match method {
-                    0 => cache.set_method_capacity(alpha, capacity),
-                    1 => cache.set_method_capacity(beta, capacity),
-                    _ => cache.set_method_capacity(gamma, capacity),
+                    0 => cache.method(alpha).set_capacity(capacity),
+                    1 => cache.method(beta).set_capacity(capacity),
+                    _ => common::ok_table(&cache, gamma).set_capacity(capacity),
                 }
             }
             1 => cache.set_capacity(bound(rng, 40)),
@@ -338,9 +338,9 @@ impl Run {
                 let ttl = (rng.below(2) == 0).then_some(Duration::MAX);
                 match rng.below(4) {
                     0 => cache.set_ttl(ttl),
-                    1 => cache.set_method_ttl(alpha, ttl),
-                    2 => cache.set_method_ttl(beta, ttl),
-                    _ => cache.set_method_ttl(gamma, ttl),
+                    1 => cache.method(alpha).set_ttl(ttl),
+                    2 => cache.method(beta).set_ttl(ttl),
+                    _ => common::ok_table(&cache, gamma).set_ttl(ttl),
                 }
             }
             4 => cache.set_single_flight(rng.below(2) == 0),
@@ -352,19 +352,19 @@ impl Run {
                 let key = rng.below(plan.keys) as u32;
                 match rng.below(5) {
                     0 => {
-                        cache.invalidate(&owner, alpha, &key);
+                        cache.method(alpha).invalidate(&owner, &key);
                     }
                     1 => {
-                        cache.invalidate(&owner, gamma, &key);
+                        common::ok_table(&cache, gamma).invalidate(&owner, &key);
                     }
                     2 => {
                         cache.invalidate_owner(&owner);
                     }
                     3 => {
-                        cache.invalidate_owner_method(&owner, beta);
+                        cache.method(beta).invalidate_owner(&owner);
                     }
                     _ => {
-                        cache.invalidate_method(gamma);
+                        common::ok_table(&cache, gamma).clear();
                     }
                 }
             }
@@ -434,9 +434,9 @@ impl Run {
         for owner in &owners {
             for key in 0..self.plan.keys as u32 {
                 let found = [
-                    self.cache.get(owner, alpha, &key),
-                    self.cache.get(owner, beta, &key),
-                    self.cache.get_ok(owner, gamma, &key),
+                    self.cache.method(alpha).get(owner, &key),
+                    self.cache.method(beta).get(owner, &key),
+                    common::ok_table(&self.cache, gamma).get(owner, &key),
                 ];
                 for (method, item) in found.into_iter().enumerate() {
                     let Some(item) = item else { continue };
@@ -671,7 +671,7 @@ fn a_weigher_set_before_the_first_call_weighs_every_entry() {
                     scope.spawn(move || {
                         start.wait();
                         for key in 0..4 {
-                            cache.call(owner, alpha, t * 4 + key);
+                            cache.method(alpha).call(owner, t * 4 + key);
                         }
                     });
                 }
@@ -679,7 +679,7 @@ fn a_weigher_set_before_the_first_call_weighs_every_entry() {
             let weighed = weighed.lock().unwrap().clone();
             let mut expected = 0;
             for key in 0..16 {
-                let item = cache.get(&owner, alpha, &key).expect("no bound is reached");
+                let item = cache.method(alpha).get(&owner, &key).expect("no bound is reached");
                 let weight = weighed.get(&item.id).copied();
                 assert_eq!(
                     weight,
@@ -713,7 +713,7 @@ fn a_bound_made_while_calls_run_counts_the_weight_stored() {
                 books: Arc::clone(&books),
             });
             // The table, made with its weigher before the threads start.
-            cache.call(&owner, alpha, 0);
+            cache.method(alpha).call(&owner, 0);
             let start = Barrier::new(4);
             thread::scope(|scope| {
                 for t in 0..3 {
@@ -724,9 +724,9 @@ fn a_bound_made_while_calls_run_counts_the_weight_stored() {
                         for _ in 0..300 {
                             let key = rng.below(16) as u32;
                             if rng.below(3) == 0 {
-                                cache.invalidate(owner, alpha, &key);
+                                cache.method(alpha).invalidate(owner, &key);
                             } else {
-                                cache.call(owner, alpha, key);
+                                cache.method(alpha).call(owner, key);
                             }
                         }
                     });
@@ -736,7 +736,7 @@ fn a_bound_made_while_calls_run_counts_the_weight_stored() {
                     thread::yield_now();
                 }
                 if round % 2 == 0 {
-                    cache.set_method_capacity(alpha, Some(1_000));
+                    cache.method(alpha).set_capacity(Some(1_000));
                 } else {
                     cache.set_capacity(Some(1_000));
                 }
@@ -744,7 +744,7 @@ fn a_bound_made_while_calls_run_counts_the_weight_stored() {
             let weighed = weighed.lock().unwrap().clone();
             let mut expected = 0;
             for key in 0..16 {
-                if let Some(item) = cache.get(&owner, alpha, &key) {
+                if let Some(item) = cache.method(alpha).get(&owner, &key) {
                     expected += weighed[&item.id] as usize;
                 }
             }

@@ -81,8 +81,8 @@ fn a_str_key_hit_allocates_nothing() {
     miss_then_hits(
         "&str",
         expected,
-        || cache.call(&site, length, name.as_str()),
-        || cache.call(&site, length, name.as_str()),
+        || cache.method(length).call(&site, name.as_str()),
+        || cache.method(length).call(&site, name.as_str()),
     );
 }
 
@@ -99,8 +99,8 @@ fn a_parts_key_hit_allocates_nothing() {
     miss_then_hits(
         "Parts((&str, u32))",
         6 * 3 + 2,
-        || cache.call(&site, greet, Parts((name.as_str(), 3))),
-        || cache.call(&site, greet, Parts((name.as_str(), 3))),
+        || cache.method(greet).call(&site, Parts((name.as_str(), 3))),
+        || cache.method(greet).call(&site, Parts((name.as_str(), 3))),
     );
 }
 
@@ -127,8 +127,8 @@ fn a_borrowed_key_hit_allocates_nothing() {
     miss_then_hits(
         "Borrowed(&MyKey)",
         5 + 3 + 3,
-        || cache.call(&db, query, Borrowed(&key)),
-        || cache.call(&db, query, Borrowed(&key)),
+        || cache.method(query).call(&db, Borrowed(&key)),
+        || cache.method(query).call(&db, Borrowed(&key)),
     );
 }
 
@@ -146,8 +146,8 @@ fn a_byte_slice_key_hit_allocates_nothing() {
     miss_then_hits(
         "&[u8]",
         expected,
-        || cache.call(&file, checksum, &bytes[..]),
-        || cache.call(&file, checksum, &bytes[..]),
+        || cache.method(checksum).call(&file, &bytes[..]),
+        || cache.method(checksum).call(&file, &bytes[..]),
     );
 }
 
@@ -163,8 +163,8 @@ fn a_plain_u64_key_hit_allocates_nothing() {
     miss_then_hits(
         "u64",
         35,
-        || cache.call(&n, scaled, 7),
-        || cache.call(&n, scaled, 7),
+        || cache.method(scaled).call(&n, 7),
+        || cache.method(scaled).call(&n, 7),
     );
 }
 
@@ -180,8 +180,8 @@ fn an_owner_tuple_hit_allocates_nothing() {
     miss_then_hits(
         "(&Arc, &Arc)",
         14,
-        || cache.call((&a, &b), distance, 2),
-        || cache.call((&a, &b), distance, 2),
+        || cache.method(distance).call((&a, &b), 2),
+        || cache.method(distance).call((&a, &b), 2),
     );
     assert_eq!(Arc::weak_count(&b), 1, "one Weak, made by the miss");
 }
@@ -197,8 +197,8 @@ fn an_ownerless_str_key_hit_allocates_nothing() {
     miss_then_hits(
         "() with &str",
         10,
-        || cache.call((), shout, "hello"),
-        || cache.call((), shout, "hello"),
+        || cache.method(shout).call((), "hello"),
+        || cache.method(shout).call((), "hello"),
     );
 }
 
@@ -208,12 +208,12 @@ fn an_ownerless_str_key_hit_allocates_nothing() {
 fn get_with_a_str_allocates_nothing_on_a_hit_or_a_miss() {
     let cache = Registry::new();
     let site = Arc::new(1);
-    assert_eq!(cache.call(&site, length, "x"), 2);
-    assert_hits_allocate_nothing("get hit", Some(2), || cache.get(&site, length, &"x"));
-    assert_hits_allocate_nothing("get miss", None, || cache.get(&site, length, &"y"));
+    assert_eq!(cache.method(length).call(&site, "x"), 2);
+    assert_hits_allocate_nothing("get hit", Some(2), || cache.method(length).get(&site, &"x"));
+    assert_hits_allocate_nothing("get miss", None, || cache.method(length).get(&site, &"y"));
     let other = Arc::new(1);
     assert_hits_allocate_nothing("get of another owner", None, || {
-        cache.get(&other, length, &"x")
+        cache.method(length).get(&other, &"x")
     });
     let stats = cache.stats();
     assert_eq!(stats.hits, HITS as u64);
@@ -227,14 +227,14 @@ fn hits_that_run_purge_steps_allocate_nothing() {
     let cache = Registry::builder().purge_interval(1).build();
     let site = Arc::new(1);
     for k in 0..100 {
-        cache.call(&site, scaled, k);
+        cache.method(scaled).call(&site, k);
     }
     let name = String::from("stepping");
-    assert_eq!(cache.call(&site, length, name.as_str()), 9);
+    assert_eq!(cache.method(length).call(&site, name.as_str()), 9);
     assert_hits_allocate_nothing("&str, stepping", 9, || {
-        cache.call(&site, length, name.as_str())
+        cache.method(length).call(&site, name.as_str())
     });
-    assert_hits_allocate_nothing("u64, stepping", 42, || cache.call(&site, scaled, 42));
+    assert_hits_allocate_nothing("u64, stepping", 42, || cache.method(scaled).call(&site, 42));
     assert!(cache.stats().purge_steps >= 2 * HITS as u64);
 }
 
@@ -248,10 +248,10 @@ fn title(site: &Arc<u64>, &k: &u64) -> String {
 fn a_hit_that_clones_a_string_value_is_counted() {
     let cache = Registry::new();
     let site = Arc::new(1);
-    let first = cache.call(&site, title, 2);
+    let first = cache.method(title).call(&site, 2);
     let (wrong, count) = counting(|| {
         (0..HITS)
-            .filter(|_| cache.call(&site, title, 2) != first)
+            .filter(|_| cache.method(title).call(&site, 2) != first)
             .count()
     });
     assert_eq!(wrong, 0);
@@ -284,21 +284,21 @@ fn counted_len(site: &Arc<u64>, key: &Counted) -> usize {
 fn invalidate_with_a_borrowed_key_converts_nothing() {
     let cache = Registry::new();
     let site = Arc::new(1);
-    assert_eq!(cache.call(&site, length, "xyz"), 4);
-    let (removed, count) = counting(|| cache.invalidate(&site, length, &"abc"));
+    assert_eq!(cache.method(length).call(&site, "xyz"), 4);
+    let (removed, count) = counting(|| cache.method(length).invalidate(&site, &"abc"));
     assert!(!removed);
     assert_eq!(count, 0, "an invalidate that finds nothing");
-    let (removed, count) = counting(|| cache.invalidate(&site, length, &"xyz"));
+    let (removed, count) = counting(|| cache.method(length).invalidate(&site, &"xyz"));
     assert!(removed);
     assert!(count <= 1, "{count} allocations to remove one entry");
     assert_eq!(cache.stats().entries, 0);
 
     let key = Counted("counted".into());
-    assert_eq!(cache.call(&site, counted_len, Borrowed(&key)), 8);
+    assert_eq!(cache.method(counted_len).call(&site, Borrowed(&key)), 8);
     assert_eq!(CLONES.load(SeqCst), 1, "the miss made the key owned");
-    assert_eq!(cache.call(&site, counted_len, Borrowed(&key)), 8);
-    assert_eq!(cache.get(&site, counted_len, &Borrowed(&key)), Some(8));
-    assert!(cache.invalidate(&site, counted_len, &Borrowed(&key)));
+    assert_eq!(cache.method(counted_len).call(&site, Borrowed(&key)), 8);
+    assert_eq!(cache.method(counted_len).get(&site, &Borrowed(&key)), Some(8));
+    assert!(cache.method(counted_len).invalidate(&site, &Borrowed(&key)));
     assert_eq!(
         CLONES.load(SeqCst),
         1,
@@ -343,45 +343,41 @@ fn every_borrowed_form_finds_what_its_owned_form_stored() {
     let n = Arc::new(1);
     let runs = || FORM_RUNS.load(SeqCst);
 
-    cache.call(&n, of_path, PathBuf::from("/a/b"));
+    cache.method(of_path).call(&n, PathBuf::from("/a/b"));
     let ((a, b), count) = counting(|| {
         (
-            cache.call(&n, of_path, Path::new("/a/b")),
-            cache.get(&n, of_path, &Path::new("/a/b")),
+            cache.method(of_path).call(&n, Path::new("/a/b")),
+            cache.method(of_path).get(&n, &Path::new("/a/b")),
         )
     });
     assert_eq!((a, b, count), (5, Some(5), 0));
-    cache.call(&n, of_path, Path::new("/c"));
-    assert_eq!(cache.call(&n, of_path, PathBuf::from("/c")), 3);
+    cache.method(of_path).call(&n, Path::new("/c"));
+    assert_eq!(cache.method(of_path).call(&n, PathBuf::from("/c")), 3);
 
-    cache.call(&n, of_os, OsString::from("os"));
-    let (a, count) = counting(|| cache.call(&n, of_os, OsStr::new("os")));
+    cache.method(of_os).call(&n, OsString::from("os"));
+    let (a, count) = counting(|| cache.method(of_os).call(&n, OsStr::new("os")));
     assert_eq!((a, count), (3, 0));
 
-    cache.call(&n, of_c, CString::new("cc").unwrap());
+    cache.method(of_c).call(&n, CString::new("cc").unwrap());
     let text: &CStr = c"cc";
-    let (a, count) = counting(|| cache.call(&n, of_c, text));
+    let (a, count) = counting(|| cache.method(of_c).call(&n, text));
     assert_eq!((a, count), (3, 0));
-    cache.call(&n, of_c, c"dd");
-    assert_eq!(cache.call(&n, of_c, CString::new("dd").unwrap()), 3);
+    cache.method(of_c).call(&n, c"dd");
+    assert_eq!(cache.method(of_c).call(&n, CString::new("dd").unwrap()), 3);
 
     let words = vec!["one".to_string(), "two".to_string()];
-    cache.call(&n, of_words, words.clone());
-    let (a, count) = counting(|| cache.call(&n, of_words, &words[..]));
+    cache.method(of_words).call(&n, words.clone());
+    let (a, count) = counting(|| cache.method(of_words).call(&n, &words[..]));
     assert_eq!((a, count), (3, 0));
 
     let numbers = [1_u32, 2, 3];
-    cache.call(&n, of_parts, (PathBuf::from("/p"), numbers.to_vec(), 4));
+    cache.method(of_parts).call(&n, (PathBuf::from("/p"), numbers.to_vec(), 4));
     let (a, count) = counting(|| {
-        cache.call(
-            &n,
-            of_parts,
-            Parts((Path::new("/p"), Borrowed(&numbers[..]), 4_u8)),
-        )
+        cache.method(of_parts).call(&n, Parts((Path::new("/p"), Borrowed(&numbers[..]), 4_u8)))
     });
     assert_eq!((a, count), (2 + 3 + 4 + 1, 0));
     let (a, count) =
-        counting(|| cache.call(&n, of_parts, Parts((Path::new("/p"), &numbers[..], 4_u8))));
+        counting(|| cache.method(of_parts).call(&n, Parts((Path::new("/p"), &numbers[..], 4_u8))));
     assert_eq!((a, count), (10, 0));
 
     assert_eq!(runs(), 7, "each key ran once, whatever form looked it up");
@@ -408,11 +404,11 @@ fn ready_at_first_poll<F: Future>(future: F) -> F::Output {
 fn an_async_hit_allocates_nothing() {
     let cache = Registry::new();
     let site = Arc::new(1);
-    let (value, count) = counting(|| ready_at_first_poll(cache.call_async(&site, fetch, "page")));
+    let (value, count) = counting(|| ready_at_first_poll(cache.method(fetch).call_async(&site, "page")));
     assert_eq!(value, 5);
     assert!(count > 0, "the miss allocated nothing");
     assert_hits_allocate_nothing("call_async by &str", 5, || {
-        ready_at_first_poll(cache.call_async(&site, fetch, "page"))
+        ready_at_first_poll(cache.method(fetch).call_async(&site, "page"))
     });
 }
 
@@ -436,14 +432,14 @@ fn try_call_and_four_owner_hits_allocate_nothing() {
     miss_then_hits(
         "try_call",
         Ok(6),
-        || cache.try_call(&n, halve, 4),
-        || cache.try_call(&n, halve, 4),
+        || cache.method(halve).try_call(&n, 4),
+        || cache.method(halve).try_call(&n, 4),
     );
     let [a, b, c, d] = [1, 2, 3, 4].map(Arc::new);
     miss_then_hits(
         "four owners",
         10,
-        || cache.call((&a, &b, &c, &d), four_ways, ()),
-        || cache.call((&a, &b, &c, &d), four_ways, ()),
+        || cache.method(four_ways).call((&a, &b, &c, &d), ()),
+        || cache.method(four_ways).call((&a, &b, &c, &d), ()),
     );
 }

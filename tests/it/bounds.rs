@@ -18,10 +18,10 @@ fn square(_: &Arc<u64>, &k: &u64) -> u64 {
 #[test]
 fn the_bound_holds_and_values_stay_right() {
     let cache = Registry::new();
-    cache.set_method_capacity(square, Some(100));
+    cache.method(square).set_capacity(Some(100));
     let owner = Arc::new(0);
     for k in 0..10_000 {
-        assert_eq!(cache.call(&owner, square, k % 3_000), (k % 3_000).pow(2));
+        assert_eq!(cache.method(square).call(&owner, k % 3_000), (k % 3_000).pow(2));
         assert!(cache.stats().entries <= 100);
     }
     let stats = cache.stats();
@@ -36,7 +36,7 @@ fn the_bound_holds_and_values_stay_right() {
 #[test]
 fn the_bound_holds_under_eight_threads() {
     let cache: &'static Registry = Box::leak(Box::new(Registry::new()));
-    cache.set_method_capacity(square, Some(500));
+    cache.method(square).set_capacity(Some(500));
     let start = Arc::new(Barrier::new(8));
     let threads: Vec<_> = (0..8u64)
         .map(|t| {
@@ -47,7 +47,7 @@ fn the_bound_holds_under_eight_threads() {
                 for k in 0..5_000 {
                     // Each key twice, so that newcomers win admission and evict.
                     for _ in 0..2 {
-                        assert_eq!(cache.call(&owner, square, k), k * k);
+                        assert_eq!(cache.method(square).call(&owner, k), k * k);
                     }
                 }
                 owner
@@ -64,21 +64,21 @@ fn the_bound_holds_under_eight_threads() {
 #[test]
 fn hit_entries_survive_a_scan() {
     let cache = Registry::new();
-    cache.set_method_capacity(square, Some(64));
+    cache.method(square).set_capacity(Some(64));
     let owner = Arc::new(0);
     let hot: Vec<u64> = (0..32).collect();
     for _ in 0..10 {
         for &k in &hot {
-            cache.call(&owner, square, k);
+            cache.method(square).call(&owner, k);
         }
     }
     // A scan of one-off keys, ten times the bound.
     for k in 1_000..1_640 {
-        cache.call(&owner, square, k);
+        cache.method(square).call(&owner, k);
     }
     let misses = cache.stats().misses;
     for &k in &hot {
-        assert_eq!(cache.call(&owner, square, k), k * k);
+        assert_eq!(cache.method(square).call(&owner, k), k * k);
     }
     assert_eq!(cache.stats().misses, misses, "the scan flushed hot entries");
 }
@@ -91,11 +91,11 @@ fn label(node: &Arc<Node>, &k: &u64) -> Arc<Node> {
 #[test]
 fn a_value_holding_its_owner_is_freed_once_evicted() {
     let cache = Registry::new();
-    cache.set_method_capacity(myself, Some(4));
+    cache.method(myself).set_capacity(Some(4));
     let drops = Counter::new();
     let node = Node::new(&drops);
     let watch = Arc::downgrade(&node);
-    cache.call(&node, myself, ());
+    cache.method(myself).call(&node, ());
     drop(node);
     assert!(
         watch.upgrade().is_some(),
@@ -105,7 +105,7 @@ fn a_value_holding_its_owner_is_freed_once_evicted() {
     let others: Vec<_> = (0..16).map(|_| Node::new(&Counter::new())).collect();
     for other in &others {
         for _ in 0..2 {
-            cache.call(other, myself, ());
+            cache.method(myself).call(other, ());
         }
     }
     assert!(watch.upgrade().is_none(), "evicted, so freed");
@@ -114,35 +114,35 @@ fn a_value_holding_its_owner_is_freed_once_evicted() {
     // `label` has no bound: its entries are not evicted.
     let free = Node::new(&Counter::new());
     for k in 0..100 {
-        cache.call(&free, label, k);
+        cache.method(label).call(&free, k);
     }
-    assert_eq!(cache.method_stats(label).entries, 100);
+    assert_eq!(cache.method(label).stats().entries, 100);
 }
 
 #[test]
 fn removal_causes_are_counted_exactly() {
     let cache = Registry::builder().purge_interval(0).build();
-    cache.set_method_capacity(square, Some(2));
+    cache.method(square).set_capacity(Some(2));
     let owner = Arc::new(0);
-    cache.call(&owner, square, 1);
-    cache.call(&owner, square, 2);
+    cache.method(square).call(&owner, 1);
+    cache.method(square).call(&owner, 2);
     // A newcomer seen once does not beat entries seen as often: kept out.
-    cache.call(&owner, square, 3);
+    cache.method(square).call(&owner, 3);
     let stats = cache.stats();
     assert_eq!((stats.entries, stats.evicted), (2, 1));
     // Seen twice, it wins, and one of the others leaves.
-    cache.call(&owner, square, 3);
+    cache.method(square).call(&owner, 3);
     let stats = cache.stats();
     assert_eq!((stats.entries, stats.evicted), (2, 2));
-    assert_eq!(cache.get(&owner, square, &3), Some(9));
+    assert_eq!(cache.method(square).get(&owner, &3), Some(9));
     // A dead owner's entry is taken first, and counted as purged.
     let dead = Arc::new(1);
-    cache.invalidate_method(square);
-    cache.call(&dead, square, 5);
-    cache.call(&owner, square, 6);
+    cache.method(square).clear();
+    cache.method(square).call(&dead, 5);
+    cache.method(square).call(&owner, 6);
     drop(dead);
     let before = cache.stats();
-    cache.call(&owner, square, 7);
+    cache.method(square).call(&owner, 7);
     let after = cache.stats();
     assert_eq!(after.purged - before.purged, 1);
     assert_eq!(after.evicted, before.evicted);
@@ -158,17 +158,17 @@ fn capacity_zero_stores_nothing_and_none_lifts_the_bound() {
         runs.fetch_add(1, SeqCst);
         k
     }
-    cache.set_method_capacity(counted, Some(0));
+    cache.method(counted).set_capacity(Some(0));
     for _ in 0..3 {
-        assert_eq!(cache.call(&runs, counted, 1), 1);
+        assert_eq!(cache.method(counted).call(&runs, 1), 1);
     }
     assert_eq!(runs.load(SeqCst), 3);
     assert_eq!(cache.stats().entries, 0);
-    assert_eq!(cache.method_capacity(counted), Some(0));
-    cache.set_method_capacity(counted, None);
-    assert_eq!(cache.method_capacity(counted), None);
+    assert_eq!(cache.method(counted).capacity(), Some(0));
+    cache.method(counted).set_capacity(None);
+    assert_eq!(cache.method(counted).capacity(), None);
     for k in 0..1_000 {
-        cache.call(&runs, counted, k);
+        cache.method(counted).call(&runs, k);
     }
     assert_eq!(cache.stats().entries, 1_000);
 }
@@ -178,12 +178,12 @@ fn a_lowered_bound_is_met_as_newcomers_arrive() {
     let cache = Registry::new();
     let owner = Arc::new(0);
     for k in 0..200 {
-        cache.call(&owner, square, k);
+        cache.method(square).call(&owner, k);
     }
-    cache.set_method_capacity(square, Some(50));
+    cache.method(square).set_capacity(Some(50));
     for round in 0..10 {
         for k in 1_000..1_300 {
-            cache.call(&owner, square, k + round % 2);
+            cache.method(square).call(&owner, k + round % 2);
         }
     }
     assert!(cache.stats().entries <= 50, "{}", cache.stats().entries);
@@ -197,11 +197,11 @@ fn try_call_and_async_tables_are_bounded_too() {
             .map_err(|e| e.to_string())
     }
     let cache = Registry::new();
-    cache.set_method_capacity(parse, Some(10));
+    common::ok_table(&cache, parse).set_capacity(Some(10));
     let text = Arc::new("1".to_string());
     for k in 0..100 {
         for _ in 0..2 {
-            assert_eq!(cache.try_call(&text, parse, k), Ok(k + 1));
+            assert_eq!(cache.method(parse).try_call(&text, k), Ok(k + 1));
         }
     }
     assert!(cache.stats().entries <= 10);
@@ -209,7 +209,7 @@ fn try_call_and_async_tables_are_bounded_too() {
     async fn twice(n: &Arc<u64>, &k: &u64) -> u64 {
         **n * k * 2
     }
-    cache.set_method_capacity(twice, Some(5));
+    cache.method(twice).set_capacity(Some(5));
     let n = Arc::new(1);
     tokio::runtime::Builder::new_current_thread()
         .build()
@@ -217,22 +217,22 @@ fn try_call_and_async_tables_are_bounded_too() {
         .block_on(async {
             for k in 0..50 {
                 for _ in 0..2 {
-                    assert_eq!(cache.call_async(&n, twice, k).await, 2 * k);
+                    assert_eq!(cache.method(twice).call_async(&n, k).await, 2 * k);
                 }
             }
         });
-    assert!(cache.method_stats(twice).entries <= 5);
+    assert!(cache.method(twice).stats().entries <= 5);
 }
 
 #[test]
 fn lifting_a_bound_that_was_never_set_changes_nothing() {
     let cache = Registry::new();
-    cache.set_method_capacity(square, None);
+    cache.method(square).set_capacity(None);
     let owner = Arc::new(0);
     for k in 0..300 {
-        cache.call(&owner, square, k);
+        cache.method(square).call(&owner, k);
     }
     let stats = cache.stats();
     assert_eq!((stats.entries, stats.evicted), (300, 0));
-    assert_eq!(cache.method_capacity(square), None);
+    assert_eq!(cache.method(square).capacity(), None);
 }

@@ -51,7 +51,7 @@ fn a_constant_hash_never_mixes_arguments_up() {
     for owner in &owners {
         for arg in 0..ARGS {
             assert_eq!(
-                cache.call(owner, colliding, Colliding(arg)).n,
+                cache.method(colliding).call(owner, Colliding(arg)).n,
                 want(owner.id, arg)
             );
         }
@@ -59,16 +59,16 @@ fn a_constant_hash_never_mixes_arguments_up() {
     for owner in &owners {
         for arg in (0..ARGS).rev() {
             assert_eq!(
-                cache.call(owner, colliding, Colliding(arg)).n,
+                cache.method(colliding).call(owner, Colliding(arg)).n,
                 want(owner.id, arg)
             );
             assert_eq!(
-                cache.get(owner, colliding, &Colliding(arg)).unwrap().n,
+                cache.method(colliding).get(owner, &Colliding(arg)).unwrap().n,
                 want(owner.id, arg)
             );
         }
         assert_eq!(owner.invocations.get(), ARGS as usize, "each computed once");
-        assert!(cache.get(owner, colliding, &Colliding(ARGS)).is_none());
+        assert!(cache.method(colliding).get(owner, &Colliding(ARGS)).is_none());
         assert_eq!(owner.values.get(), ARGS as isize);
     }
     let stats = cache.stats();
@@ -78,11 +78,11 @@ fn a_constant_hash_never_mixes_arguments_up() {
 
     // Removing every third argument of one owner leaves the rest intact.
     for arg in (0..ARGS).step_by(3) {
-        assert!(cache.invalidate(&owners[0], colliding, &Colliding(arg)));
+        assert!(cache.method(colliding).invalidate(&owners[0], &Colliding(arg)));
     }
     for arg in 0..ARGS {
         let got = cache
-            .get(&owners[0], colliding, &Colliding(arg))
+            .method(colliding).get(&owners[0], &Colliding(arg))
             .map(|v| v.n);
         assert_eq!(got, (arg % 3 != 0).then(|| want(1, arg)));
     }
@@ -95,7 +95,7 @@ fn a_constant_hash_never_mixes_arguments_up() {
     for owner in &owners[1..] {
         for arg in 0..ARGS {
             assert_eq!(
-                cache.get(owner, colliding, &Colliding(arg)).unwrap().n,
+                cache.method(colliding).get(owner, &Colliding(arg)).unwrap().n,
                 want(owner.id, arg)
             );
         }
@@ -114,16 +114,16 @@ fn owners_equal_by_value_are_distinct_keys() {
     let a = Arc::new(Point(1, 2));
     let b = Arc::new(Point(1, 2));
     assert_eq!(a, b);
-    assert_eq!(cache.call(&a, tag, ()), Arc::as_ptr(&a) as usize);
-    assert_eq!(cache.call(&b, tag, ()), Arc::as_ptr(&b) as usize);
+    assert_eq!(cache.method(tag).call(&a, ()), Arc::as_ptr(&a) as usize);
+    assert_eq!(cache.method(tag).call(&b, ()), Arc::as_ptr(&b) as usize);
     assert_eq!(cache.stats().misses, 2);
     assert_eq!(cache.stats().entries, 2);
     // A clone of the Arc is the same owner.
     let a2 = Arc::clone(&a);
-    assert_eq!(cache.call(&a2, tag, ()), Arc::as_ptr(&a) as usize);
+    assert_eq!(cache.method(tag).call(&a2, ()), Arc::as_ptr(&a) as usize);
     assert_eq!(cache.stats().hits, 1);
     assert_eq!(cache.invalidate_owner(&b), 1);
-    assert_eq!(cache.get(&a, tag, &()), Some(Arc::as_ptr(&a) as usize));
+    assert_eq!(cache.method(tag).get(&a, &()), Some(Arc::as_ptr(&a) as usize));
 }
 
 #[test]
@@ -149,19 +149,19 @@ fn an_owner_whose_hash_and_eq_panic_works_with_every_api() {
     let cache = Registry::builder().purge_interval(1).build();
     let a = Arc::new(Touchy(10));
     let b = Arc::new(Touchy(10));
-    assert_eq!(cache.call(&a, twice, 1), 21);
-    assert_eq!(cache.call(&a, twice, 1), 21);
-    assert_eq!(cache.call(&b, twice, 2), 22);
-    assert_eq!(cache.try_call(&a, fallible, 0), Err(()));
-    assert_eq!(cache.try_call(&a, fallible, 5), Ok(15));
-    assert_eq!(cache.get(&a, twice, &1), Some(21));
-    assert_eq!(cache.get(&b, twice, &1), None);
-    assert_eq!(cache.get_ok(&a, fallible, &5), Some(15));
-    assert!(cache.invalidate(&b, twice, &2));
-    assert_eq!(cache.call(&b, twice, 3), 23);
+    assert_eq!(cache.method(twice).call(&a, 1), 21);
+    assert_eq!(cache.method(twice).call(&a, 1), 21);
+    assert_eq!(cache.method(twice).call(&b, 2), 22);
+    assert_eq!(common::ok_table(&cache, fallible).try_call(&a, 0), Err(()));
+    assert_eq!(common::ok_table(&cache, fallible).try_call(&a, 5), Ok(15));
+    assert_eq!(cache.method(twice).get(&a, &1), Some(21));
+    assert_eq!(cache.method(twice).get(&b, &1), None);
+    assert_eq!(common::ok_table(&cache, fallible).get(&a, &5), Some(15));
+    assert!(cache.method(twice).invalidate(&b, &2));
+    assert_eq!(cache.method(twice).call(&b, 3), 23);
     assert_eq!(cache.invalidate_owner(&b), 1);
-    assert_eq!(cache.call(&b, twice, 4), 24);
-    assert_eq!(cache.invalidate_method(fallible), 1);
+    assert_eq!(cache.method(twice).call(&b, 4), 24);
+    assert_eq!(common::ok_table(&cache, fallible).clear(), 1);
     drop(b);
     assert_eq!(cache.purge(), 1);
     let stats = cache.stats();
@@ -178,7 +178,7 @@ fn zero_sized_owners_are_distinct() {
     let cache = Registry::new();
     let units: Vec<Arc<()>> = (0..50).map(|_| Arc::new(())).collect();
     for unit in &units {
-        assert_eq!(cache.call(unit, address, ()), Arc::as_ptr(unit) as usize);
+        assert_eq!(cache.method(address).call(unit, ()), Arc::as_ptr(unit) as usize);
     }
     assert_eq!(cache.stats().entries, 50);
     assert_eq!(cache.stats().misses, 50);
@@ -199,12 +199,12 @@ fn unsized_owners_work() {
     let a: Arc<str> = Arc::from("four");
     let b: Arc<str> = Arc::from("four");
     let c: Arc<[u8]> = Arc::from(&[1u8, 2, 3][..]);
-    assert_eq!(cache.call(&a, len, ()), 4);
-    assert_eq!(cache.call(&b, len, ()), 4);
-    assert_eq!(cache.call(&c, sum, ()), 6);
+    assert_eq!(cache.method(len).call(&a, ()), 4);
+    assert_eq!(cache.method(len).call(&b, ()), 4);
+    assert_eq!(cache.method(sum).call(&c, ()), 6);
     assert_eq!(cache.stats().misses, 3, "equal strings are distinct owners");
     assert_eq!(cache.invalidate_owner(&a), 1);
-    assert_eq!(cache.get(&b, len, &()), Some(4));
+    assert_eq!(cache.method(len).get(&b, &()), Some(4));
     drop((b, c));
     assert_eq!(cache.purge(), 2);
 }
@@ -228,7 +228,7 @@ fn dyn_trait_owners_work() {
         Arc::new(Square(3.0)),
     ];
     for _ in 0..2 {
-        let areas: Vec<f64> = shapes.iter().map(|s| cache.call(s, dyn_area, ())).collect();
+        let areas: Vec<f64> = shapes.iter().map(|s| cache.method(dyn_area).call(s, ())).collect();
         assert_eq!(areas, [4.0, 3.0, 9.0]);
     }
     let stats = cache.stats();
@@ -241,24 +241,24 @@ fn dyn_and_concrete_arcs_of_one_allocation_are_one_owner() {
     let square = Arc::new(Square(2.0));
     let shape: Arc<dyn Shape> = square.clone();
     let other: Arc<dyn Shape> = Arc::new(Square(2.0));
-    assert_eq!(cache.call(&shape, dyn_area, ()), 4.0);
-    assert_eq!(cache.call(&square, square_side, ()), 2.0);
-    assert_eq!(cache.call(&other, dyn_area, ()), 4.0);
+    assert_eq!(cache.method(dyn_area).call(&shape, ()), 4.0);
+    assert_eq!(cache.method(square_side).call(&square, ()), 2.0);
+    assert_eq!(cache.method(dyn_area).call(&other, ()), 4.0);
     assert_eq!(Arc::weak_count(&square), 2);
 
     // Through the concrete Arc, both entries of the allocation go, not the other's.
     assert_eq!(cache.invalidate_owner(&square), 2);
-    assert_eq!(cache.get(&shape, dyn_area, &()), None);
-    assert_eq!(cache.get(&other, dyn_area, &()), Some(4.0));
+    assert_eq!(cache.method(dyn_area).get(&shape, &()), None);
+    assert_eq!(cache.method(dyn_area).get(&other, &()), Some(4.0));
 
     // And through the dyn Arc.
-    assert_eq!(cache.call(&shape, dyn_area, ()), 4.0);
-    assert_eq!(cache.call(&square, square_side, ()), 2.0);
+    assert_eq!(cache.method(dyn_area).call(&shape, ()), 4.0);
+    assert_eq!(cache.method(square_side).call(&square, ()), 2.0);
     assert_eq!(cache.invalidate_owner(&shape), 2);
     assert_eq!(Arc::weak_count(&square), 0);
 
     // The allocation dies when both Arcs are gone, not before.
-    assert_eq!(cache.call(&square, square_side, ()), 2.0);
+    assert_eq!(cache.method(square_side).call(&square, ()), 2.0);
     drop(square);
     assert_eq!(cache.purge(), 0, "the dyn Arc still keeps the owner alive");
     drop(shape);
@@ -269,18 +269,18 @@ fn dyn_and_concrete_arcs_of_one_allocation_are_one_owner() {
 fn methods_with_one_signature_are_distinct_and_call_sites_share() {
     let cache = Registry::new();
     let owner = Owner::new(1);
-    assert_eq!(cache.call(&owner, value, 5).n, expected(1, 1, 5));
-    assert_eq!(cache.call(&owner, other_value, 5).n, expected(1, 2, 5));
+    assert_eq!(cache.method(value).call(&owner, 5).n, expected(1, 1, 5));
+    assert_eq!(cache.method(other_value).call(&owner, 5).n, expected(1, 2, 5));
     assert_eq!(owner.invocations.get(), 2);
     // Another call site of the same fn item shares its entry.
     fn elsewhere(cache: &Registry, owner: &Arc<Owner>) -> u64 {
-        cache.call(owner, value, 5).n
+        cache.method(value).call(owner, 5).n
     }
     assert_eq!(elsewhere(&cache, &owner), expected(1, 1, 5));
     assert_eq!(owner.invocations.get(), 2);
     assert_eq!(cache.stats().methods, 2);
-    assert_eq!(cache.invalidate_method(other_value), 1);
-    assert_eq!(cache.get(&owner, value, &5).unwrap().n, expected(1, 1, 5));
+    assert_eq!(cache.method(other_value).clear(), 1);
+    assert_eq!(cache.method(value).get(&owner, &5).unwrap().n, expected(1, 1, 5));
 }
 
 #[test]
@@ -289,13 +289,13 @@ fn closures_are_methods_by_expression() {
     let owner = Arc::new(3u64);
     // One closure expression run twice is one method.
     for _ in 0..2 {
-        assert_eq!(cache.call(&owner, |n: &Arc<u64>, &k: &u64| **n + k, 1), 4);
+        assert_eq!(cache.method(|n: &Arc<u64>, &k: &u64| **n + k).call(&owner, 1), 4);
     }
     assert_eq!(cache.stats().misses, 1);
     // Two textually equal closures are two methods, even with different results.
-    assert_eq!(cache.call(&owner, |n: &Arc<u64>, &k: &u64| **n * k, 2), 6);
+    assert_eq!(cache.method(|n: &Arc<u64>, &k: &u64| **n * k).call(&owner, 2), 6);
     assert_eq!(
-        cache.call(&owner, |n: &Arc<u64>, &k: &u64| **n * k + 1, 2),
+        cache.method(|n: &Arc<u64>, &k: &u64| **n * k + 1).call(&owner, 2),
         7
     );
     let stats = cache.stats();
@@ -312,8 +312,8 @@ fn check<const K: u64>(cache: &Registry, owners: [&Arc<Owner>; 2]) {
     for owner in owners {
         for arg in 0..2 {
             let want = K * 1_000_000 + owner.id * 1000 + u64::from(arg);
-            assert_eq!(cache.call(owner, numbered::<K>, arg), want);
-            assert_eq!(cache.call(owner, numbered::<K>, arg), want);
+            assert_eq!(cache.method(numbered::<K>).call(owner, arg), want);
+            assert_eq!(cache.method(numbered::<K>).call(owner, arg), want);
         }
     }
 }
@@ -350,13 +350,13 @@ fn more_methods_than_one_directory_level() {
             "lazy steps missed some methods: {:?}",
             cache.stats()
         );
-        assert_eq!(cache.call(&a, numbered::<39>, 0), 39_001_000);
+        assert_eq!(cache.method(numbered::<39>).call(&a, 0), 39_001_000);
         lookups += 1;
     }
     assert_eq!(cache.stats().purged, METHODS as u64 * 2);
     assert_eq!(cache.stats().entries, METHODS * 2);
-    assert_eq!(cache.invalidate_method(numbered::<17>), 2);
-    assert_eq!(cache.invalidate_method(numbered::<38>), 2);
+    assert_eq!(cache.method(numbered::<17>).clear(), 2);
+    assert_eq!(cache.method(numbered::<38>).clear(), 2);
     assert_eq!(cache.invalidate_owner(&a), (METHODS - 2) * 2);
     assert_eq!(cache.stats().entries, 0);
     assert_eq!(cache.stats().methods, METHODS);

@@ -34,16 +34,16 @@ fn outlive_ttl() {
 #[test]
 fn a_method_ttl_expires_its_entries() {
     let cache = Registry::builder().purge_interval(0).build();
-    cache.set_method_ttl(value, Some(TTL));
-    cache.set_method_ttl(checked, Some(TTL));
-    assert_eq!(cache.method_ttl(value), Some(TTL));
+    cache.method(value).set_ttl(Some(TTL));
+    common::ok_table(&cache, checked).set_ttl(Some(TTL));
+    assert_eq!(cache.method(value).ttl(), Some(TTL));
     assert_eq!(cache.ttl(), None);
     let owner = Owner::new(1);
     for arg in 0..3 {
-        assert_eq!(cache.call(&owner, value, arg).n, expected(1, 1, arg));
+        assert_eq!(cache.method(value).call(&owner, arg).n, expected(1, 1, arg));
     }
     assert_eq!(
-        cache.try_call(&owner, checked, 0).unwrap().n,
+        common::ok_table(&cache, checked).try_call(&owner, 0).unwrap().n,
         expected(1, 3, 0)
     );
     assert_eq!(owner.invocations.get(), 4);
@@ -51,22 +51,22 @@ fn a_method_ttl_expires_its_entries() {
     outlive_ttl();
     for arg in 0..3 {
         assert_eq!(
-            cache.get(&owner, value, &arg),
+            cache.method(value).get(&owner, &arg),
             None,
             "expired, yet returned"
         );
     }
     assert_eq!(
-        cache.get_ok(&owner, checked, &0),
+        common::ok_table(&cache, checked).get(&owner, &0),
         None,
         "expired, yet returned"
     );
     assert_eq!(owner.invocations.get(), 4, "get never computes");
     for arg in 0..3 {
-        assert_eq!(cache.call(&owner, value, arg).n, expected(1, 1, arg));
+        assert_eq!(cache.method(value).call(&owner, arg).n, expected(1, 1, arg));
     }
     assert_eq!(
-        cache.try_call(&owner, checked, 0).unwrap().n,
+        common::ok_table(&cache, checked).try_call(&owner, 0).unwrap().n,
         expected(1, 3, 0)
     );
     assert_eq!(
@@ -81,15 +81,15 @@ fn a_method_ttl_expires_its_entries() {
 fn a_registry_ttl_from_the_builder_expires_entries() {
     let cache = Registry::builder().ttl(TTL).purge_interval(0).build();
     assert_eq!(cache.ttl(), Some(TTL));
-    assert_eq!(cache.method_ttl(value), None, "not the method's own");
+    assert_eq!(cache.method(value).ttl(), None, "not the method's own");
     let owner = Owner::new(2);
-    cache.call(&owner, value, 0);
-    cache.call(&owner, other_value, 0);
+    cache.method(value).call(&owner, 0);
+    cache.method(other_value).call(&owner, 0);
     outlive_ttl();
-    assert_eq!(cache.get(&owner, value, &0), None);
-    assert_eq!(cache.get(&owner, other_value, &0), None);
-    assert_eq!(cache.call(&owner, value, 0).n, expected(2, 1, 0));
-    assert_eq!(cache.call(&owner, other_value, 0).n, expected(2, 2, 0));
+    assert_eq!(cache.method(value).get(&owner, &0), None);
+    assert_eq!(cache.method(other_value).get(&owner, &0), None);
+    assert_eq!(cache.method(value).call(&owner, 0).n, expected(2, 1, 0));
+    assert_eq!(cache.method(other_value).call(&owner, 0).n, expected(2, 2, 0));
     assert_eq!(owner.invocations.get(), 4);
 }
 
@@ -99,30 +99,30 @@ fn a_registry_ttl_from_the_builder_expires_entries() {
 fn a_registry_ttl_set_at_run_time_applies_to_every_method() {
     let cache = Registry::builder().purge_interval(0).build();
     let owner = Owner::new(3);
-    cache.call(&owner, value, 0);
+    cache.method(value).call(&owner, 0);
     cache.set_ttl(Some(TTL));
     assert_eq!(cache.ttl(), Some(TTL));
     // A method first called after the TTL was set.
-    cache.call(&owner, other_value, 0);
+    cache.method(other_value).call(&owner, 0);
     outlive_ttl();
-    assert_eq!(cache.get(&owner, value, &0), None, "an existing method");
+    assert_eq!(cache.method(value).get(&owner, &0), None, "an existing method");
     assert_eq!(
-        cache.get(&owner, other_value, &0),
+        cache.method(other_value).get(&owner, &0),
         None,
         "a method made later"
     );
     assert_eq!(owner.invocations.get(), 2);
-    cache.call(&owner, value, 0);
+    cache.method(value).call(&owner, 0);
     assert_eq!(owner.invocations.get(), 3);
 
     cache.set_ttl(None);
     assert_eq!(cache.ttl(), None);
-    cache.call(&owner, value, 1);
-    cache.call(&owner, other_value, 1);
+    cache.method(value).call(&owner, 1);
+    cache.method(other_value).call(&owner, 1);
     assert_eq!(owner.invocations.get(), 5);
     outlive_ttl();
-    assert_eq!(cache.call(&owner, value, 1).n, expected(3, 1, 1));
-    assert_eq!(cache.call(&owner, other_value, 1).n, expected(3, 2, 1));
+    assert_eq!(cache.method(value).call(&owner, 1).n, expected(3, 1, 1));
+    assert_eq!(cache.method(other_value).call(&owner, 1).n, expected(3, 2, 1));
     assert_eq!(owner.invocations.get(), 5, "no TTL any more: both hit");
 }
 
@@ -131,52 +131,52 @@ fn a_registry_ttl_set_at_run_time_applies_to_every_method() {
 #[test]
 fn a_method_ttl_overrides_the_registry_ttl() {
     let cache = Registry::builder().ttl(TTL).purge_interval(0).build();
-    cache.set_method_ttl(value, Some(LONG));
+    cache.method(value).set_ttl(Some(LONG));
     let owner = Owner::new(4);
-    cache.call(&owner, value, 0);
-    cache.call(&owner, other_value, 0);
+    cache.method(value).call(&owner, 0);
+    cache.method(other_value).call(&owner, 0);
     // Set after the method's own: does not override it.
     cache.set_ttl(Some(TTL));
     outlive_ttl();
     assert_eq!(
-        cache.get(&owner, value, &0).map(|v| v.n),
+        cache.method(value).get(&owner, &0).map(|v| v.n),
         Some(expected(4, 1, 0))
     );
-    assert_eq!(cache.get(&owner, other_value, &0), None);
+    assert_eq!(cache.method(other_value).get(&owner, &0), None);
 
     // The other way round: a long registry TTL, a short one of the method's own.
     cache.set_ttl(Some(LONG));
-    cache.set_method_ttl(other_value, Some(TTL));
-    cache.call(&owner, other_value, 1);
+    cache.method(other_value).set_ttl(Some(TTL));
+    cache.method(other_value).call(&owner, 1);
     outlive_ttl();
-    assert_eq!(cache.get(&owner, other_value, &1), None);
-    assert!(cache.get(&owner, value, &0).is_some());
+    assert_eq!(cache.method(other_value).get(&owner, &1), None);
+    assert!(cache.method(value).get(&owner, &0).is_some());
 
     // Back to the registry's TTL, which is short again.
     cache.set_ttl(Some(TTL));
-    cache.set_method_ttl(value, None);
-    assert_eq!(cache.method_ttl(value), None);
-    cache.call(&owner, value, 2);
+    cache.method(value).set_ttl(None);
+    assert_eq!(cache.method(value).ttl(), None);
+    cache.method(value).call(&owner, 2);
     outlive_ttl();
-    assert_eq!(cache.get(&owner, value, &2), None);
-    assert_eq!(cache.get(&owner, value, &0), None);
+    assert_eq!(cache.method(value).get(&owner, &2), None);
+    assert_eq!(cache.method(value).get(&owner, &0), None);
 }
 
 /// `Duration::MAX` as a method's TTL exempts it from the registry's.
 #[test]
 fn duration_max_exempts_a_method_from_the_registry_ttl() {
     let cache = Registry::builder().ttl(TTL).purge_interval(0).build();
-    cache.set_method_ttl(value, Some(Duration::MAX));
+    cache.method(value).set_ttl(Some(Duration::MAX));
     let owner = Owner::new(5);
-    cache.call(&owner, value, 0);
-    cache.call(&owner, other_value, 0);
+    cache.method(value).call(&owner, 0);
+    cache.method(other_value).call(&owner, 0);
     outlive_ttl();
-    assert_eq!(cache.call(&owner, value, 0).n, expected(5, 1, 0));
+    assert_eq!(cache.method(value).call(&owner, 0).n, expected(5, 1, 0));
     assert_eq!(owner.invocations.get(), 2, "exempt: a hit");
-    assert_eq!(cache.get(&owner, other_value, &0), None, "not exempt");
+    assert_eq!(cache.method(other_value).get(&owner, &0), None, "not exempt");
     assert_eq!(cache.purge(), 1);
     assert_eq!(cache.stats().expired, 1);
-    assert_eq!(cache.method_stats(value).entries, 1);
+    assert_eq!(cache.method(value).stats().entries, 1);
 }
 
 /// `Duration::ZERO`, the method's or the registry's, stores nothing: every call runs the
@@ -184,13 +184,13 @@ fn duration_max_exempts_a_method_from_the_registry_ttl() {
 #[test]
 fn duration_zero_stores_nothing() {
     let cache = Registry::new();
-    cache.set_method_ttl(value, Some(Duration::ZERO));
+    cache.method(value).set_ttl(Some(Duration::ZERO));
     let owner = Owner::new(6);
     for _ in 0..3 {
-        assert_eq!(cache.call(&owner, value, 0).n, expected(6, 1, 0));
+        assert_eq!(cache.method(value).call(&owner, 0).n, expected(6, 1, 0));
     }
     assert_eq!(owner.invocations.get(), 3);
-    assert_eq!(cache.get(&owner, value, &0), None);
+    assert_eq!(cache.method(value).get(&owner, &0), None);
     assert_eq!(cache.stats().entries, 0);
     assert_eq!(owner.values.get(), 0, "no value kept");
 
@@ -198,18 +198,18 @@ fn duration_zero_stores_nothing() {
     let owner = Owner::new(7);
     for _ in 0..3 {
         assert_eq!(
-            zero.try_call(&owner, checked, 0).unwrap().n,
+            zero.method(checked).try_call(&owner, 0).unwrap().n,
             expected(7, 3, 0)
         );
-        assert_eq!(zero.call(&owner, other_value, 1).n, expected(7, 2, 1));
+        assert_eq!(zero.method(other_value).call(&owner, 1).n, expected(7, 2, 1));
     }
     assert_eq!(owner.invocations.get(), 6);
     assert_eq!(zero.stats().entries, 0);
     // An entry stored before a TTL of zero is set is never returned after.
     let cache = Registry::new();
-    cache.call(&owner, value, 0);
-    cache.set_method_ttl(value, Some(Duration::ZERO));
-    assert_eq!(cache.get(&owner, value, &0), None);
+    cache.method(value).call(&owner, 0);
+    cache.method(value).set_ttl(Some(Duration::ZERO));
+    assert_eq!(cache.method(value).get(&owner, &0), None);
 }
 
 /// An entry stored while no TTL applied ages from when a TTL is set, not from when it
@@ -223,13 +223,13 @@ fn entries_stored_without_a_ttl_age_from_when_one_is_set() {
         let owner = Owner::new(8);
         // Starts the crate's clock if no test has yet, then ages the entry well past the
         // TTL (and the clock past it too).
-        cache.set_method_ttl(other_value, Some(LONG));
-        cache.call(&owner, other_value, 0);
-        cache.call(&owner, value, 0);
+        cache.method(other_value).set_ttl(Some(LONG));
+        cache.method(other_value).call(&owner, 0);
+        cache.method(value).call(&owner, 0);
         sleep(ttl + TTL);
         let set = Instant::now();
-        cache.set_method_ttl(value, Some(ttl));
-        let found = cache.get(&owner, value, &0);
+        cache.method(value).set_ttl(Some(ttl));
+        let found = cache.method(value).get(&owner, &0);
         if set.elapsed() < ttl / 2 {
             // Fast enough that the entry cannot have aged past the TTL since it was set.
             assert_eq!(
@@ -239,7 +239,7 @@ fn entries_stored_without_a_ttl_age_from_when_one_is_set() {
             );
             decided = true;
             sleep(3 * ttl);
-            assert_eq!(cache.get(&owner, value, &0), None, "and it does expire");
+            assert_eq!(cache.method(value).get(&owner, &0), None, "and it does expire");
             assert_eq!(cache.purge(), 1);
             break;
         }
@@ -253,19 +253,19 @@ fn entries_stored_without_a_ttl_age_from_when_one_is_set() {
 #[test]
 fn purge_removes_expired_entries_and_counts_them_exactly() {
     let cache = Registry::builder().purge_interval(0).build();
-    cache.set_method_ttl(value, Some(TTL));
+    cache.method(value).set_ttl(Some(TTL));
     let owner = Owner::new(9);
     let dead = Owner::new(10);
     for arg in 0..5 {
-        cache.call(&owner, value, arg);
+        cache.method(value).call(&owner, arg);
     }
-    cache.call(&dead, value, 0);
-    cache.call(&dead, other_value, 0);
-    cache.call(&owner, other_value, 0);
+    cache.method(value).call(&dead, 0);
+    cache.method(other_value).call(&dead, 0);
+    cache.method(other_value).call(&owner, 0);
     drop(dead);
     outlive_ttl();
     for arg in 0..5 {
-        assert_eq!(cache.get(&owner, value, &arg), None);
+        assert_eq!(cache.method(value).get(&owner, &arg), None);
     }
     let stats = cache.stats();
     assert_eq!((stats.entries, stats.expired, stats.purged), (8, 0, 0));
@@ -289,18 +289,18 @@ fn purge_removes_expired_entries_and_counts_them_exactly() {
 #[test]
 fn lazy_purge_steps_remove_expired_entries() {
     let cache = Registry::builder().purge_interval(1).shards(4).build();
-    cache.set_method_ttl(value, Some(TTL));
+    cache.method(value).set_ttl(Some(TTL));
     let owner = Owner::new(11);
     for arg in 0..20 {
-        cache.call(&owner, value, arg);
+        cache.method(value).call(&owner, arg);
     }
-    cache.call(&owner, other_value, 0);
+    cache.method(other_value).call(&owner, 0);
     outlive_ttl();
     let mut lookups = 0;
-    while cache.method_stats(value).entries > 0 {
+    while cache.method(value).stats().entries > 0 {
         assert!(lookups < 100, "not purged: {:?}", cache.stats());
         // Hits of another method: each runs one step.
-        assert_eq!(cache.call(&owner, other_value, 0).n, expected(11, 2, 0));
+        assert_eq!(cache.method(other_value).call(&owner, 0).n, expected(11, 2, 0));
         lookups += 1;
     }
     let stats = cache.stats();
@@ -313,11 +313,11 @@ fn lazy_purge_steps_remove_expired_entries() {
 #[test]
 fn a_store_replaces_an_expired_entry_of_its_key() {
     let cache = Registry::builder().purge_interval(0).build();
-    cache.set_method_ttl(value, Some(TTL));
+    cache.method(value).set_ttl(Some(TTL));
     let owner = Owner::new(12);
-    cache.call(&owner, value, 0);
+    cache.method(value).call(&owner, 0);
     outlive_ttl();
-    assert_eq!(cache.call(&owner, value, 0).n, expected(12, 1, 0));
+    assert_eq!(cache.method(value).call(&owner, 0).n, expected(12, 1, 0));
     assert_eq!(owner.invocations.get(), 2);
     let stats = cache.stats();
     assert_eq!((stats.entries, stats.expired, stats.misses), (1, 1, 2));
@@ -326,7 +326,7 @@ fn a_store_replaces_an_expired_entry_of_its_key() {
     // The same with single flight off, through the other insert path.
     cache.set_single_flight(false);
     outlive_ttl();
-    assert_eq!(cache.call(&owner, value, 0).n, expected(12, 1, 0));
+    assert_eq!(cache.method(value).call(&owner, 0).n, expected(12, 1, 0));
     let stats = cache.stats();
     assert_eq!((stats.entries, stats.expired, stats.discarded), (1, 2, 0));
     assert_eq!(owner.values.get(), 1);
@@ -337,11 +337,11 @@ fn a_store_replaces_an_expired_entry_of_its_key() {
 #[test]
 fn a_value_holding_its_owner_is_freed_once_expired_and_purged() {
     let cache = Registry::builder().purge_interval(0).build();
-    cache.set_method_ttl(myself, Some(TTL));
+    cache.method(myself).set_ttl(Some(TTL));
     let drops = Counter::new();
     let node = Node::new(&drops);
     let watch = Arc::downgrade(&node);
-    cache.call(&node, myself, ());
+    cache.method(myself).call(&node, ());
     drop(node);
     outlive_ttl();
     assert!(
@@ -367,23 +367,23 @@ async fn doubled(owner: &Arc<Owner>, &arg: &u32) -> u64 {
 #[test]
 fn call_async_never_returns_an_expired_value() {
     let cache = Registry::builder().purge_interval(0).build();
-    cache.set_method_ttl(doubled, Some(TTL));
+    cache.method(doubled).set_ttl(Some(TTL));
     let owner = Owner::new(13);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     runtime.block_on(async {
         assert_eq!(
-            cache.call_async(&owner, doubled, 1).await,
+            cache.method(doubled).call_async(&owner, 1).await,
             expected(13, 4, 1) * 2
         );
     });
     assert_eq!(owner.invocations.get(), 1);
     outlive_ttl();
-    assert_eq!(cache.get(&owner, doubled, &1), None);
+    assert_eq!(cache.method(doubled).get(&owner, &1), None);
     runtime.block_on(async {
         assert_eq!(
-            cache.call_async(&owner, doubled, 1).await,
+            cache.method(doubled).call_async(&owner, 1).await,
             expected(13, 4, 1) * 2
         );
     });

@@ -106,7 +106,7 @@ fn a_method_is_cached_per_owner_and_arguments() {
         "other methods' entries of the owner stay"
     );
     assert_eq!(Adder::add_memo().invalidate_owner(&one), 1);
-    assert_eq!(Adder::add_memo().cache_clear(), 1);
+    assert_eq!(Adder::add_memo().clear(), 1);
     assert_eq!(Adder::add_memo().cache_info().currsize, 0);
     assert_eq!(Adder::clamp_sum_memo().cache_info().currsize, 2);
     assert!(std::ptr::eq(Adder::add_memo().registry(), &ADDER));
@@ -143,7 +143,7 @@ fn result_mode_caches_ok_values_only() {
         "errors are misses, never hits"
     );
     assert_eq!(info.currsize, 1, "only the `Ok` value is held");
-    assert_eq!(PARSER.get_ok(&text, Text::parse_uncached, &16), Some(255));
+    assert_eq!(PARSER.method(Text::parse_uncached).get(&text, &16), Some(255));
 }
 
 /// A generic type, a generic method and a where-clause.
@@ -232,7 +232,7 @@ fn the_default_registry_is_the_global_one() {
         weakmemo::global()
     ));
     assert_eq!(
-        weakmemo::global().get(&owner, Global::doubled_uncached, &()),
+        weakmemo::global().method(Global::doubled_uncached).get(&owner, &()),
         Some(42)
     );
 }
@@ -253,15 +253,15 @@ fn the_attribute_and_a_hand_written_call_share_entries_and_stats() {
     assert_eq!(square.area_plus(1), 10); // a miss, through the attribute
     // By hand, the same method identity: a hit on the entry the attribute stored.
     assert_eq!(
-        PARITY.get(&square, Square::area_plus_uncached, &1),
+        PARITY.method(Square::area_plus_uncached).get(&square, &1),
         Some(10)
     );
-    assert_eq!(PARITY.call(&square, Square::area_plus_uncached, 1), 10);
+    assert_eq!(PARITY.method(Square::area_plus_uncached).call(&square, 1), 10);
     // By hand first, then through the attribute: a hit too.
-    assert_eq!(PARITY.call(&square, Square::area_plus_uncached, 2), 11);
+    assert_eq!(PARITY.method(Square::area_plus_uncached).call(&square, 2), 11);
     assert_eq!(square.area_plus(2), 11);
 
-    let through_registry = PARITY.method_stats(Square::area_plus_uncached);
+    let through_registry = PARITY.method(Square::area_plus_uncached).stats();
     let through_handle = Square::area_plus_memo().stats();
     assert_eq!(through_registry, through_handle);
     assert_eq!(
@@ -275,7 +275,7 @@ fn the_attribute_and_a_hand_written_call_share_entries_and_stats() {
         "one table: the attribute and the hand-written calls are one method"
     );
     assert_eq!(PARITY.stats().entries, 2);
-    assert!(PARITY.invalidate(&square, Square::area_plus_uncached, &2));
+    assert!(PARITY.method(Square::area_plus_uncached).invalidate(&square, &2));
     assert_eq!(Square::area_plus_memo().cache_info().currsize, 1);
 }
 
@@ -387,7 +387,7 @@ async fn an_async_method_is_computed_once_then_hit() {
     );
     assert_eq!(Fetcher::base_len_memo().invalidate_owner(&fetcher), 1);
     assert_eq!(Fetcher::fetch_memo().invalidate_owner(&fetcher), 2);
-    assert_eq!(Fetcher::fetch_memo().cache_clear(), 1, "`other`'s entry");
+    assert_eq!(Fetcher::fetch_memo().clear(), 1, "`other`'s entry");
     assert_eq!(Fetcher::fetch_memo().cache_info().currsize, 0);
     assert!(std::ptr::eq(Fetcher::fetch_memo().registry(), &FETCHER));
 
@@ -419,7 +419,7 @@ async fn async_result_mode_caches_ok_values_only() {
     let info = AsyncText::parse_memo().cache_info();
     assert_eq!((info.hits, info.misses, info.currsize), (1, 3, 1));
     assert_eq!(
-        ASYNC_PARSER.get_ok(&text, AsyncText::parse_uncached, &16),
+        ASYNC_PARSER.method(AsyncText::parse_uncached).get(&text, &16),
         Some(255)
     );
 }
@@ -470,25 +470,25 @@ async fn an_async_attribute_and_a_hand_written_call_async_share_entries_and_stat
     assert_eq!(square.area_plus(1).await, 10); // a miss, through the attribute
     // By hand, the same method identity: a hit on the entry the attribute stored.
     assert_eq!(
-        ASYNC_PARITY.get(&square, AsyncSquare::area_plus_uncached, &1),
+        ASYNC_PARITY.method(AsyncSquare::area_plus_uncached).get(&square, &1),
         Some(10)
     );
     assert_eq!(
         ASYNC_PARITY
-            .call_async(&square, AsyncSquare::area_plus_uncached, 1)
+            .method(AsyncSquare::area_plus_uncached).call_async(&square, 1)
             .await,
         10
     );
     // By hand first, then through the attribute: a hit too.
     assert_eq!(
         ASYNC_PARITY
-            .call_async(&square, AsyncSquare::area_plus_uncached, 2)
+            .method(AsyncSquare::area_plus_uncached).call_async(&square, 2)
             .await,
         11
     );
     assert_eq!(square.area_plus(2).await, 11);
 
-    let through_registry = ASYNC_PARITY.method_stats(AsyncSquare::area_plus_uncached);
+    let through_registry = ASYNC_PARITY.method(AsyncSquare::area_plus_uncached).stats();
     let through_handle = AsyncSquare::area_plus_memo().stats();
     assert_eq!(through_registry, through_handle);
     assert_eq!(
@@ -502,7 +502,7 @@ async fn an_async_attribute_and_a_hand_written_call_async_share_entries_and_stat
         "one table: the attribute and the hand-written calls are one method"
     );
     assert_eq!(ASYNC_PARITY.stats().entries, 2);
-    assert!(ASYNC_PARITY.invalidate(&square, AsyncSquare::area_plus_uncached, &2));
+    assert!(ASYNC_PARITY.method(AsyncSquare::area_plus_uncached).invalidate(&square, &2));
     assert_eq!(AsyncSquare::area_plus_memo().cache_info().currsize, 1);
 }
 
@@ -629,7 +629,7 @@ fn maxsize_bounds_the_method_and_cache_info_reports_it() {
     let info = Squares::square_memo().cache_info();
     assert_eq!(info.maxsize, Some(4));
     assert!(info.currsize <= 4, "{info}");
-    assert_eq!(BOUNDED.method_capacity(Squares::square_uncached), Some(4));
+    assert_eq!(BOUNDED.method(Squares::square_uncached).capacity(), Some(4));
     assert!(Squares::square_memo().stats().evicted > 0);
 }
 
@@ -684,9 +684,9 @@ fn ttl_recomputes_a_value_after_it_expires() {
         assert_eq!(quote.runs.load(Relaxed), 1, "a hit within the TTL");
     }
     assert_eq!(Quote::price_memo().ttl(), Some(TTL));
-    assert_eq!(EXPIRING.method_ttl(Quote::price_uncached), Some(TTL));
+    assert_eq!(EXPIRING.method(Quote::price_uncached).ttl(), Some(TTL));
     assert_eq!(
-        weakmemo::global().method_ttl(Quote::price_uncached),
+        weakmemo::global().method(Quote::price_uncached).ttl(),
         None,
         "set on the registry of the call only"
     );
@@ -695,7 +695,7 @@ fn ttl_recomputes_a_value_after_it_expires() {
     let runs = quote.runs.load(Relaxed);
     std::thread::sleep(PAST_TTL);
     assert_eq!(
-        EXPIRING.get(&quote, Quote::price_uncached, &2),
+        EXPIRING.method(Quote::price_uncached).get(&quote, &2),
         None,
         "an expired entry is never returned"
     );
@@ -722,7 +722,7 @@ async fn ttl_on_an_async_method_recomputes_after_expiry() {
     }
     assert_eq!(Quote::volume_memo().ttl(), Some(TTL));
     assert_eq!(
-        weakmemo::global().method_ttl(Quote::volume_uncached),
+        weakmemo::global().method(Quote::volume_uncached).ttl(),
         Some(TTL)
     );
 
@@ -763,7 +763,7 @@ fn maxsize_and_ttl_together_set_both() {
     assert!(info.currsize <= 4, "{info}");
     assert_eq!(Cubes::cube_memo().ttl(), Some(TTL));
     assert_eq!(
-        BOUNDED_EXPIRING.method_capacity(Cubes::cube_uncached),
+        BOUNDED_EXPIRING.method(Cubes::cube_uncached).capacity(),
         Some(4)
     );
 
@@ -1024,8 +1024,8 @@ fn an_ownerless_function_runs_once_per_distinct_call() {
         (30, 31, Some(1024), 31)
     );
     assert!(fib_memo().invalidate((), &30));
-    assert_eq!(fib_memo().cache_clear(), 30);
-    assert_eq!(PURE.get((), fib_uncached, &12), None);
+    assert_eq!(fib_memo().clear(), 30);
+    assert_eq!(PURE.method(fib_uncached).get((), &12), None);
 }
 
 static FLIGHT: Registry = Registry::new();

@@ -276,9 +276,9 @@ impl Model {
                 self.tables[method] = true;
                 self.lookup(hit);
                 let got = if method == ONE {
-                    self.cache.call(&owner, one, arg)
+                    self.cache.method(one).call(&owner, arg)
                 } else {
-                    self.cache.call(&owner, two, arg)
+                    self.cache.method(two).call(&owner, arg)
                 };
                 assert_eq!(got.n, pure(owner.id, method, arg));
                 if !hit {
@@ -292,7 +292,7 @@ impl Model {
                 let hit = self.live.contains_key(&key);
                 self.tables[FALLIBLE] = true;
                 self.lookup(hit);
-                let got = self.cache.try_call(&owner, fallible, arg);
+                let got = crate::common::ok_table(&self.cache, fallible).try_call(&owner, arg);
                 if hit {
                     assert_eq!(got.unwrap().n, self.live[&key]);
                 } else {
@@ -313,9 +313,9 @@ impl Model {
                     self.lookup(want.is_some());
                 }
                 let got = if method == ONE {
-                    self.cache.get(&owner, one, &arg)
+                    self.cache.method(one).get(&owner, &arg)
                 } else {
-                    self.cache.get(&owner, two, &arg)
+                    self.cache.method(two).get(&owner, &arg)
                 };
                 assert_eq!(got.map(|v| v.n), want);
             }
@@ -325,16 +325,16 @@ impl Model {
                 if self.tables[FALLIBLE] {
                     self.lookup(want.is_some());
                 }
-                let got = self.cache.get_ok(&owner, fallible, &arg);
+                let got = crate::common::ok_table(&self.cache, fallible).get(&owner, &arg);
                 assert_eq!(got.map(|v| v.n), want);
             }
             Op::Invalidate(selector, table, arg) => {
                 let (index, owner) = self.pick(selector);
                 let want = self.live.remove(&(index, table, arg)).is_some();
                 let got = match table {
-                    ONE => self.cache.invalidate(&owner, one, &arg),
-                    TWO => self.cache.invalidate(&owner, two, &arg),
-                    _ => self.cache.invalidate(&owner, fallible, &arg),
+                    ONE => self.cache.method(one).invalidate(&owner, &arg),
+                    TWO => self.cache.method(two).invalidate(&owner, &arg),
+                    _ => crate::common::ok_table(&self.cache, fallible).invalidate(&owner, &arg),
                 };
                 assert_eq!(got, want);
                 self.invalidated += u64::from(got);
@@ -352,9 +352,9 @@ impl Model {
                 self.live.retain(|&(_, t, _), _| t != table);
                 let dead_of_table = self.dead.iter().filter(|&&(_, t, _)| t == table).count();
                 let got = match table {
-                    ONE => self.cache.invalidate_method(one),
-                    TWO => self.cache.invalidate_method(two),
-                    _ => self.cache.invalidate_method(fallible),
+                    ONE => self.cache.method(one).clear(),
+                    TWO => self.cache.method(two).clear(),
+                    _ => crate::common::ok_table(&self.cache, fallible).clear(),
                 };
                 assert_eq!(got, before - self.live.len() + dead_of_table);
                 self.invalidated += got as u64;

@@ -62,15 +62,15 @@ fn one_owner_dies_and_its_entry_goes(receiver_dies: bool) {
     let survivor_id = survivor.id;
 
     assert_eq!(
-        cache.call((&receiver, &argument), pair, 7).n,
+        cache.method(pair).call((&receiver, &argument), 7).n,
         pair_value(1, 2, 7)
     );
     assert_eq!(
-        cache.call(survivor, alone, 7).n,
+        cache.method(alone).call(survivor, 7).n,
         pair_value(survivor_id, 0, 7)
     );
     assert_eq!(
-        cache.call((&receiver, &argument), pair, 7).n,
+        cache.method(pair).call((&receiver, &argument), 7).n,
         pair_value(1, 2, 7)
     );
     assert_eq!(invocations.get(), 2, "the second call was a hit");
@@ -114,8 +114,8 @@ fn one_owner_dies_and_its_entry_goes(receiver_dies: bool) {
     } else {
         (&survivor, &twin)
     };
-    assert_eq!(cache.get(owners, pair, &7), None);
-    assert!(!cache.invalidate(owners, pair, &7), "nothing to invalidate");
+    assert_eq!(cache.method(pair).get(owners, &7), None);
+    assert!(!cache.method(pair).invalidate(owners, &7), "nothing to invalidate");
 
     assert_eq!(cache.purge(), 1, "the dead owner's entry, and only it");
     let stats = cache.stats();
@@ -139,7 +139,7 @@ fn one_owner_dies_and_its_entry_goes(receiver_dies: bool) {
         1,
         "the survivor's own entry remains"
     );
-    let own = cache.get(&survivor, alone, &7).map(|v| v.n);
+    let own = cache.method(alone).get(&survivor, &7).map(|v| v.n);
     assert_eq!(own, Some(pair_value(survivor_id, 0, 7)));
     assert_eq!(cache.purge(), 0);
     assert_eq!(invocations.get(), 2);
@@ -166,12 +166,12 @@ fn lazy_purge_steps_remove_an_entry_whose_argument_died() {
     let cache = Registry::builder().purge_interval(1).build();
     let receiver = Owner::new(1);
     let argument = Owner::new(2);
-    cache.call((&receiver, &argument), pair, 1);
-    cache.call(&receiver, alone, 1);
+    cache.method(pair).call((&receiver, &argument), 1);
+    cache.method(alone).call(&receiver, 1);
     drop(argument);
     assert_eq!(receiver.values.get(), 2);
     for _ in 0..1_000 {
-        assert_eq!(cache.call(&receiver, alone, 1).n, pair_value(1, 0, 1));
+        assert_eq!(cache.method(alone).call(&receiver, 1).n, pair_value(1, 0, 1));
     }
     let stats = cache.stats();
     assert_eq!((stats.entries, stats.purged), (1, 1), "{stats:?}");
@@ -192,7 +192,7 @@ fn the_sweep_before_growth_bounds_entries_of_dead_arguments() {
     for id in 0..20_000 {
         let argument = Owner::new(id);
         assert_eq!(
-            cache.call((&receiver, &argument), pair, 0).n,
+            cache.method(pair).call((&receiver, &argument), 0).n,
             pair_value(1, id, 0)
         );
         drop(argument);
@@ -214,15 +214,15 @@ fn invalidation_reaches_entries_through_any_of_their_owners() {
     let receiver = Owner::new(1);
     let (first, second) = (Owner::new(2), Owner::new(3));
     for k in 0..3 {
-        cache.call((&receiver, &first), pair, k);
-        cache.call((&receiver, &second), pair, k);
+        cache.method(pair).call((&receiver, &first), k);
+        cache.method(pair).call((&receiver, &second), k);
     }
-    cache.call(&receiver, alone, 0);
+    cache.method(alone).call(&receiver, 0);
     assert_eq!(cache.stats().entries, 7);
 
-    assert!(cache.invalidate((&receiver, &second), pair, &0));
+    assert!(cache.method(pair).invalidate((&receiver, &second), &0));
     assert!(
-        !cache.invalidate((&second, &receiver), pair, &1),
+        !cache.method(pair).invalidate((&second, &receiver), &1),
         "order matters"
     );
     assert_eq!(
@@ -230,9 +230,9 @@ fn invalidation_reaches_entries_through_any_of_their_owners() {
         3,
         "the argument's three entries"
     );
-    assert_eq!(cache.get((&receiver, &first), pair, &1), None);
+    assert_eq!(cache.method(pair).get((&receiver, &first), &1), None);
     assert_eq!(
-        cache.get((&receiver, &second), pair, &1).map(|v| v.n),
+        cache.method(pair).get((&receiver, &second), &1).map(|v| v.n),
         Some(pair_value(1, 3, 1))
     );
     assert_eq!(
@@ -256,10 +256,10 @@ fn the_order_of_the_owners_is_part_of_the_key() {
     }
     let cache = Registry::new();
     let (a, b) = (Owner::new(1), Owner::new(2));
-    assert_eq!(cache.call((&a, &b), together, ()), 3);
-    assert_eq!(cache.call((&b, &a), together, ()), 3);
-    assert_eq!(cache.call((&a, &a), together, ()), 2);
-    assert_eq!(cache.call((&a, &b), together, ()), 3);
+    assert_eq!(cache.method(together).call((&a, &b), ()), 3);
+    assert_eq!(cache.method(together).call((&b, &a), ()), 3);
+    assert_eq!(cache.method(together).call((&a, &a), ()), 2);
+    assert_eq!(cache.method(together).call((&a, &b), ()), 3);
     assert_eq!(RUNS.load(SeqCst), 3);
     assert_eq!(cache.stats().entries, 3);
     drop(a);
@@ -295,17 +295,17 @@ fn an_arguments_own_hash_and_eq_are_never_called() {
     let cache = Registry::new();
     let (a, b) = (Arc::new(Prickly(1)), Arc::new(Prickly(2)));
     let twin = Arc::new(Prickly(2));
-    assert_eq!(cache.call((&a, &b), prickly_sum, 3), 123);
-    assert_eq!(cache.call((&a, &b), prickly_sum, 3), 123);
-    assert_eq!(cache.get((&a, &b), prickly_sum, &3), Some(123));
+    assert_eq!(cache.method(prickly_sum).call((&a, &b), 3), 123);
+    assert_eq!(cache.method(prickly_sum).call((&a, &b), 3), 123);
+    assert_eq!(cache.method(prickly_sum).get((&a, &b), &3), Some(123));
     assert_eq!(
-        cache.get((&a, &twin), prickly_sum, &3),
+        cache.method(prickly_sum).get((&a, &twin), &3),
         None,
         "an equal twin is another"
     );
-    assert_eq!(cache.call((&a, &twin), prickly_sum, 3), 123);
-    assert_eq!(cache.call((&b, &a), prickly_sum, 3), 213);
-    assert!(cache.invalidate((&b, &a), prickly_sum, &3));
+    assert_eq!(cache.method(prickly_sum).call((&a, &twin), 3), 123);
+    assert_eq!(cache.method(prickly_sum).call((&b, &a), 3), 213);
+    assert!(cache.method(prickly_sum).invalidate((&b, &a), &3));
     assert_eq!(cache.stats().entries, 2);
     drop(twin);
     assert_eq!(cache.purge(), 1);
@@ -331,16 +331,16 @@ fn trait_object_arguments_are_held_by_identity() {
     let square: Arc<dyn Shape> = Arc::new(Square(3.0));
     let circle: Arc<dyn Shape> = Arc::new(Circle(1.0));
     let other_square: Arc<dyn Shape> = Arc::new(Square(3.0));
-    assert_eq!(cache.call((&scale, &square), scaled_area, ()), 18.0);
-    assert_eq!(cache.call((&scale, &circle), scaled_area, ()), 6.0);
-    assert_eq!(cache.get((&scale, &other_square), scaled_area, &()), None);
-    assert_eq!(cache.get((&scale, &square), scaled_area, &()), Some(18.0));
+    assert_eq!(cache.method(scaled_area).call((&scale, &square), ()), 18.0);
+    assert_eq!(cache.method(scaled_area).call((&scale, &circle), ()), 6.0);
+    assert_eq!(cache.method(scaled_area).get((&scale, &other_square), &()), None);
+    assert_eq!(cache.method(scaled_area).get((&scale, &square), &()), Some(18.0));
     // The same allocation seen through another `Arc<dyn Shape>` is the same owner.
     let alias = Arc::clone(&square);
-    assert_eq!(cache.get((&scale, &alias), scaled_area, &()), Some(18.0));
+    assert_eq!(cache.method(scaled_area).get((&scale, &alias), &()), Some(18.0));
     drop((square, alias));
     assert_eq!(cache.purge(), 1);
-    assert_eq!(cache.get((&scale, &circle), scaled_area, &()), Some(6.0));
+    assert_eq!(cache.method(scaled_area).get((&scale, &circle), &()), Some(6.0));
     assert_eq!(cache.stats().entries, 1);
 }
 
@@ -367,16 +367,16 @@ fn three_and_four_owner_tuples_live_while_all_their_owners_live() {
     let cache = Registry::new();
     let [a, b, c, d, e] = [1, 2, 3, 4, 5].map(Owner::new);
     let values = a.values.clone();
-    assert_eq!(cache.call((&a, &b, &c), three, 1).n, 12_301);
-    assert_eq!(cache.call((&a, &c, &b), three, 1).n, 13_201);
-    assert_eq!(cache.call((&a, &d, &e), three, 1).n, 14_501);
-    assert_eq!(cache.call((&a, &b, &c, &d), four, 1).n, 123_401);
-    assert_eq!(cache.call((&a, &e, &d, &e), four, 1).n, 154_501);
-    assert_eq!(cache.call((&a, &b, &c), three, 1).n, 12_301);
-    assert_eq!(cache.call((&a, &b, &c, &d), four, 1).n, 123_401);
+    assert_eq!(cache.method(three).call((&a, &b, &c), 1).n, 12_301);
+    assert_eq!(cache.method(three).call((&a, &c, &b), 1).n, 13_201);
+    assert_eq!(cache.method(three).call((&a, &d, &e), 1).n, 14_501);
+    assert_eq!(cache.method(four).call((&a, &b, &c, &d), 1).n, 123_401);
+    assert_eq!(cache.method(four).call((&a, &e, &d, &e), 1).n, 154_501);
+    assert_eq!(cache.method(three).call((&a, &b, &c), 1).n, 12_301);
+    assert_eq!(cache.method(four).call((&a, &b, &c, &d), 1).n, 123_401);
     assert_eq!(a.invocations.get(), 5, "the repeats were hits");
-    assert_eq!(cache.method_stats(three).hits, 1);
-    assert_eq!(cache.method_stats(four).hits, 1);
+    assert_eq!(cache.method(three).stats().hits, 1);
+    assert_eq!(cache.method(four).stats().hits, 1);
     assert_eq!(Arc::weak_count(&e), 3, "one Weak per appearance of e");
 
     let watch = Arc::downgrade(&c);
@@ -386,11 +386,11 @@ fn three_and_four_owner_tuples_live_while_all_their_owners_live() {
     assert_eq!(cache.purge(), 3, "the entries c was in");
     assert_eq!(values.get(), 2);
     assert_eq!(
-        cache.get((&a, &d, &e), three, &1).map(|v| v.n),
+        cache.method(three).get((&a, &d, &e), &1).map(|v| v.n),
         Some(14_501)
     );
     assert_eq!(
-        cache.get((&a, &e, &d, &e), four, &1).map(|v| v.n),
+        cache.method(four).get((&a, &e, &d, &e), &1).map(|v| v.n),
         Some(154_501)
     );
     drop(e);
@@ -416,16 +416,16 @@ fn invalidating_an_argument_covers_its_computation_in_flight() {
     let cache = &INVALIDATING;
     let (receiver, argument) = (Owner::new(1), Owner::new(2));
     assert_eq!(
-        cache.call((&receiver, &argument), pair_invalidating, 3),
+        cache.method(pair_invalidating).call((&receiver, &argument), 3),
         pair_value(1, 2, 3)
     );
     assert_eq!(
-        cache.get((&receiver, &argument), pair_invalidating, &3),
+        cache.method(pair_invalidating).get((&receiver, &argument), &3),
         None
     );
-    let stats = cache.method_stats(pair_invalidating);
+    let stats = cache.method(pair_invalidating).stats();
     assert_eq!((stats.entries, stats.discarded), (0, 1), "{stats:?}");
-    cache.call((&receiver, &argument), pair_invalidating, 3);
+    cache.method(pair_invalidating).call((&receiver, &argument), 3);
     assert_eq!(receiver.invocations.get(), 2);
 }
 
@@ -442,20 +442,20 @@ async fn an_async_method_with_an_object_argument_is_cached_per_pair() {
     let cache = Registry::new();
     let (receiver, first, second) = (Owner::new(1), Owner::new(2), Owner::new(3));
     assert_eq!(
-        cache.call_async((&receiver, &first), async_pair, 1).await,
+        cache.method(async_pair).call_async((&receiver, &first), 1).await,
         pair_value(1, 2, 1)
     );
     assert_eq!(
-        cache.call_async((&receiver, &first), async_pair, 1).await,
+        cache.method(async_pair).call_async((&receiver, &first), 1).await,
         pair_value(1, 2, 1)
     );
     assert_eq!(
-        cache.call_async((&receiver, &second), async_pair, 1).await,
+        cache.method(async_pair).call_async((&receiver, &second), 1).await,
         pair_value(1, 3, 1)
     );
     assert_eq!(receiver.invocations.get(), 2);
     assert_eq!(
-        cache.get((&receiver, &second), async_pair, &1),
+        cache.method(async_pair).get((&receiver, &second), &1),
         Some(pair_value(1, 3, 1))
     );
     drop(first);
@@ -501,10 +501,10 @@ fn churned_arguments_at_recycled_addresses_never_return_a_wrong_value() {
                 same_as_last += 1;
             }
             last = address;
-            if cache.get((&receiver, &arg), churned, &()).is_some() {
+            if cache.method(churned).get((&receiver, &arg), &()).is_some() {
                 stale_hits += 1;
             }
-            if cache.call((&receiver, &arg), churned, ()) != (7 << 40) | i {
+            if cache.method(churned).call((&receiver, &arg), ()) != (7 << 40) | i {
                 wrong += 1;
             }
             drop(arg);
@@ -563,10 +563,10 @@ fn churned_receivers_beside_one_long_lived_argument_never_return_a_wrong_value()
     for i in 0..ROUNDS {
         let receiver = Arc::new(Arg(i));
         addresses.insert(Arc::as_ptr(&receiver) as usize);
-        if cache.get((&receiver, &argument), reversed, &()).is_some() {
+        if cache.method(reversed).get((&receiver, &argument), &()).is_some() {
             bad += 1;
         }
-        if cache.call((&receiver, &argument), reversed, ()) != (5 << 20) | i {
+        if cache.method(reversed).call((&receiver, &argument), ()) != (5 << 20) | i {
             bad += 1;
         }
         if i % 1024 == 0 {
@@ -613,10 +613,10 @@ fn threads_churning_arguments_beside_one_receiver_never_see_a_wrong_value() {
                     for i in 0..ROUNDS {
                         let id = thread * ROUNDS + i;
                         let arg = Arc::new(Arg(id));
-                        if cache.get((&receiver, &arg), churned, &()).is_some() {
+                        if cache.method(churned).get((&receiver, &arg), &()).is_some() {
                             bad += 1;
                         }
-                        if cache.call((&receiver, &arg), churned, ()) != (3 << 40) | id {
+                        if cache.method(churned).call((&receiver, &arg), ()) != (3 << 40) | id {
                             bad += 1;
                         }
                     }
@@ -645,20 +645,20 @@ fn threads_churning_arguments_beside_one_receiver_never_see_a_wrong_value() {
 #[test]
 fn a_ttl_applies_to_a_method_with_object_arguments() {
     let cache = Registry::new();
-    cache.set_method_ttl(pair, Some(Duration::from_millis(100)));
+    cache.method(pair).set_ttl(Some(Duration::from_millis(100)));
     let (receiver, argument) = (Owner::new(1), Owner::new(2));
     assert_eq!(
-        cache.call((&receiver, &argument), pair, 1).n,
+        cache.method(pair).call((&receiver, &argument), 1).n,
         pair_value(1, 2, 1)
     );
-    assert!(cache.get((&receiver, &argument), pair, &1).is_some());
+    assert!(cache.method(pair).get((&receiver, &argument), &1).is_some());
     std::thread::sleep(Duration::from_millis(250));
-    assert_eq!(cache.get((&receiver, &argument), pair, &1), None);
+    assert_eq!(cache.method(pair).get((&receiver, &argument), &1), None);
     assert_eq!(cache.purge(), 1);
     assert_eq!(cache.stats().expired, 1);
     assert_eq!(receiver.values.get(), 0);
     assert_eq!(
-        cache.call((&receiver, &argument), pair, 1).n,
+        cache.method(pair).call((&receiver, &argument), 1).n,
         pair_value(1, 2, 1)
     );
     assert_eq!(receiver.invocations.get(), 2, "recomputed after expiry");
@@ -670,12 +670,12 @@ fn a_ttl_applies_to_a_method_with_object_arguments() {
 #[test]
 fn a_bound_applies_to_a_method_with_object_arguments() {
     let cache = Registry::new();
-    cache.set_method_capacity(pair, Some(64));
+    cache.method(pair).set_capacity(Some(64));
     let receiver = Owner::new(1);
     let arguments: Vec<_> = (0..1_000).map(Owner::new).collect();
     for _ in 0..2 {
         for argument in &arguments {
-            let value = cache.call((&receiver, argument), pair, 5).n;
+            let value = cache.method(pair).call((&receiver, argument), 5).n;
             assert_eq!(value, pair_value(1, argument.id, 5));
         }
     }
@@ -683,7 +683,7 @@ fn a_bound_applies_to_a_method_with_object_arguments() {
     assert!(stats.entries <= 64, "{stats:?}");
     assert!(stats.evicted > 0, "{stats:?}");
     assert_eq!(receiver.values.get(), stats.entries as isize);
-    assert_eq!(cache.method_capacity(pair), Some(64));
+    assert_eq!(cache.method(pair).capacity(), Some(64));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -704,15 +704,15 @@ fn an_ownerless_function_runs_once_per_distinct_argument() {
     let cache = Registry::new();
     for round in 0..3 {
         for x in 0..100 {
-            assert_eq!(cache.call((), square, x), x * x, "round {round}");
+            assert_eq!(cache.method(square).call((), x), x * x, "round {round}");
         }
     }
-    assert_eq!(cache.call((), other, 4), 5);
+    assert_eq!(cache.method(other).call((), 4), 5);
     assert_eq!(RUNS.load(SeqCst), 100);
-    let stats = cache.method_stats(square);
+    let stats = cache.method(square).stats();
     assert_eq!((stats.hits, stats.misses, stats.entries), (200, 100, 100));
-    assert_eq!(cache.get((), square, &9), Some(81));
-    assert_eq!(cache.get((), square, &100), None);
+    assert_eq!(cache.method(square).get((), &9), Some(81));
+    assert_eq!(cache.method(square).get((), &100), None);
     let stats = cache.stats();
     assert_eq!((stats.hits, stats.misses, stats.entries), (201, 102, 101));
     assert_eq!(cache.purge(), 0, "nothing owner-less is ever dead");
@@ -728,7 +728,7 @@ fn sixteen_threads_on_one_cold_ownerless_key_run_it_once() {
     fn slow((): (), &x: &u64) -> u64 {
         RUNS.fetch_add(1, SeqCst);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while CACHE.method_stats(slow).waited < 15 && Instant::now() < deadline {
+        while CACHE.method(slow).stats().waited < 15 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
         x * 3
@@ -740,7 +740,7 @@ fn sixteen_threads_on_one_cold_ownerless_key_run_it_once() {
                 let barrier = Arc::clone(&barrier);
                 std::thread::spawn(move || {
                     barrier.wait();
-                    CACHE.call((), slow, 14)
+                    CACHE.method(slow).call((), 14)
                 })
             })
             .collect();
@@ -748,7 +748,7 @@ fn sixteen_threads_on_one_cold_ownerless_key_run_it_once() {
             assert_eq!(thread.join().unwrap(), 42);
         }
         assert_eq!(RUNS.load(SeqCst), 1);
-        let stats = CACHE.method_stats(slow);
+        let stats = CACHE.method(slow).stats();
         assert_eq!(stats.waited, 15, "{stats:?}");
         assert_eq!(
             (stats.misses, stats.hits, stats.entries),
@@ -771,31 +771,31 @@ fn an_ownerless_function_is_bounded_by_default_until_lifted() {
     }
     assert_eq!(DEFAULT_OWNERLESS_CAPACITY, 1024);
     let cache = Registry::new();
-    assert_eq!(cache.method_capacity(bounded), Some(1024));
+    assert_eq!(cache.method(bounded).capacity(), Some(1024));
     for x in 0..5_000 {
-        assert_eq!(cache.call((), bounded, x), x ^ 0x55);
+        assert_eq!(cache.method(bounded).call((), x), x ^ 0x55);
     }
-    let stats = cache.method_stats(bounded);
+    let stats = cache.method(bounded).stats();
     assert!(stats.entries <= 1024, "{stats:?}");
     assert!(stats.evicted >= 5_000 - 1024, "{stats:?}");
 
-    cache.set_method_capacity(bounded, None);
-    assert_eq!(cache.method_capacity(bounded), None);
-    let before = cache.method_stats(bounded).entries;
+    cache.method(bounded).set_capacity(None);
+    assert_eq!(cache.method(bounded).capacity(), None);
+    let before = cache.method(bounded).stats().entries;
     for x in 5_000..10_000 {
-        assert_eq!(cache.call((), bounded, x), x ^ 0x55);
+        assert_eq!(cache.method(bounded).call((), x), x ^ 0x55);
     }
-    assert_eq!(cache.method_stats(bounded).entries, before + 5_000);
+    assert_eq!(cache.method(bounded).stats().entries, before + 5_000);
 
-    cache.set_method_capacity(lifted_first, None);
-    assert_eq!(cache.method_capacity(lifted_first), None);
+    cache.method(lifted_first).set_capacity(None);
+    assert_eq!(cache.method(lifted_first).capacity(), None);
     for x in 0..5_000 {
-        assert_eq!(cache.call((), lifted_first, x), x ^ 0xAA);
+        assert_eq!(cache.method(lifted_first).call((), x), x ^ 0xAA);
     }
-    assert_eq!(cache.method_stats(lifted_first).entries, 5_000);
+    assert_eq!(cache.method(lifted_first).stats().entries, 5_000);
 
     // A method with an owner has no bound by default.
-    assert_eq!(cache.method_capacity(alone), None);
+    assert_eq!(cache.method(alone).capacity(), None);
 }
 
 /// A working set as large as the default bound is kept whole: 1,024 distinct owner-less
@@ -810,11 +810,11 @@ fn a_working_set_of_the_default_bounds_size_is_kept_whole() {
     let cache = Registry::new();
     for _ in 0..3 {
         for x in 0..DEFAULT_OWNERLESS_CAPACITY as u64 {
-            assert_eq!(cache.call((), kept, x), x + 7);
+            assert_eq!(cache.method(kept).call((), x), x + 7);
         }
     }
     assert_eq!(RUNS.load(SeqCst), DEFAULT_OWNERLESS_CAPACITY);
-    let stats = cache.method_stats(kept);
+    let stats = cache.method(kept).stats();
     assert_eq!(
         (stats.entries, stats.evicted),
         (DEFAULT_OWNERLESS_CAPACITY, 0)
@@ -836,20 +836,20 @@ fn an_ownerless_try_call_is_bounded_by_default_too() {
         Ok(x)
     }
     let cache = Registry::new();
-    assert_eq!(cache.method_capacity(parse), Some(1024));
+    assert_eq!(common::ok_table(&cache, parse).capacity(), Some(1024));
     for x in 0..10_000 {
-        assert_eq!(cache.try_call((), parse, x).is_ok(), x % 2 == 0);
+        assert_eq!(common::ok_table(&cache, parse).try_call((), x).is_ok(), x % 2 == 0);
     }
-    let stats = cache.method_stats(parse);
+    let stats = common::ok_table(&cache, parse).stats();
     assert!(stats.entries <= 1024, "{stats:?}");
     assert!(stats.entries > 0, "{stats:?}");
-    assert_eq!(cache.get_ok((), parse, &1), None, "errors are not cached");
+    assert_eq!(common::ok_table(&cache, parse).get((), &1), None, "errors are not cached");
 
-    cache.set_method_capacity(parse_lifted, None);
+    common::ok_table(&cache, parse_lifted).set_capacity(None);
     for x in 0..3_000 {
-        assert_eq!(cache.try_call((), parse_lifted, x), Ok(x));
+        assert_eq!(common::ok_table(&cache, parse_lifted).try_call((), x), Ok(x));
     }
-    assert_eq!(cache.method_stats(parse_lifted).entries, 3_000);
+    assert_eq!(common::ok_table(&cache, parse_lifted).stats().entries, 3_000);
 }
 
 /// `invalidate((), f, &k)` removes one owner-less entry, `invalidate_method` all of
@@ -863,17 +863,17 @@ fn ownerless_entries_are_invalidated_by_key_and_by_method() {
     }
     let cache = Registry::new();
     for x in 0..10 {
-        cache.call((), triple, x);
+        cache.method(triple).call((), x);
     }
-    assert!(cache.invalidate((), triple, &4));
-    assert!(!cache.invalidate((), triple, &4));
-    assert_eq!(cache.get((), triple, &4), None);
-    assert_eq!(cache.call((), triple, 4), 12);
+    assert!(cache.method(triple).invalidate((), &4));
+    assert!(!cache.method(triple).invalidate((), &4));
+    assert_eq!(cache.method(triple).get((), &4), None);
+    assert_eq!(cache.method(triple).call((), 4), 12);
     assert_eq!(RUNS.load(SeqCst), 11);
-    assert_eq!(cache.invalidate_method(triple), 10);
+    assert_eq!(cache.method(triple).clear(), 10);
     assert_eq!(cache.stats().entries, 0);
     assert_eq!(cache.stats().invalidated, 11);
-    assert_eq!(cache.call((), triple, 4), 12);
+    assert_eq!(cache.method(triple).call((), 4), 12);
     assert_eq!(RUNS.load(SeqCst), 12);
 }
 
@@ -885,14 +885,14 @@ fn invalidating_an_ownerless_key_covers_its_computation_in_flight() {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     fn forgetful((): (), &x: &u32) -> u32 {
         RUNS.fetch_add(1, SeqCst);
-        assert!(!CACHE.invalidate((), forgetful, &x), "nothing stored yet");
+        assert!(!CACHE.method(forgetful).invalidate((), &x), "nothing stored yet");
         x + 1
     }
-    assert_eq!(CACHE.call((), forgetful, 1), 2);
-    assert_eq!(CACHE.get((), forgetful, &1), None);
-    let stats = CACHE.method_stats(forgetful);
+    assert_eq!(CACHE.method(forgetful).call((), 1), 2);
+    assert_eq!(CACHE.method(forgetful).get((), &1), None);
+    let stats = CACHE.method(forgetful).stats();
     assert_eq!((stats.entries, stats.discarded), (0, 1), "{stats:?}");
-    assert_eq!(CACHE.call((), forgetful, 1), 2);
+    assert_eq!(CACHE.method(forgetful).call((), 1), 2);
     assert_eq!(RUNS.load(SeqCst), 2);
 }
 
@@ -902,7 +902,7 @@ fn dropping_a_registry_releases_its_object_arguments() {
     let cache = Registry::new();
     let (receiver, argument) = (Owner::new(1), Owner::new(2));
     for k in 0..10 {
-        cache.call((&receiver, &argument), pair, k);
+        cache.method(pair).call((&receiver, &argument), k);
     }
     assert_eq!(
         (Arc::weak_count(&receiver), Arc::weak_count(&argument)),
@@ -924,11 +924,11 @@ fn a_ttl_applies_to_an_ownerless_function() {
         x + 1
     }
     let cache = Registry::new();
-    cache.set_method_ttl(stamp, Some(Duration::from_millis(100)));
-    cache.call((), stamp, 1);
-    assert_eq!(cache.get((), stamp, &1), Some(2));
+    cache.method(stamp).set_ttl(Some(Duration::from_millis(100)));
+    cache.method(stamp).call((), 1);
+    assert_eq!(cache.method(stamp).get((), &1), Some(2));
     std::thread::sleep(Duration::from_millis(250));
-    assert_eq!(cache.get((), stamp, &1), None);
+    assert_eq!(cache.method(stamp).get((), &1), None);
     assert_eq!(cache.purge(), 1);
     assert_eq!(cache.stats().expired, 1);
 }
@@ -952,25 +952,25 @@ async fn fetch_many((): (), &x: &u64) -> u64 {
 async fn an_ownerless_async_function_is_cached_and_bounded() {
     let cache = Registry::new();
     let (a, b, c, d) = tokio::join!(
-        cache.call_async((), fetch, 4),
-        cache.call_async((), fetch, 4),
-        cache.call_async((), fetch, 4),
-        cache.call_async((), fetch, 4),
+        cache.method(fetch).call_async((), 4),
+        cache.method(fetch).call_async((), 4),
+        cache.method(fetch).call_async((), 4),
+        cache.method(fetch).call_async((), 4),
     );
     assert_eq!([a, b, c, d], [40; 4]);
     assert_eq!(ASYNC_RUNS.load(SeqCst), 1);
-    assert_eq!(cache.method_stats(fetch).waited, 3);
-    assert_eq!(cache.call_async((), fetch, 4).await, 40);
-    assert_eq!(cache.get((), fetch, &4), Some(40));
+    assert_eq!(cache.method(fetch).stats().waited, 3);
+    assert_eq!(cache.method(fetch).call_async((), 4).await, 40);
+    assert_eq!(cache.method(fetch).get((), &4), Some(40));
     assert_eq!(ASYNC_RUNS.load(SeqCst), 1);
-    assert_eq!(cache.method_stats(fetch).hits, 2);
+    assert_eq!(cache.method(fetch).stats().hits, 2);
 
-    assert_eq!(cache.method_capacity(fetch_many), Some(1024));
+    assert_eq!(cache.method(fetch_many).capacity(), Some(1024));
     for x in 0..3_000 {
-        assert_eq!(cache.call_async((), fetch_many, x).await, x * 2);
+        assert_eq!(cache.method(fetch_many).call_async((), x).await, x * 2);
     }
-    assert!(cache.method_stats(fetch_many).entries <= 1024);
-    assert!(cache.invalidate((), fetch, &4));
+    assert!(cache.method(fetch_many).stats().entries <= 1024);
+    assert!(cache.method(fetch).invalidate((), &4));
 }
 
 // The method takes `&A` for the owned key `A` its table stores.
@@ -999,17 +999,17 @@ fn async_calls_of_every_owner_shape_can_be_spawned() {
             let (receiver, argument) = (Arc::clone(&receiver), Arc::clone(&argument));
             async move {
                 CACHE
-                    .call_async((&receiver, &argument), async_pair, 4)
+                    .method(async_pair).call_async((&receiver, &argument), 4)
                     .await
             }
         });
-        let none = tokio::spawn(async move { CACHE.call_async((), spawned_none, 4).await });
+        let none = tokio::spawn(async move { CACHE.method(spawned_none).call_async((), 4).await });
         let by_str = tokio::spawn({
             let receiver = Arc::clone(&receiver);
             async move {
                 let name = String::from("name");
                 CACHE
-                    .call_async(&receiver, spawned_one, name.as_str())
+                    .method(spawned_one).call_async(&receiver, name.as_str())
                     .await
             }
         });

@@ -42,7 +42,7 @@ fn drop_then_purge(cache: &Registry, owner: Arc<Owner>) -> usize {
 fn owner_with_three(cache: &Registry, id: u64) -> Arc<Owner> {
     let owner = Owner::new(id);
     for arg in 0..3 {
-        assert_eq!(cache.call(&owner, value, arg).n, expected(id, 1, arg));
+        assert_eq!(cache.method(value).call(&owner, arg).n, expected(id, 1, arg));
     }
     owner
 }
@@ -65,7 +65,7 @@ fn call_keeps_no_owner_alive_and_purge_drops_each_value_once() {
     );
 
     // A hit hands out a clone and takes no reference to the owner.
-    let hit = cache.call(&owner, value, 1);
+    let hit = cache.method(value).call(&owner, 1);
     assert_eq!(hit.n, expected(1, 1, 1));
     assert_eq!(values.get(), 4);
     drop(hit);
@@ -93,11 +93,11 @@ fn try_call_ok_keeps_no_owner_alive() {
     let owner = Owner::new(2);
     let values = owner.values.clone();
     assert_eq!(
-        cache.try_call(&owner, checked, 0).unwrap().n,
+        common::ok_table(&cache, checked).try_call(&owner, 0).unwrap().n,
         expected(2, 3, 0)
     );
     assert_eq!(
-        cache.try_call(&owner, checked, 2).unwrap().n,
+        common::ok_table(&cache, checked).try_call(&owner, 2).unwrap().n,
         expected(2, 3, 2)
     );
     assert_eq!(Arc::strong_count(&owner), 1);
@@ -114,7 +114,7 @@ fn try_call_err_stores_nothing_and_keeps_nothing() {
     let cache = Registry::new();
     let owner = Owner::new(3);
     let values = owner.values.clone();
-    let err = cache.try_call(&owner, checked, 1).unwrap_err();
+    let err = common::ok_table(&cache, checked).try_call(&owner, 1).unwrap_err();
     assert_eq!(err.n, expected(3, 3, 1));
     drop(err);
     assert_eq!(values.get(), 0, "the error is not kept anywhere");
@@ -130,16 +130,16 @@ fn get_and_get_ok_keep_no_owner_alive() {
     let cache = Registry::new();
     let owner = Owner::new(4);
     let values = owner.values.clone();
-    drop(cache.call(&owner, value, 7));
-    drop(cache.try_call(&owner, checked, 8));
+    drop(cache.method(value).call(&owner, 7));
+    drop(common::ok_table(&cache, checked).try_call(&owner, 8));
     for _ in 0..10 {
-        assert_eq!(cache.get(&owner, value, &7).unwrap().n, expected(4, 1, 7));
+        assert_eq!(cache.method(value).get(&owner, &7).unwrap().n, expected(4, 1, 7));
         assert_eq!(
-            cache.get_ok(&owner, checked, &8).unwrap().n,
+            common::ok_table(&cache, checked).get(&owner, &8).unwrap().n,
             expected(4, 3, 8)
         );
-        assert!(cache.get(&owner, value, &8).is_none());
-        assert!(cache.get_ok(&owner, checked, &7).is_none());
+        assert!(cache.method(value).get(&owner, &8).is_none());
+        assert!(common::ok_table(&cache, checked).get(&owner, &7).is_none());
     }
     assert_eq!(Arc::strong_count(&owner), 1);
     assert_eq!(Arc::weak_count(&owner), 2);
@@ -154,16 +154,16 @@ fn invalidate_drops_the_value_at_once_and_exactly_once() {
     let cache = Registry::new();
     let owner = owner_with_three(&cache, 5);
     let values = owner.values.clone();
-    drop(cache.try_call(&owner, checked, 0));
+    drop(common::ok_table(&cache, checked).try_call(&owner, 0));
     assert_eq!(values.get(), 4);
 
-    assert!(cache.invalidate(&owner, value, &1));
+    assert!(cache.method(value).invalidate(&owner, &1));
     assert_eq!(values.get(), 3);
     assert_eq!(Arc::weak_count(&owner), 3);
-    assert!(!cache.invalidate(&owner, value, &1));
+    assert!(!cache.method(value).invalidate(&owner, &1));
     assert_eq!(values.get(), 3);
     // `invalidate` also reaches the entries `try_call` stored for the same method.
-    assert!(cache.invalidate(&owner, checked, &0));
+    assert!(common::ok_table(&cache, checked).invalidate(&owner, &0));
     assert_eq!(values.get(), 2);
     assert_eq!(cache.stats().invalidated, 2);
 
@@ -175,8 +175,8 @@ fn invalidate_owner_drops_every_value_of_that_owner_only() {
     let cache = Registry::new();
     let owner = owner_with_three(&cache, 6);
     let other = owner_with_three(&cache, 7);
-    drop(cache.call(&owner, other_value, 9));
-    drop(cache.try_call(&owner, checked, 4));
+    drop(cache.method(other_value).call(&owner, 9));
+    drop(common::ok_table(&cache, checked).try_call(&owner, 4));
     let (drops, values) = (owner.drops.clone(), owner.values.clone());
     assert_eq!(values.get(), 5);
     assert_eq!(Arc::weak_count(&owner), 5);
@@ -209,19 +209,19 @@ fn invalidate_method_drops_that_methods_values_of_every_owner() {
     let b = Owner::with(2, &drops, &second, &invocations);
     for owner in [&a, &b] {
         for arg in 0..4 {
-            drop(cache.call(owner, value, arg));
+            drop(cache.method(value).call(owner, arg));
         }
-        drop(cache.call(owner, other_value, 0));
+        drop(cache.method(other_value).call(owner, 0));
     }
     assert_eq!((first.get(), second.get()), (5, 5));
 
     // Dead owners' entries of the method go too, and are counted.
     drop(b);
     assert_eq!(drops.get(), 1);
-    assert_eq!(cache.invalidate_method(value), 8);
+    assert_eq!(cache.method(value).clear(), 8);
     assert_eq!((first.get(), second.get()), (1, 1));
     assert_eq!(Arc::weak_count(&a), 1);
-    assert_eq!(cache.invalidate_method(value), 0);
+    assert_eq!(cache.method(value).clear(), 0);
 
     drop(a);
     assert_eq!(drops.get(), 2);
@@ -234,7 +234,7 @@ fn clear_drops_every_value_live_or_dead() {
     let cache = Registry::new();
     let a = owner_with_three(&cache, 8);
     let b = owner_with_three(&cache, 9);
-    drop(cache.try_call(&a, checked, 0));
+    drop(common::ok_table(&cache, checked).try_call(&a, 0));
     let (a_values, b_values) = (a.values.clone(), b.values.clone());
     let b_drops = b.drops.clone();
     drop(b);
@@ -249,7 +249,7 @@ fn clear_drops_every_value_live_or_dead() {
     assert_eq!(cache.purge(), 0);
 
     // The cache works as before after clear.
-    assert_eq!(cache.call(&a, value, 0).n, expected(8, 1, 0));
+    assert_eq!(cache.method(value).call(&a, 0).n, expected(8, 1, 0));
     assert_eq!(Arc::weak_count(&a), 1);
 }
 
@@ -262,7 +262,7 @@ fn a_panicking_method_keeps_no_owner_alive() {
     let cache = Registry::new();
     let owner = Owner::new(10);
     let (drops, values) = (owner.drops.clone(), owner.values.clone());
-    let caught = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, boom, 1)));
+    let caught = catch_unwind(AssertUnwindSafe(|| cache.method(boom).call(&owner, 1)));
     assert!(caught.is_err());
     assert_eq!(Arc::strong_count(&owner), 1);
     assert_eq!(Arc::weak_count(&owner), 0);
@@ -293,7 +293,7 @@ fn lazy_purge_frees_dead_values_without_purge() {
             "dead values still held after {lookups} lookups"
         );
         assert_eq!(
-            cache.call(&live, value, lookups % 3).n,
+            cache.method(value).call(&live, lookups % 3).n,
             expected(12, 1, lookups % 3)
         );
         lookups += 1;
@@ -321,7 +321,7 @@ fn read_only_traffic_purges(read: impl Fn(&Registry, &Arc<Owner>) -> Option<Val>
             &dead_values
         };
         let owner = Owner::with(id, &drops, values, &invocations);
-        drop(cache.call(&owner, value, 0));
+        drop(cache.method(value).call(&owner, 0));
         live.push(owner);
     }
     let live: Vec<_> = live.into_iter().filter(|owner| owner.id % 2 == 0).collect();
@@ -354,12 +354,12 @@ fn read_only_traffic_purges(read: impl Fn(&Registry, &Arc<Owner>) -> Option<Val>
 
 #[test]
 fn a_cache_only_hit_through_call_still_purges() {
-    read_only_traffic_purges(|cache, owner| Some(cache.call(owner, value, 0)));
+    read_only_traffic_purges(|cache, owner| Some(cache.method(value).call(owner, 0)));
 }
 
 #[test]
 fn a_cache_only_read_through_get_still_purges() {
-    read_only_traffic_purges(|cache, owner| cache.get(owner, value, &0));
+    read_only_traffic_purges(|cache, owner| cache.method(value).get(owner, &0));
 }
 
 #[test]
@@ -369,7 +369,7 @@ fn a_value_that_holds_its_owner_is_freed_by_clear_or_invalidation() {
     let drops = Counter::new();
 
     let node = Node::new(&drops);
-    drop(cache.call(&node, myself, ()));
+    drop(cache.method(myself).call(&node, ()));
     let watch = Arc::downgrade(&node);
     drop(node);
     assert_eq!(drops.get(), 0, "the cycle keeps the owner alive");
@@ -383,13 +383,13 @@ fn a_value_that_holds_its_owner_is_freed_by_clear_or_invalidation() {
     assert!(watch.upgrade().is_none());
 
     let node = Node::new(&drops);
-    drop(cache.call(&node, myself, ()));
+    drop(cache.method(myself).call(&node, ()));
     drop(node);
-    assert_eq!(cache.invalidate_method(myself), 1);
+    assert_eq!(cache.method(myself).clear(), 1);
     assert_eq!(drops.get(), 2);
 
     let node = Node::new(&drops);
-    drop(cache.call(&node, myself, ()));
+    drop(cache.method(myself).call(&node, ()));
     assert_eq!(cache.invalidate_owner(&node), 1);
     drop(node);
     assert_eq!(drops.get(), 3);
@@ -401,7 +401,7 @@ fn dropping_a_registry_drops_every_value_and_weak() {
     let cache = Registry::builder().shards(4).build();
     let live = owner_with_three(&cache, 13);
     let dead = owner_with_three(&cache, 14);
-    drop(cache.try_call(&live, checked, 2));
+    drop(common::ok_table(&cache, checked).try_call(&live, 2));
     let (live_values, dead_values) = (live.values.clone(), dead.values.clone());
     drop(dead);
     assert_eq!((live_values.get(), dead_values.get()), (4, 3));

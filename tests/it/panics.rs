@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Owner, Touchy, Val, arm, armed, checked, expected, panic_message, value, watchdog};
-use weakmemo::Registry;
+use weakmemo::{Memo, Registry};
 
 /// A method that panics while armed, with a payload naming its argument.
 fn flaky(owner: &Arc<Owner>, &arg: &u32) -> Val {
@@ -37,11 +37,11 @@ fn flaky(owner: &Arc<Owner>, &arg: &u32) -> Val {
 fn a_panicking_method_caches_nothing_and_the_next_call_recomputes() {
     let cache = Registry::new();
     let owner = Owner::new(1);
-    assert_eq!(cache.call(&owner, flaky, 0).n, expected(1, 9, 0));
+    assert_eq!(cache.method(flaky).call(&owner, 0).n, expected(1, 9, 0));
     let before = cache.stats();
 
     arm(true);
-    let caught = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, flaky, 1)));
+    let caught = catch_unwind(AssertUnwindSafe(|| cache.method(flaky).call(&owner, 1)));
     arm(false);
     let payload = caught.expect_err("the panic reaches the caller");
     assert_eq!(
@@ -53,18 +53,18 @@ fn a_panicking_method_caches_nothing_and_the_next_call_recomputes() {
     let after = cache.stats();
     assert_eq!(after.entries, before.entries, "nothing stored");
     assert_eq!(after.misses, before.misses + 1);
-    assert!(cache.get(&owner, flaky, &1).is_none());
+    assert!(cache.method(flaky).get(&owner, &1).is_none());
     assert_eq!(Arc::weak_count(&owner), 1, "only the entry of argument 0");
     assert_eq!(owner.values.get(), 1);
 
     // The next call runs the method again and caches.
-    assert_eq!(cache.call(&owner, flaky, 1).n, expected(1, 9, 1));
+    assert_eq!(cache.method(flaky).call(&owner, 1).n, expected(1, 9, 1));
     assert_eq!(owner.invocations.get(), 3);
-    assert_eq!(cache.call(&owner, flaky, 1).n, expected(1, 9, 1));
+    assert_eq!(cache.method(flaky).call(&owner, 1).n, expected(1, 9, 1));
     assert_eq!(owner.invocations.get(), 3);
     assert_eq!(cache.stats().entries, 2);
     // The old entry was untouched.
-    assert_eq!(cache.get(&owner, flaky, &0).unwrap().n, expected(1, 9, 0));
+    assert_eq!(cache.method(flaky).get(&owner, &0).unwrap().n, expected(1, 9, 0));
 }
 
 #[test]
@@ -73,15 +73,15 @@ fn a_panicking_method_leaves_the_registry_usable_from_other_threads() {
     let owner = Owner::new(2);
     for _ in 0..10 {
         arm(true);
-        let _ = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, flaky, 5)));
+        let _ = catch_unwind(AssertUnwindSafe(|| cache.method(flaky).call(&owner, 5)));
         arm(false);
     }
     let shared = owner.clone();
     let value = watchdog(Duration::from_secs(60), move || {
-        cache.call(&shared, flaky, 5).n + cache.call(&shared, value, 5).n
+        cache.method(flaky).call(&shared, 5).n + cache.method(value).call(&shared, 5).n
     });
     assert_eq!(value, expected(2, 9, 5) + expected(2, 1, 5));
-    assert_eq!(cache.get(&owner, flaky, &5).unwrap().n, expected(2, 9, 5));
+    assert_eq!(cache.method(flaky).get(&owner, &5).unwrap().n, expected(2, 9, 5));
     let stats = cache.stats();
     assert_eq!((stats.entries, stats.misses, stats.hits), (2, 12, 1));
 }
@@ -101,7 +101,7 @@ fn an_error_is_not_cached_and_the_next_call_recomputes() {
     arm(true);
     for round in 1..=3 {
         assert_eq!(
-            cache.try_call(&owner, sometimes, 4).unwrap_err(),
+            cache.method(sometimes).try_call(&owner, 4).unwrap_err(),
             "no 4 today"
         );
         assert_eq!(
@@ -111,39 +111,36 @@ fn an_error_is_not_cached_and_the_next_call_recomputes() {
         );
     }
     arm(false);
-    assert!(cache.get_ok(&owner, sometimes, &4).is_none());
+    assert!(common::ok_table(&cache, sometimes).get(&owner, &4).is_none());
     assert_eq!(cache.stats().entries, 0);
     assert_eq!(cache.stats().misses, 4, "three try_calls and the get_ok");
     assert_eq!(Arc::weak_count(&owner), 0);
 
     assert_eq!(
-        cache.try_call(&owner, sometimes, 4).unwrap().n,
+        cache.method(sometimes).try_call(&owner, 4).unwrap().n,
         expected(3, 8, 4)
     );
     assert_eq!(owner.invocations.get(), 4);
     // Cached now: no more runs, even while the method would fail.
     arm(true);
     assert_eq!(
-        cache.try_call(&owner, sometimes, 4).unwrap().n,
+        cache.method(sometimes).try_call(&owner, 4).unwrap().n,
         expected(3, 8, 4)
     );
     arm(false);
     assert_eq!(owner.invocations.get(), 4);
-    assert_eq!(
-        cache.get_ok(&owner, sometimes, &4).unwrap().n,
-        expected(3, 8, 4)
-    );
+    let ok = common::ok_table(&cache, sometimes);
+    assert_eq!(ok.get(&owner, &4).unwrap().n, expected(3, 8, 4));
     // `call` of the same method has its own table, holding the whole `Result`.
-    assert!(cache.get(&owner, sometimes, &4).is_none());
-    assert_eq!(
-        cache.call(&owner, sometimes, 4).unwrap().n,
-        expected(3, 8, 4)
-    );
+    let whole: Memo<'_, _, _, _, Result<Val, String>> = cache.method(sometimes);
+    assert!(whole.get(&owner, &4).is_none());
+    assert_eq!(whole.call(&owner, 4).unwrap().n, expected(3, 8, 4));
     assert_eq!(owner.invocations.get(), 5);
     let stats = cache.stats();
     assert_eq!((stats.entries, stats.methods), (2, 2));
-    // One `invalidate` removes both; `invalidate_method` too.
-    assert!(cache.invalidate(&owner, sometimes, &4));
+    // Each handle invalidates its own table's entry.
+    assert!(ok.invalidate(&owner, &4));
+    assert!(whole.invalidate(&owner, &4));
     assert_eq!(cache.stats().entries, 0);
     assert_eq!(owner.values.get(), 0);
 }
@@ -154,19 +151,21 @@ fn a_cached_error_through_call_is_a_value_like_any_other() {
     let owner = Owner::new(4);
     // Through `call`, a Result is just the value: an Err is cached.
     assert_eq!(
-        cache.call(&owner, checked, 1).unwrap_err().n,
+        cache.method(checked).call(&owner, 1).unwrap_err().n,
         expected(4, 3, 1)
     );
     assert_eq!(
-        cache.call(&owner, checked, 1).unwrap_err().n,
+        cache.method(checked).call(&owner, 1).unwrap_err().n,
         expected(4, 3, 1)
     );
     assert_eq!(owner.invocations.get(), 1);
     // Through `try_call`, it is not.
-    assert!(cache.try_call(&owner, checked, 1).is_err());
-    assert!(cache.try_call(&owner, checked, 1).is_err());
+    assert!(cache.method(checked).try_call(&owner, 1).is_err());
+    assert!(cache.method(checked).try_call(&owner, 1).is_err());
     assert_eq!(owner.invocations.get(), 3);
-    assert_eq!(cache.invalidate_method(checked), 1);
+    assert_eq!(common::ok_table(&cache, checked).clear(), 0);
+    let whole: Memo<'_, _, _, _, Result<Val, Val>> = cache.method(checked);
+    assert_eq!(whole.clear(), 1);
 }
 
 /// A value whose `Clone` panics while armed.
@@ -191,14 +190,14 @@ fn brittle(owner: &Arc<Owner>, &arg: &u32) -> Brittle {
 fn a_panicking_clone_on_the_hit_path_poisons_nothing() {
     let cache: &'static Registry = Box::leak(Box::new(Registry::new()));
     let owner = Owner::new(5);
-    assert_eq!(cache.call(&owner, brittle, 1).0, expected(5, 7, 1));
+    assert_eq!(cache.method(brittle).call(&owner, 1).0, expected(5, 7, 1));
     for _ in 0..3 {
         arm(true);
-        let caught = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, brittle, 1)));
+        let caught = catch_unwind(AssertUnwindSafe(|| cache.method(brittle).call(&owner, 1)));
         arm(false);
         assert_eq!(panic_message(&*caught.unwrap_err()), "brittle clone");
         arm(true);
-        let caught = catch_unwind(AssertUnwindSafe(|| cache.get(&owner, brittle, &1)));
+        let caught = catch_unwind(AssertUnwindSafe(|| cache.method(brittle).get(&owner, &1)));
         arm(false);
         assert_eq!(panic_message(&*caught.unwrap_err()), "brittle clone");
     }
@@ -206,12 +205,12 @@ fn a_panicking_clone_on_the_hit_path_poisons_nothing() {
     // is intact.
     let shared = owner.clone();
     let (inserted, invalidated) = watchdog(Duration::from_secs(60), move || {
-        let inserted = cache.call(&shared, brittle, 2).0;
-        (inserted, cache.invalidate(&shared, brittle, &2))
+        let inserted = cache.method(brittle).call(&shared, 2).0;
+        (inserted, cache.method(brittle).invalidate(&shared, &2))
     });
     assert_eq!(inserted, expected(5, 7, 2));
     assert!(invalidated);
-    assert_eq!(cache.call(&owner, brittle, 1).0, expected(5, 7, 1));
+    assert_eq!(cache.method(brittle).call(&owner, 1).0, expected(5, 7, 1));
     assert_eq!(owner.invocations.get(), 2);
     assert_eq!(cache.stats().entries, 1);
     assert_eq!(cache.clear(), 1);
@@ -226,15 +225,15 @@ fn touchy(owner: &Arc<Owner>, arg: &Touchy) -> u64 {
 fn a_panicking_argument_eq_poisons_nothing() {
     let cache: &'static Registry = Box::leak(Box::new(Registry::new()));
     let owner = Owner::new(6);
-    assert_eq!(cache.call(&owner, touchy, Touchy(1)), expected(6, 6, 1));
+    assert_eq!(cache.method(touchy).call(&owner, Touchy(1)), expected(6, 6, 1));
     for _ in 0..3 {
         arm(true);
-        let caught = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, touchy, Touchy(1))));
+        let caught = catch_unwind(AssertUnwindSafe(|| cache.method(touchy).call(&owner, Touchy(1))));
         arm(false);
         assert_eq!(panic_message(&*caught.unwrap_err()), "touchy eq");
         arm(true);
         let caught = catch_unwind(AssertUnwindSafe(|| {
-            cache.invalidate(&owner, touchy, &Touchy(1))
+            cache.method(touchy).invalidate(&owner, &Touchy(1))
         }));
         arm(false);
         assert_eq!(panic_message(&*caught.unwrap_err()), "touchy eq");
@@ -242,14 +241,14 @@ fn a_panicking_argument_eq_poisons_nothing() {
     let shared = owner.clone();
     let got = watchdog(Duration::from_secs(60), move || {
         (
-            cache.call(&shared, touchy, Touchy(1)),
-            cache.call(&shared, touchy, Touchy(2)),
+            cache.method(touchy).call(&shared, Touchy(1)),
+            cache.method(touchy).call(&shared, Touchy(2)),
         )
     });
     assert_eq!(got, (expected(6, 6, 1), expected(6, 6, 2)));
     assert_eq!(owner.invocations.get(), 2);
     assert_eq!(cache.stats().entries, 2);
-    assert!(cache.invalidate(&owner, touchy, &Touchy(1)));
+    assert!(cache.method(touchy).invalidate(&owner, &Touchy(1)));
     assert_eq!(cache.stats().entries, 1);
 }
 
@@ -298,10 +297,10 @@ fn a_panicking_argument_eq_during_insert_poisons_nothing() {
         Registry::builder().shards(1).single_flight(false).build(),
     ));
     let owner = Owner::new(10);
-    assert_eq!(cache.call(&owner, fickle, Fickle(1)).n, expected(10, 4, 1));
+    assert_eq!(cache.method(fickle).call(&owner, Fickle(1)).n, expected(10, 4, 1));
     FICKLE_CALLS.set(0);
     arm(true);
-    let caught = catch_unwind(AssertUnwindSafe(|| cache.call(&owner, fickle, Fickle(1))));
+    let caught = catch_unwind(AssertUnwindSafe(|| cache.method(fickle).call(&owner, Fickle(1))));
     arm(false);
     assert_eq!(panic_message(&*caught.unwrap_err()), "fickle eq");
     assert_eq!(
@@ -323,9 +322,9 @@ fn a_panicking_argument_eq_during_insert_poisons_nothing() {
 
     let shared = owner.clone();
     let got = watchdog(Duration::from_secs(60), move || {
-        let first = cache.call(&shared, fickle, Fickle(1)).n;
-        let second = cache.call(&shared, fickle, Fickle(2)).n;
-        (first, second, cache.invalidate(&shared, fickle, &Fickle(2)))
+        let first = cache.method(fickle).call(&shared, Fickle(1)).n;
+        let second = cache.method(fickle).call(&shared, Fickle(2)).n;
+        (first, second, cache.method(fickle).invalidate(&shared, &Fickle(2)))
     });
     assert_eq!(got, (expected(10, 4, 1), expected(10, 4, 2), true));
     assert_eq!(owner.invocations.get(), 3);
@@ -355,19 +354,19 @@ fn a_panicking_argument_hash_poisons_nothing() {
     let cache = Registry::new();
     let owner = Owner::new(7);
     assert_eq!(
-        cache.call(&owner, unhashable, Unhashable(1)),
+        cache.method(unhashable).call(&owner, Unhashable(1)),
         expected(7, 5, 1)
     );
     arm(true);
     for result in [
         catch_unwind(AssertUnwindSafe(|| {
-            let _ = cache.call(&owner, unhashable, Unhashable(2));
+            let _ = cache.method(unhashable).call(&owner, Unhashable(2));
         })),
         catch_unwind(AssertUnwindSafe(|| {
-            let _ = cache.get(&owner, unhashable, &Unhashable(1));
+            let _ = cache.method(unhashable).get(&owner, &Unhashable(1));
         })),
         catch_unwind(AssertUnwindSafe(|| {
-            let _ = cache.invalidate(&owner, unhashable, &Unhashable(1));
+            let _ = cache.method(unhashable).invalidate(&owner, &Unhashable(1));
         })),
     ] {
         assert_eq!(panic_message(&*result.unwrap_err()), "unhashable");
@@ -379,7 +378,7 @@ fn a_panicking_argument_hash_poisons_nothing() {
         "the method never ran for the failed call"
     );
     assert_eq!(
-        cache.get(&owner, unhashable, &Unhashable(1)),
+        cache.method(unhashable).get(&owner, &Unhashable(1)),
         Some(expected(7, 5, 1))
     );
     assert_eq!(cache.stats().entries, 1);
@@ -413,7 +412,7 @@ fn the_table_never_rehashes_arguments() {
         owner.id + u64::from(arg.0)
     }
     for i in 0..1000 {
-        assert_eq!(cache.call(&owner, counted, Counted(i)), 8 + u64::from(i));
+        assert_eq!(cache.method(counted).call(&owner, Counted(i)), 8 + u64::from(i));
     }
     assert_eq!(HASHES.get(), 1000, "one hash per call, none for growth");
     drop(owner);
@@ -425,10 +424,10 @@ fn the_table_never_rehashes_arguments() {
 fn looking_up_a_method_never_cached_finds_nothing_and_counts_nothing() {
     let cache = Registry::new();
     let owner = Owner::new(9);
-    assert!(cache.get(&owner, value, &1).is_none());
-    assert!(cache.get_ok(&owner, checked, &0).is_none());
-    assert!(!cache.invalidate(&owner, value, &1));
-    assert_eq!(cache.invalidate_method(value), 0);
+    assert!(cache.method(value).get(&owner, &1).is_none());
+    assert!(common::ok_table(&cache, checked).get(&owner, &0).is_none());
+    assert!(!cache.method(value).invalidate(&owner, &1));
+    assert_eq!(cache.method(value).clear(), 0);
     assert_eq!(cache.invalidate_owner(&owner), 0);
     let stats = cache.stats();
     assert_eq!((stats.misses, stats.hits, stats.methods), (0, 0, 0));

@@ -27,7 +27,7 @@ fn half_dead(cache: &Registry, owners: u64) -> Vec<Arc<Owner>> {
     let mut all = Vec::new();
     for id in 0..owners {
         let owner = Owner::new(id);
-        drop(cache.call(&owner, value, 0));
+        drop(cache.method(value).call(&owner, 0));
         all.push(owner);
     }
     all.into_iter().filter(|owner| owner.id % 2 == 0).collect()
@@ -43,7 +43,7 @@ fn interval_zero_keeps_dead_entries_and_interval_one_removes_them() {
     for round in 0..100 {
         for owner in &live {
             assert_eq!(
-                cache.call(owner, value, 0).n,
+                cache.method(value).call(owner, 0).n,
                 expected(owner.id, 1, 0),
                 "{round}"
             );
@@ -70,7 +70,7 @@ fn interval_zero_keeps_dead_entries_and_interval_one_removes_them() {
             cache.stats()
         );
         let owner = &live[lookups % live.len()];
-        assert_eq!(cache.call(owner, value, 0).n, expected(owner.id, 1, 0));
+        assert_eq!(cache.method(value).call(owner, 0).n, expected(owner.id, 1, 0));
         lookups += 1;
     }
     let stats = cache.stats();
@@ -89,9 +89,9 @@ fn with_one_shard_a_step_runs_every_interval_lookups() {
     let owner = Owner::new(1);
     let mut lookups = 0u64;
     for arg in 0..25 {
-        drop(cache.call(&owner, value, arg)); // a miss
-        drop(cache.call(&owner, value, arg)); // a hit
-        drop(cache.get(&owner, value, &(arg + 100))); // a miss of get
+        drop(cache.method(value).call(&owner, arg)); // a miss
+        drop(cache.method(value).call(&owner, arg)); // a hit
+        drop(cache.method(value).get(&owner, &(arg + 100))); // a miss of get
         lookups += 3;
         assert_eq!(
             cache.stats().purge_steps,
@@ -102,8 +102,8 @@ fn with_one_shard_a_step_runs_every_interval_lookups() {
     // try_call and get_ok count on their own table (one shard too).
     let mut fallible = 0;
     for arg in 0..10 {
-        drop(cache.try_call(&owner, checked, arg));
-        drop(cache.get_ok(&owner, checked, &arg));
+        drop(common::ok_table(&cache, checked).try_call(&owner, arg));
+        drop(common::ok_table(&cache, checked).get(&owner, &arg));
         fallible += 2;
     }
     assert_eq!(cache.stats().purge_steps, lookups / 7 + fallible / 7);
@@ -113,19 +113,19 @@ fn with_one_shard_a_step_runs_every_interval_lookups() {
 fn interval_one_runs_a_step_per_lookup_of_any_kind() {
     let cache = Registry::builder().purge_interval(1).build();
     let owner = Owner::new(2);
-    drop(cache.call(&owner, value, 1));
-    drop(cache.call(&owner, value, 1));
-    drop(cache.get(&owner, value, &1));
-    drop(cache.get(&owner, value, &2));
-    drop(cache.try_call(&owner, checked, 0));
-    drop(cache.try_call(&owner, checked, 1));
-    drop(cache.get_ok(&owner, checked, &0));
+    drop(cache.method(value).call(&owner, 1));
+    drop(cache.method(value).call(&owner, 1));
+    drop(cache.method(value).get(&owner, &1));
+    drop(cache.method(value).get(&owner, &2));
+    drop(common::ok_table(&cache, checked).try_call(&owner, 0));
+    drop(common::ok_table(&cache, checked).try_call(&owner, 1));
+    drop(common::ok_table(&cache, checked).get(&owner, &0));
     assert_eq!(cache.stats().purge_steps, 7);
     // Maintenance calls are not lookups.
     cache.purge();
-    cache.invalidate(&owner, value, &1);
+    cache.method(value).invalidate(&owner, &1);
     cache.invalidate_owner(&owner);
-    cache.invalidate_method(value);
+    cache.method(value).clear();
     cache.clear();
     let _ = cache.stats();
     assert_eq!(cache.stats().purge_steps, 7);
@@ -141,7 +141,7 @@ fn a_large_interval_runs_few_steps() {
         let live = half_dead(&cache, 64);
         let before = cache.stats();
         for i in 0..LOOKUPS as usize - 64 {
-            drop(cache.get(&live[i % live.len()], value, &0));
+            drop(cache.method(value).get(&live[i % live.len()], &0));
         }
         let stats = cache.stats();
         assert!(stats.purge_steps <= most, "interval {interval}: {stats:?}");
@@ -156,15 +156,15 @@ fn lowering_the_interval_takes_effect_at_the_next_lookup() {
     let cache = Registry::builder().shards(1).purge_interval(1000).build();
     let owner = Owner::new(3);
     for _ in 0..10 {
-        drop(cache.call(&owner, value, 0));
+        drop(cache.method(value).call(&owner, 0));
     }
     assert_eq!(cache.stats().purge_steps, 0);
     cache.set_purge_interval(1);
-    drop(cache.call(&owner, value, 0));
+    drop(cache.method(value).call(&owner, 0));
     assert_eq!(cache.stats().purge_steps, 1);
     cache.set_purge_interval(0);
     for _ in 0..10 {
-        drop(cache.call(&owner, value, 0));
+        drop(cache.method(value).call(&owner, 0));
     }
     assert_eq!(cache.stats().purge_steps, 1, "0 turns steps off at once");
 }
@@ -183,7 +183,7 @@ fn the_default_interval_and_the_builder() {
     static CONFIGURED: Registry = Registry::builder().purge_interval(9).shards(3).build();
     assert_eq!(CONFIGURED.purge_interval(), 9);
     let owner = Owner::new(4);
-    assert_eq!(CONFIGURED.call(&owner, value, 1).n, expected(4, 1, 1));
+    assert_eq!(CONFIGURED.method(value).call(&owner, 1).n, expected(4, 1, 1));
     let debug = format!("{:?}", Registry::new());
     let want = format!("purge_interval: {DEFAULT_PURGE_INTERVAL}");
     assert!(debug.contains(&want), "{debug}");
@@ -210,20 +210,20 @@ fn set_purge_interval_on_the_global_registry_at_run_time() {
     let n = Arc::new(20);
     let before = global.stats().purge_steps;
     for k in 0..10 {
-        assert_eq!(global.call(&n, doubled, k % 3), 40 + k % 3);
+        assert_eq!(global.method(doubled).call(&n, k % 3), 40 + k % 3);
     }
     assert_eq!(global.stats().purge_steps - before, 10);
 
     global.set_purge_interval(0);
     let before = global.stats().purge_steps;
     for k in 0..10 {
-        assert_eq!(global.call(&n, doubled, k % 3), 40 + k % 3);
+        assert_eq!(global.method(doubled).call(&n, k % 3), 40 + k % 3);
     }
     assert_eq!(global.stats().purge_steps, before);
 
     global.set_purge_interval(old);
     assert_eq!(global.purge_interval(), old);
-    assert_eq!(global.invalidate_method(doubled), 3);
+    assert_eq!(global.method(doubled).clear(), 3);
 }
 
 #[test]
@@ -233,7 +233,7 @@ fn sweep_before_growth_bounds_a_churn_with_lazy_steps_off() {
     let mut max_entries = 0;
     for i in 0..ROUNDS {
         let owner = Owner::new(i);
-        assert_eq!(cache.call(&owner, value, 0).n, expected(i, 1, 0));
+        assert_eq!(cache.method(value).call(&owner, 0).n, expected(i, 1, 0));
         drop(owner);
         if i % 64 == 0 {
             max_entries = max_entries.max(cache.stats().entries);
@@ -263,14 +263,14 @@ fn sweep_before_growth_bounds_a_churn_among_live_owners() {
     let live: Vec<_> = (0..LIVE)
         .map(|id| {
             let owner = Owner::new(id);
-            drop(cache.call(&owner, value, 0));
+            drop(cache.method(value).call(&owner, 0));
             owner
         })
         .collect();
     let mut max_entries = 0;
     for i in 0..ROUNDS {
         let owner = Owner::new(LIVE + i);
-        drop(cache.call(&owner, value, 0));
+        drop(cache.method(value).call(&owner, 0));
         drop(owner);
         if i % 64 == 0 {
             max_entries = max_entries.max(cache.stats().entries);
@@ -284,7 +284,7 @@ fn sweep_before_growth_bounds_a_churn_among_live_owners() {
     );
     for owner in &live {
         assert_eq!(
-            cache.get(owner, value, &0).unwrap().n,
+            cache.method(value).get(owner, &0).unwrap().n,
             expected(owner.id, 1, 0)
         );
     }
@@ -309,13 +309,13 @@ fn sweep_before_growth_keeps_a_table_within_its_documented_bound() {
         let live: Vec<_> = (0..LIVE as u64)
             .map(|id| {
                 let owner = Owner::new(id);
-                drop(cache.call(&owner, value, 0));
+                drop(cache.method(value).call(&owner, 0));
                 owner
             })
             .collect();
         for i in 0..400 {
             let owner = Owner::new(LIVE as u64 + i);
-            drop(cache.call(&owner, value, 0));
+            drop(cache.method(value).call(&owner, 0));
             drop(owner);
             worst = worst.max(cache.stats().entries);
         }

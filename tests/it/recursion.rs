@@ -39,21 +39,21 @@ fn memoized_fibonacci_computes_each_term_once() {
         if n < 2 {
             u64::from(n)
         } else {
-            FIB.call(seq, fib, n - 1) + FIB.call(seq, fib, n - 2)
+            FIB.method(fib).call(seq, n - 1) + FIB.method(fib).call(seq, n - 2)
         }
     }
     let seq = Arc::new(Sequence);
-    assert_eq!(FIB.call(&seq, fib, 90), 2_880_067_194_370_816_120);
+    assert_eq!(FIB.method(fib).call(&seq, 90), 2_880_067_194_370_816_120);
     let stats = FIB.stats();
     assert_eq!(stats.misses, 91, "fib(0)..=fib(90), once each");
     assert_eq!(stats.hits, 88, "fib(n - 2) for n in 3..=90");
     assert_eq!(stats.entries, 91);
     assert_eq!(stats.discarded, 0);
-    assert_eq!(FIB.call(&seq, fib, 90), 2_880_067_194_370_816_120);
+    assert_eq!(FIB.method(fib).call(&seq, 90), 2_880_067_194_370_816_120);
     assert_eq!(FIB.stats().hits, 89);
     // Another sequence object has its own entries.
     let other = Arc::new(Sequence);
-    assert_eq!(FIB.call(&other, fib, 10), 55);
+    assert_eq!(FIB.method(fib).call(&other, 10), 55);
     assert_eq!(FIB.stats().misses, 91 + 11);
     drop(seq);
     assert_eq!(FIB.purge(), 91);
@@ -76,7 +76,7 @@ fn a_cached_method_may_call_a_cached_method_of_another_owner() {
         whole
             .parts
             .iter()
-            .map(|p| CACHE.call(p, part_weight, scale))
+            .map(|p| CACHE.method(part_weight).call(p, scale))
             .sum()
     }
     let shared = Arc::new(Part { weight: 5 });
@@ -86,15 +86,15 @@ fn a_cached_method_may_call_a_cached_method_of_another_owner() {
     let b = Arc::new(Whole {
         parts: vec![shared.clone(), Arc::new(Part { weight: 2 })],
     });
-    assert_eq!(CACHE.call(&a, whole_weight, 10), 60);
-    assert_eq!(CACHE.call(&b, whole_weight, 10), 70);
+    assert_eq!(CACHE.method(whole_weight).call(&a, 10), 60);
+    assert_eq!(CACHE.method(whole_weight).call(&b, 10), 70);
     let stats = CACHE.stats();
     // Misses: a, b, and three parts; the shared part hit once.
     assert_eq!(
         (stats.misses, stats.hits, stats.entries, stats.methods),
         (5, 1, 5, 2)
     );
-    assert_eq!(CACHE.get(&shared, part_weight, &10), Some(50));
+    assert_eq!(CACHE.method(part_weight).get(&shared, &10), Some(50));
     drop((a, b));
     assert_eq!(CACHE.purge(), 4, "the wholes and their private parts");
     assert_eq!(CACHE.stats().entries, 1);
@@ -115,7 +115,7 @@ fn without_single_flight_a_method_may_reenter_its_own_key_once() {
         DEPTH.set(depth + 1);
         if depth == 0 {
             // The inner call misses too (nothing is stored yet) and stores its value.
-            assert_eq!(CACHE.call(owner, reenter, arg).n, 1);
+            assert_eq!(CACHE.method(reenter).call(owner, arg).n, 1);
         }
         DEPTH.set(depth);
         Val::new(depth, &owner.values)
@@ -123,7 +123,7 @@ fn without_single_flight_a_method_may_reenter_its_own_key_once() {
     let owner = Owner::new(1);
     let result = watchdog(Duration::from_secs(60), {
         let owner = owner.clone();
-        move || CACHE.call(&owner, reenter, 0).n
+        move || CACHE.method(reenter).call(&owner, 0).n
     });
     assert_eq!(
         result, 1,
@@ -180,31 +180,31 @@ fn expect_nested_panic<R>(f: impl FnOnce() -> R) {
 
 fn check_eq_guard(cache: &'static Registry, called: &'static Registry) {
     let owner = Owner::new(3);
-    assert_eq!(cache.call(&owner, nosy, Nosy(1)), 301);
+    assert_eq!(cache.method(nosy).call(&owner, Nosy(1)), 301);
     // Eq runs only on a probe that meets an entry with the same hash: a lookup of the
     // cached key.
     NOSY.set(Some(called));
-    expect_nested_panic(|| cache.call(&owner, nosy, Nosy(1)));
+    expect_nested_panic(|| cache.method(nosy).call(&owner, Nosy(1)));
 
     // Every path that compares arguments under a lock is fenced the same way.
     NOSY.set(Some(called));
-    expect_nested_panic(|| cache.get(&owner, nosy, &Nosy(1)));
+    expect_nested_panic(|| cache.method(nosy).get(&owner, &Nosy(1)));
     NOSY.set(Some(called));
-    expect_nested_panic(|| cache.invalidate(&owner, nosy, &Nosy(1)));
+    expect_nested_panic(|| cache.method(nosy).invalidate(&owner, &Nosy(1)));
 
     // The registry is fully usable, and the entry is intact.
-    assert_eq!(cache.call(&owner, nosy, Nosy(1)), 301);
-    assert_eq!(cache.call(&owner, nosy, Nosy(2)), 302);
+    assert_eq!(cache.method(nosy).call(&owner, Nosy(1)), 301);
+    assert_eq!(cache.method(nosy).call(&owner, Nosy(2)), 302);
     assert_eq!(owner.invocations.get(), 2);
     assert_eq!(cache.stats().entries, 2);
-    assert!(cache.invalidate(&owner, nosy, &Nosy(1)));
+    assert!(cache.method(nosy).invalidate(&owner, &Nosy(1)));
     assert_eq!(cache.invalidate_owner(&owner), 1);
     assert_eq!(cache.clear(), 0);
     assert_eq!(cache.purge(), 0);
     // Including from the thread that panicked, on another method.
     let other = Owner::new(4);
     assert_eq!(
-        cache.call(&other, common::value, 1).n,
+        cache.method(common::value).call(&other, 1).n,
         common::expected(4, 1, 1)
     );
 }
@@ -249,13 +249,13 @@ fn a_value_clone_that_calls_the_registry_panics_clearly() {
     let cache = leak(Registry::new());
     watchdog(Duration::from_secs(60), move || {
         let owner = Owner::new(5);
-        assert_eq!(cache.call(&owner, sneaky, 1), Sneaky(501));
+        assert_eq!(cache.method(sneaky).call(&owner, 1), Sneaky(501));
         NOSY.set(Some(cache));
-        expect_nested_panic(|| cache.call(&owner, sneaky, 1));
+        expect_nested_panic(|| cache.method(sneaky).call(&owner, 1));
         NOSY.set(Some(cache));
-        expect_nested_panic(|| cache.get(&owner, sneaky, &1));
+        expect_nested_panic(|| cache.method(sneaky).get(&owner, &1));
 
-        assert_eq!(cache.call(&owner, sneaky, 1), Sneaky(501));
+        assert_eq!(cache.method(sneaky).call(&owner, 1), Sneaky(501));
         assert_eq!(owner.invocations.get(), 1);
         assert_eq!(cache.stats().entries, 1);
         assert_eq!(cache.invalidate_owner(&owner), 1);
@@ -285,10 +285,10 @@ fn an_argument_hash_may_use_the_registry() {
     watchdog(Duration::from_secs(60), move || {
         NOSY.set(Some(cache));
         let owner = Owner::new(6);
-        assert_eq!(cache.call(&owner, hashy, Hashy(1)), 7);
-        assert_eq!(cache.call(&owner, hashy, Hashy(1)), 7);
-        assert_eq!(cache.get(&owner, hashy, &Hashy(1)), Some(7));
-        assert!(cache.invalidate(&owner, hashy, &Hashy(1)));
+        assert_eq!(cache.method(hashy).call(&owner, Hashy(1)), 7);
+        assert_eq!(cache.method(hashy).call(&owner, Hashy(1)), 7);
+        assert_eq!(cache.method(hashy).get(&owner, &Hashy(1)), Some(7));
+        assert!(cache.method(hashy).invalidate(&owner, &Hashy(1)));
         NOSY.set(None);
         let stats = cache.stats();
         assert_eq!((stats.misses, stats.hits, stats.invalidated), (1, 2, 1));
@@ -322,7 +322,7 @@ struct Noisy {
 impl Drop for Noisy {
     fn drop(&mut self) {
         // Would panic (nested) or deadlock if dropped under a shard lock.
-        assert_eq!(self.cache.call(&*HELPER, helper_plus, 1), 1001);
+        assert_eq!(self.cache.method(helper_plus).call(&*HELPER, 1), 1001);
         let _ = self.cache.stats();
         self.drops.inc();
     }
@@ -350,7 +350,7 @@ fn fill(cache: &'static Registry, id: u64, n: u32, values: &Live) -> Arc<NoisyOw
     let owner = noisy_owner(cache, id, values);
     for arg in 0..n {
         assert_eq!(
-            cache.call(&owner, noisy, arg).val.n,
+            cache.method(noisy).call(&owner, arg).val.n,
             id * 100 + u64::from(arg)
         );
     }
@@ -364,13 +364,13 @@ fn values_whose_drop_uses_the_registry_are_dropped_outside_locks() {
         let values = Live::new();
 
         let a = fill(cache, 1, 3, &values);
-        assert!(cache.invalidate(&a, noisy, &0));
+        assert!(cache.method(noisy).invalidate(&a, &0));
         assert_eq!(values.get(), 2, "invalidate");
         assert_eq!(cache.invalidate_owner(&a), 2);
         assert_eq!(values.get(), 0, "invalidate_owner");
 
         let _b = fill(cache, 2, 3, &values);
-        assert_eq!(cache.invalidate_method(noisy), 3);
+        assert_eq!(cache.method(noisy).clear(), 3);
         assert_eq!(values.get(), 0, "invalidate_method");
 
         let _c = fill(cache, 3, 3, &values);
@@ -388,7 +388,7 @@ fn values_whose_drop_uses_the_registry_are_dropped_outside_locks() {
         let mut lookups = 0;
         while values.get() > 1 {
             assert!(lookups < 100, "lazy steps did not run");
-            drop(cache.call(&live, noisy, 0));
+            drop(cache.method(noisy).call(&live, 0));
             lookups += 1;
         }
         assert_eq!(values.get(), 1, "a lazy step");
@@ -434,7 +434,7 @@ fn a_value_discarded_after_a_lost_race_may_use_the_registry() {
         let depth = DEPTH.get();
         DEPTH.set(depth + 1);
         if depth == 0 {
-            drop(owner.cache.call(owner, noisy_reenter, arg));
+            drop(owner.cache.method(noisy_reenter).call(owner, arg));
         }
         DEPTH.set(depth);
         noisy(owner, &(arg + depth))
@@ -442,7 +442,7 @@ fn a_value_discarded_after_a_lost_race_may_use_the_registry() {
     watchdog(Duration::from_secs(60), move || {
         let values = Live::new();
         let owner = noisy_owner(cache, 7, &values);
-        let got = cache.call(&owner, noisy_reenter, 0);
+        let got = cache.method(noisy_reenter).call(&owner, 0);
         assert_eq!(got.val.n, 701, "the inner value was stored first");
         drop(got);
         assert_eq!(cache.stats().discarded, 1);

@@ -42,9 +42,9 @@ fn the_bound_holds_under_eight_threads() {
     const CAPACITY: usize = 500;
     let cache: &'static Registry =
         Box::leak(Box::new(Registry::builder().capacity(CAPACITY).build()));
-    cache.set_method_weigher(weighted, |&k: &u64, _: &u64| weight_of(k));
+    cache.method(weighted).set_weigher(Some(std::sync::Arc::new(|&k: &u64, _: &u64| weight_of(k))));
     let warm = Arc::new(100);
-    cache.call(&warm, weighted, 0);
+    cache.method(weighted).call(&warm, 0);
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
         let done = Arc::clone(&done);
@@ -66,7 +66,7 @@ fn the_bound_holds_under_eight_threads() {
                 start.wait();
                 for k in 0..4_000 {
                     assert_eq!(
-                        cache.call(&owner, weighted, k % 1_500),
+                        cache.method(weighted).call(&owner, k % 1_500),
                         t * 1_000_000 + k % 1_500
                     );
                 }
@@ -92,21 +92,21 @@ fn a_flooding_method_evicts_its_own_entries_not_a_small_one() {
     let cache = Registry::builder().capacity(100).purge_interval(0).build();
     let owner = Arc::new(1);
     for k in 0..10 {
-        cache.call(&owner, cube, k);
+        cache.method(cube).call(&owner, k);
     }
     for k in 0..10_000 {
-        assert_eq!(cache.call(&owner, square, k), 1_000_000 + k * k);
+        assert_eq!(cache.method(square).call(&owner, k), 1_000_000 + k * k);
     }
-    let small = cache.method_stats(cube);
-    let flood = cache.method_stats(square);
+    let small = cache.method(cube).stats();
+    let flood = cache.method(square).stats();
     assert_eq!((small.entries, small.evicted), (10, 0));
     assert_eq!(flood.entries, 90);
     assert_eq!(flood.evicted, 10_000 - 90);
     for k in 0..10 {
-        assert_eq!(cache.call(&owner, cube, k), 1_000_000 + k * k * k);
+        assert_eq!(cache.method(cube).call(&owner, k), 1_000_000 + k * k * k);
     }
     assert_eq!(
-        cache.method_stats(cube).misses,
+        cache.method(cube).stats().misses,
         10,
         "the small method's entries all hit"
     );
@@ -118,24 +118,24 @@ fn a_flooding_method_evicts_its_own_entries_not_a_small_one() {
 #[test]
 fn per_method_bounds_still_apply_under_the_registry_bound() {
     let cache = Registry::builder().capacity(100).purge_interval(0).build();
-    cache.set_method_capacity(square, Some(30));
+    cache.method(square).set_capacity(Some(30));
     let owner = Arc::new(2);
     for k in 0..2_000 {
         // Each key twice, so that newcomers win the method bound's admission.
         for _ in 0..2 {
             assert_eq!(
-                cache.call(&owner, square, k % 700),
+                cache.method(square).call(&owner, k % 700),
                 2_000_000 + (k % 700).pow(2)
             );
         }
-        assert!(cache.method_stats(square).entries <= 30);
+        assert!(cache.method(square).stats().entries <= 30);
     }
     for k in 0..60 {
-        cache.call(&owner, cube, k);
+        cache.method(cube).call(&owner, k);
     }
-    assert!(cache.method_stats(square).entries <= 30);
+    assert!(cache.method(square).stats().entries <= 30);
     assert_eq!(
-        cache.method_stats(cube).entries,
+        cache.method(cube).stats().entries,
         60,
         "room left by the method bound"
     );
@@ -153,10 +153,10 @@ fn set_capacity_at_run_time_shrinks_at_once_zero_stores_nothing_none_lifts() {
     let recorder = Recorder::<u64, u64>::install(&cache);
     let owner = Arc::new(3);
     for k in 0..150 {
-        cache.call(&owner, square, k);
+        cache.method(square).call(&owner, k);
     }
     for k in 0..50 {
-        cache.call(&owner, cube, k);
+        cache.method(cube).call(&owner, k);
     }
     assert_eq!(cache.capacity(), None);
     assert_eq!(cache.weight(), 200, "counted before a bound is set");
@@ -170,7 +170,7 @@ fn set_capacity_at_run_time_shrinks_at_once_zero_stores_nothing_none_lifts() {
     assert_eq!((stats.entries, stats.evicted), (100, 100));
     assert_eq!(cache.weight(), 100);
     assert_eq!(
-        cache.method_stats(cube).entries,
+        cache.method(cube).stats().entries,
         50,
         "the heavier method gave way"
     );
@@ -179,9 +179,9 @@ fn set_capacity_at_run_time_shrinks_at_once_zero_stores_nothing_none_lifts() {
     cache.set_capacity(Some(0));
     assert_eq!((cache.stats().entries, cache.weight()), (0, 0));
     for _ in 0..3 {
-        assert_eq!(cache.call(&owner, square, 7), 3_000_000 + 49);
+        assert_eq!(cache.method(square).call(&owner, 7), 3_000_000 + 49);
     }
-    assert_eq!(cache.get(&owner, square, &7), None);
+    assert_eq!(cache.method(square).get(&owner, &7), None);
     assert_eq!(cache.stats().entries, 0);
     assert_eq!(
         recorder.count(RemovalCause::Size),
@@ -192,7 +192,7 @@ fn set_capacity_at_run_time_shrinks_at_once_zero_stores_nothing_none_lifts() {
     cache.set_capacity(None);
     assert_eq!(cache.capacity(), None);
     for k in 0..500 {
-        cache.call(&owner, square, k);
+        cache.method(square).call(&owner, k);
     }
     assert_eq!(cache.stats().entries, 500);
     assert_eq!(cache.stats().evicted, 200 + 3);
@@ -206,11 +206,11 @@ fn weight_is_the_sum_of_the_weights_stored() {
         .capacity(1_000_000)
         .purge_interval(0)
         .build();
-    cache.set_method_weigher(weighted, |&k: &u64, _: &u64| weight_of(k));
+    cache.method(weighted).set_weigher(Some(std::sync::Arc::new(|&k: &u64, _: &u64| weight_of(k))));
     let owner = Arc::new(4);
     for k in 0..100 {
-        cache.call(&owner, weighted, k);
-        cache.call(&owner, square, k);
+        cache.method(weighted).call(&owner, k);
+        cache.method(square).call(&owner, k);
     }
     let sum =
         |keys: &mut dyn Iterator<Item = u64>| keys.map(|k| weight_of(k) as usize).sum::<usize>();
@@ -221,14 +221,14 @@ fn weight_is_the_sum_of_the_weights_stored() {
     );
     assert_eq!(cache.stats().entries, 200);
     for k in 0..10 {
-        cache.invalidate(&owner, weighted, &k);
+        cache.method(weighted).invalidate(&owner, &k);
     }
     assert_eq!(cache.weight(), sum(&mut (10..100)) + 100);
-    cache.invalidate_method(square);
+    cache.method(square).clear();
     assert_eq!(cache.weight(), sum(&mut (10..100)));
     let dead = Arc::new(5);
     for k in 0..8 {
-        cache.call(&dead, weighted, k);
+        cache.method(weighted).call(&dead, k);
     }
     drop(dead);
     assert_eq!(cache.weight(), sum(&mut (10..100)) + sum(&mut (0..8)));
@@ -249,52 +249,49 @@ fn heavy(owner: &Arc<u64>, &k: &u64) -> Vec<u8> {
 fn an_entry_heavier_than_a_bound_is_returned_not_stored_and_flushes_nothing() {
     let cache = Registry::builder().capacity(100).purge_interval(0).build();
     let recorder = Recorder::<u64, Vec<u8>>::install(&cache);
-    cache.set_method_weigher(heavy, |_: &u64, value: &Vec<u8>| value.len() as u32);
+    cache.method(heavy).set_weigher(Some(std::sync::Arc::new(|_: &u64, value: &Vec<u8>| value.len() as u32)));
     let owner = Arc::new(6);
     for k in 1..=10 {
-        cache.call(&owner, heavy, k);
+        cache.method(heavy).call(&owner, k);
     }
     assert_eq!(cache.weight(), 55);
     let before = cache.stats();
-    assert_eq!(cache.call(&owner, heavy, 101), vec![6; 101]);
-    assert_eq!(cache.get(&owner, heavy, &101), None);
+    assert_eq!(cache.method(heavy).call(&owner, 101), vec![6; 101]);
+    assert_eq!(cache.method(heavy).get(&owner, &101), None);
     let after = cache.stats();
     assert_eq!(after.evicted, before.evicted + 1);
     assert_eq!((after.entries, cache.weight()), (10, 55), "nothing flushed");
     for k in 1..=10 {
-        assert!(cache.get(&owner, heavy, &k).is_some(), "{k} flushed");
+        assert!(cache.method(heavy).get(&owner, &k).is_some(), "{k} flushed");
     }
     // Exactly the bound fits: stored, then others (or itself) evicted to make room.
-    assert_eq!(cache.call(&owner, heavy, 100).len(), 100);
+    assert_eq!(cache.method(heavy).call(&owner, 100).len(), 100);
     assert!(cache.weight() <= 100);
 
     // A method's bound, tighter than the registry's.
-    cache.set_method_capacity(heavy, Some(50));
+    cache.method(heavy).set_capacity(Some(50));
     cache.clear();
     for k in 1..=5 {
-        cache.call(&owner, heavy, k);
+        cache.method(heavy).call(&owner, k);
     }
     let before = cache.stats();
-    assert_eq!(cache.call(&owner, heavy, 51).len(), 51);
-    assert_eq!(cache.get(&owner, heavy, &51), None);
+    assert_eq!(cache.method(heavy).call(&owner, 51).len(), 51);
+    assert_eq!(cache.method(heavy).get(&owner, &51), None);
     assert_eq!(cache.stats().evicted, before.evicted + 1);
     assert_eq!(cache.stats().entries, 5);
 
     // MAX_WEIGHT, with no bound at all.
     let unbounded = Registry::new();
-    unbounded.set_method_weigher(
-        heavy,
-        |&k: &u64, _: &Vec<u8>| if k == 1 { MAX_WEIGHT + 1 } else { MAX_WEIGHT },
-    );
-    unbounded.call(&owner, heavy, 1);
-    unbounded.call(&owner, heavy, 2);
+    unbounded.method(heavy).set_weigher(Some(std::sync::Arc::new(|&k: &u64, _: &Vec<u8>| if k == 1 { MAX_WEIGHT + 1 } else { MAX_WEIGHT })));
+    unbounded.method(heavy).call(&owner, 1);
+    unbounded.method(heavy).call(&owner, 2);
     assert_eq!(
-        unbounded.get(&owner, heavy, &1),
+        unbounded.method(heavy).get(&owner, &1),
         None,
         "heavier than MAX_WEIGHT"
     );
     assert_eq!(
-        unbounded.get(&owner, heavy, &2),
+        unbounded.method(heavy).get(&owner, &2),
         Some(vec![6; 2]),
         "MAX_WEIGHT fits"
     );
@@ -333,21 +330,21 @@ fn slow_heavy(owner: &Arc<Gate>, &k: &u64) -> Vec<u8> {
 /// waits for it (single flight). Both must receive the value; the heavy entry must not
 /// be stored, and the light ones must stay.
 fn heavy_with_a_waiter(cache: &'static Registry) {
-    cache.set_method_weigher(slow_heavy, |_: &u64, value: &Vec<u8>| value.len() as u32);
+    cache.method(slow_heavy).set_weigher(Some(std::sync::Arc::new(|_: &u64, value: &Vec<u8>| value.len() as u32)));
     let gate = Arc::new(Gate {
         open: Mutex::new(true),
         opened: std::sync::Condvar::new(),
         runs: AtomicUsize::new(0),
     });
     for k in 1..=10 {
-        cache.call(&gate, slow_heavy, k);
+        cache.method(slow_heavy).call(&gate, k);
     }
     *gate.open.lock().unwrap() = false;
     watchdog(Duration::from_secs(20), move || {
         let callers: Vec<_> = (0..2)
             .map(|_| {
                 let gate = Arc::clone(&gate);
-                thread::spawn(move || cache.call(&gate, slow_heavy, 150).len())
+                thread::spawn(move || cache.method(slow_heavy).call(&gate, 150).len())
             })
             .collect();
         while cache.stats().waited < 1 {
@@ -359,11 +356,11 @@ fn heavy_with_a_waiter(cache: &'static Registry) {
             assert_eq!(caller.join().unwrap(), 150);
         }
         assert_eq!(
-            cache.get(&gate, slow_heavy, &150),
+            cache.method(slow_heavy).get(&gate, &150),
             None,
             "heavier than the bound"
         );
-        let kept = (1..=10).filter(|k| cache.get(&gate, slow_heavy, k).is_some());
+        let kept = (1..=10).filter(|k| cache.method(slow_heavy).get(&gate, k).is_some());
         assert_eq!(kept.count(), 10, "the light entries were flushed");
         assert_eq!(cache.stats().entries, 10);
     });
@@ -384,7 +381,7 @@ fn an_entry_heavier_than_the_registry_bound_with_a_waiter_flushes_nothing() {
 #[test]
 fn an_entry_heavier_than_a_method_bound_with_a_waiter_flushes_nothing() {
     let cache = Box::leak(Box::new(Registry::builder().purge_interval(0).build()));
-    cache.set_method_capacity(slow_heavy, Some(100));
+    cache.method(slow_heavy).set_capacity(Some(100));
     heavy_with_a_waiter(cache);
 }
 
@@ -392,12 +389,12 @@ fn an_entry_heavier_than_a_method_bound_with_a_waiter_flushes_nothing() {
 #[test]
 fn weight_zero_entries_are_free() {
     let cache = Registry::builder().capacity(0).purge_interval(0).build();
-    cache.set_method_weigher(weighted, |_: &u64, _: &u64| 0);
+    cache.method(weighted).set_weigher(Some(std::sync::Arc::new(|_: &u64, _: &u64| 0)));
     let owner = Arc::new(7);
     for k in 0..1_000 {
-        cache.call(&owner, weighted, k);
+        cache.method(weighted).call(&owner, k);
     }
-    cache.call(&owner, square, 1);
+    cache.method(square).call(&owner, 1);
     let stats = cache.stats();
     assert_eq!(
         (stats.entries, stats.evicted),
@@ -406,7 +403,7 @@ fn weight_zero_entries_are_free() {
     );
     assert_eq!(cache.weight(), 0);
     cache.set_capacity(Some(5));
-    cache.call(&owner, square, 1);
+    cache.method(square).call(&owner, 1);
     assert_eq!(cache.stats().entries, 1_001);
     assert_eq!(cache.weight(), 1);
 }
@@ -419,12 +416,12 @@ fn a_value_holding_its_owner_is_freed_once_evicted_by_the_registry_bound() {
     let drops = Counter::new();
     let node = Node::new(&drops);
     let watch = Arc::downgrade(&node);
-    cache.call(&node, myself, ());
+    cache.method(myself).call(&node, ());
     drop(node);
     assert!(watch.upgrade().is_some(), "the entry keeps its owner");
     let others: Vec<_> = (0..64).map(|_| Node::new(&Counter::new())).collect();
     for other in &others {
-        cache.call(other, myself, ());
+        cache.method(myself).call(other, ());
     }
     assert!(watch.upgrade().is_none(), "evicted, so freed");
     assert_eq!(drops.get(), 1);
@@ -455,23 +452,23 @@ fn the_global_registry_bound_is_settable_at_run_time() {
     let _restore = RestoreGlobal;
     let owner = Arc::new(8);
     for k in 0..20 {
-        global.call(&owner, global_only, k);
+        global.method(global_only).call(&owner, k);
     }
     global.set_capacity(Some(10));
     assert_eq!(global.capacity(), Some(10));
-    assert!(global.method_stats(global_only).entries <= 10);
+    assert!(global.method(global_only).stats().entries <= 10);
     for k in 100..200 {
-        assert_eq!(global.call(&owner, global_only, k), 8 + k);
-        assert!(global.method_stats(global_only).entries <= 10);
+        assert_eq!(global.method(global_only).call(&owner, k), 8 + k);
+        assert!(global.method(global_only).stats().entries <= 10);
     }
     global.set_capacity(None);
     assert_eq!(global.capacity(), None);
-    global.invalidate_method(global_only);
+    global.method(global_only).clear();
     for k in 0..50 {
-        global.call(&owner, global_only, k);
+        global.method(global_only).call(&owner, k);
     }
-    assert_eq!(global.method_stats(global_only).entries, 50);
-    global.invalidate_method(global_only);
+    assert_eq!(global.method(global_only).stats().entries, 50);
+    global.method(global_only).clear();
 }
 
 /// With weighers and a registry bound, evictions of both kinds are reported as `Size`
@@ -480,12 +477,12 @@ fn the_global_registry_bound_is_settable_at_run_time() {
 fn weighted_evictions_are_reported_exactly() {
     let cache = Registry::builder().capacity(40).purge_interval(0).build();
     let recorder = Recorder::<u64, u64>::install(&cache);
-    cache.set_method_weigher(weighted, |&k: &u64, _: &u64| weight_of(k));
+    cache.method(weighted).set_weigher(Some(std::sync::Arc::new(|&k: &u64, _: &u64| weight_of(k))));
     let owner = Arc::new(9);
     let other = Arc::new(10);
     for k in 0..200 {
-        cache.call(&owner, weighted, k);
-        cache.call(&other, square, k);
+        cache.method(weighted).call(&owner, k);
+        cache.method(square).call(&other, k);
     }
     let mut values = BTreeSet::new();
     for (cause, _, value) in recorder.take() {
@@ -494,11 +491,11 @@ fn weighted_evictions_are_reported_exactly() {
     }
     let mut weight = 0;
     for k in 0..200 {
-        if let Some(value) = cache.get(&owner, weighted, &k) {
+        if let Some(value) = cache.method(weighted).get(&owner, &k) {
             assert!(values.insert(value), "{value} reported and present");
             weight += weight_of(k) as usize;
         }
-        if let Some(value) = cache.get(&other, square, &k) {
+        if let Some(value) = cache.method(square).get(&other, &k) {
             assert!(values.insert(value), "{value} reported and present");
             weight += 1;
         }
@@ -522,8 +519,8 @@ fn dead_owners_entries_go_first_under_the_registry_bound() {
     let live = Arc::new(11);
     let dead = Arc::new(12);
     for k in 0..20 {
-        cache.call(&live, square, k);
-        cache.call(&dead, square, k);
+        cache.method(square).call(&live, k);
+        cache.method(square).call(&dead, k);
     }
     drop(dead);
     cache.set_capacity(Some(20));
@@ -534,6 +531,6 @@ fn dead_owners_entries_go_first_under_the_registry_bound() {
         "{stats:?}"
     );
     for k in 0..20 {
-        assert!(cache.get(&live, square, &k).is_some());
+        assert!(cache.method(square).get(&live, &k).is_some());
     }
 }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use common::alloc::held_here;
 use common::{Recorder, Rng, arm, armed, panic_message, watchdog};
-use weakmemo::{Registry, RemovalCause};
+use weakmemo::{Awaits, Registry, RemovalCause, Returns};
 
 const LIMIT: Duration = Duration::from_secs(20);
 const RECURSIVE: &str = "recursive call for the same key";
@@ -132,18 +132,18 @@ fn a_drop_panic_in_the_purge_step_of_a_miss_leaves_no_key_pending() {
         let registry = Registry::builder().purge_interval(1).shards(1).build();
         let dead = Arc::new(1u64);
         let live = Arc::new(2u64);
-        drop(registry.call(&dead, bomb, 0)); // disarmed: the returned copy is harmless
+        drop(registry.method(bomb).call(&dead, 0)); // disarmed: the returned copy is harmless
         drop(dead);
 
         arm(true);
-        let first = catch_unwind(AssertUnwindSafe(|| registry.call(&live, bomb, 1).n));
+        let first = catch_unwind(AssertUnwindSafe(|| registry.method(bomb).call(&live, 1).n));
         arm(false);
         match first {
             Ok(n) => assert_eq!(n, 2001),
             Err(payload) => assert_eq!(panic_message(&*payload), "bomb went off"),
         }
 
-        let again = catch_unwind(AssertUnwindSafe(|| registry.call(&live, bomb, 1).n));
+        let again = catch_unwind(AssertUnwindSafe(|| registry.method(bomb).call(&live, 1).n));
         match again {
             Ok(n) => assert_eq!(n, 2001),
             Err(payload) => panic!(
@@ -151,7 +151,7 @@ fn a_drop_panic_in_the_purge_step_of_a_miss_leaves_no_key_pending() {
                 panic_message(&*payload)
             ),
         }
-        let from_another = thread::scope(|s| s.spawn(|| registry.call(&live, bomb, 1).n).join());
+        let from_another = thread::scope(|s| s.spawn(|| registry.method(bomb).call(&live, 1).n).join());
         assert_eq!(from_another.unwrap(), 2001);
         assert_eq!(registry.stats().purged, 1, "the dead entry is counted once");
     });
@@ -185,7 +185,7 @@ fn a_method_bound_set_during_traffic_counts_every_entry() {
                     s.spawn(move || {
                         let mut i = 0;
                         while !stop.load(SeqCst) {
-                            registry.call(owner, fresh, t << 32 | i);
+                            registry.method(fresh).call(owner, t << 32 | i);
                             progress.fetch_add(1, SeqCst);
                             i += 1;
                         }
@@ -194,7 +194,7 @@ fn a_method_bound_set_during_traffic_counts_every_entry() {
                 while progress.load(SeqCst) < 200 {
                     thread::yield_now();
                 }
-                registry.set_method_capacity(fresh, Some(BOUND));
+                registry.method(fresh).set_capacity(Some(BOUND));
                 let after = progress.load(SeqCst) + 2000;
                 while progress.load(SeqCst) < after {
                     thread::yield_now();
@@ -202,7 +202,7 @@ fn a_method_bound_set_during_traffic_counts_every_entry() {
                 stop.store(true, SeqCst);
             });
             for i in 0..20 {
-                registry.call(&owner, fresh, u64::MAX - i);
+                registry.method(fresh).call(&owner, u64::MAX - i);
             }
             let entries = registry.stats().entries;
             assert_eq!(
@@ -228,13 +228,13 @@ fn sized<const N: u64>(owner: &Arc<u64>, &k: &u64) -> Vec<u8> {
 
 /// Weighs `sized::<N>` by its bytes, and stores a few entries of it.
 fn fill_sized<const N: u64>(registry: &Registry, owner: &Arc<u64>, bound_it: bool) {
-    registry.set_method_weigher(sized::<N>, |_: &u64, bytes: &Vec<u8>| bytes.len() as u32);
+    registry.method(sized::<N>).set_weigher(Some(std::sync::Arc::new(|_: &u64, bytes: &Vec<u8>| bytes.len() as u32)));
     if bound_it {
-        registry.set_method_capacity(sized::<N>, Some(1 << 20));
+        registry.method(sized::<N>).set_capacity(Some(1 << 20));
     }
     for k in 0..4 {
         assert_eq!(
-            registry.call(owner, sized::<N>, k).len(),
+            registry.method(sized::<N>).call(owner, k).len(),
             100 + **owner as usize
         );
     }
@@ -315,7 +315,7 @@ impl Wake for InvalidateOnWake {
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.fired.swap(true, SeqCst) {
             self.registry
-                .invalidate(&self.owner, slow_weighed, &NEWCOMER);
+                .method(slow_weighed).invalidate(&self.owner, &NEWCOMER);
         }
     }
 }
@@ -329,23 +329,23 @@ fn an_entry_stored_despite_admission_and_removed_at_once_leaves_no_phantom_weigh
     let _serial = serial();
     watchdog(LIMIT, || {
         let registry: &'static Registry = Box::leak(Box::new(Registry::new()));
-        registry.set_method_weigher(slow_weighed, |&k: &u64, _: &u64| heft(k));
-        registry.set_method_capacity(slow_weighed, Some(50));
+        registry.method(slow_weighed).set_weigher(Some(std::sync::Arc::new(|&k: &u64, _: &u64| heft(k))));
+        registry.method(slow_weighed).set_capacity(Some(50));
         let owner = Arc::new(7u64);
         // Full of hot entries: 3 × 10 of 50, so a newcomer of 40 must be admitted.
         for k in 1..=3 {
             assert_eq!(
-                drive(registry.call_async(&owner, slow_weighed, k)),
+                drive(registry.method(slow_weighed).call_async(&owner, k)),
                 7000 + k
             );
             for _ in 0..3 {
-                assert_eq!(registry.get(&owner, slow_weighed, &k), Some(7000 + k));
+                assert_eq!(registry.method(slow_weighed).get(&owner, &k), Some(7000 + k));
             }
         }
         assert_eq!(registry.weight(), 30);
 
-        let mut computing = pin!(registry.call_async(&owner, slow_weighed, NEWCOMER));
-        let mut waiting = pin!(registry.call_async(&owner, slow_weighed, NEWCOMER));
+        let mut computing = pin!(registry.method(slow_weighed).call_async(&owner, NEWCOMER));
+        let mut waiting = pin!(registry.method(slow_weighed).call_async(&owner, NEWCOMER));
         let mut quiet = Context::from_waker(Waker::noop());
         assert!(computing.as_mut().poll(&mut quiet).is_pending(), "claimed");
         let waker = Arc::new(InvalidateOnWake {
@@ -368,7 +368,7 @@ fn an_entry_stored_despite_admission_and_removed_at_once_leaves_no_phantom_weigh
 
         let present: Vec<u64> = [1, 2, 3, NEWCOMER]
             .into_iter()
-            .filter(|k| registry.get(&owner, slow_weighed, k).is_some())
+            .filter(|k| registry.method(slow_weighed).get(&owner, k).is_some())
             .collect();
         let expected: usize = present.iter().map(|&k| heft(k) as usize).sum();
         assert_eq!(registry.stats().entries, present.len());
@@ -415,9 +415,9 @@ fn bounds_toggled_during_traffic_keep_the_weight_exact() {
                         for _ in 0..1000 {
                             let k = rng.below(1000);
                             if rng.below(2) == 0 {
-                                registry.call(owner, drift_a, k);
+                                registry.method(drift_a).call(owner, k);
                             } else {
-                                registry.call(owner, drift_b, k);
+                                registry.method(drift_b).call(owner, k);
                             }
                             progress.fetch_add(1, SeqCst);
                         }
@@ -437,9 +437,9 @@ fn bounds_toggled_during_traffic_keep_the_weight_exact() {
                     match turn % 4 {
                         0 => registry.set_capacity(Some(200 + rng.below(1000) as usize)),
                         1 => registry
-                            .set_method_capacity(drift_a, Some(100 + rng.below(500) as usize)),
+                            .method(drift_a).set_capacity(Some(100 + rng.below(500) as usize)),
                         2 => registry.set_capacity(None),
-                        _ => registry.set_method_capacity(drift_a, None),
+                        _ => registry.method(drift_a).set_capacity(None),
                     }
                     thread::yield_now();
                 }
@@ -499,12 +499,12 @@ fn an_eq_panic_while_storing_leaks_no_room_of_the_bound() {
     watchdog(LIMIT, || {
         for single_flight in [true, false] {
             let registry = Registry::builder().single_flight(single_flight).build();
-            registry.set_method_capacity(clashing, Some(8));
+            registry.method(clashing).set_capacity(Some(8));
             let owner = Arc::new(1u64);
-            assert_eq!(registry.call(&owner, clashing, Clash(0)), 1000);
+            assert_eq!(registry.method(clashing).call(&owner, Clash(0)), 1000);
             for n in 100..104 {
                 let caught = catch_unwind(AssertUnwindSafe(|| {
-                    registry.call(&owner, clashing, Clash(n))
+                    registry.method(clashing).call(&owner, Clash(n))
                 }));
                 arm(false);
                 match caught {
@@ -512,7 +512,7 @@ fn an_eq_panic_while_storing_leaks_no_room_of_the_bound() {
                     Err(payload) => assert_eq!(panic_message(&*payload), "clash eq"),
                 }
                 // Whether or not it was stored, the key leaves no entry behind.
-                registry.invalidate(&owner, clashing, &Clash(n));
+                registry.method(clashing).invalidate(&owner, &Clash(n));
             }
             let stats = registry.stats();
             assert_eq!(
@@ -522,13 +522,13 @@ fn an_eq_panic_while_storing_leaks_no_room_of_the_bound() {
             );
             for n in 1..8 {
                 assert_eq!(
-                    registry.call(&owner, clashing, Clash(n)),
+                    registry.method(clashing).call(&owner, Clash(n)),
                     1000 + u64::from(n)
                 );
             }
             for n in 0..8 {
                 assert_eq!(
-                    registry.get(&owner, clashing, &Clash(n)),
+                    registry.method(clashing).get(&owner, &Clash(n)),
                     Some(1000 + u64::from(n)),
                     "single flight {single_flight}: key {n} is cached within the bound of 8"
                 );
@@ -559,14 +559,14 @@ fn a_weigher_set_before_the_first_call_weighs_racing_first_stores() {
         let owner = Arc::new(5u64);
         for round in 0..150 {
             let registry = Registry::builder().capacity(200 * THREADS).build();
-            registry.set_method_weigher(weighed_first, |_: &u64, _: &u64| 100);
+            registry.method(weighed_first).set_weigher(Some(std::sync::Arc::new(|_: &u64, _: &u64| 100)));
             let start = Barrier::new(THREADS);
             thread::scope(|s| {
                 for t in 0..THREADS as u64 {
                     let (registry, owner, start) = (&registry, &owner, &start);
                     s.spawn(move || {
                         start.wait();
-                        registry.call(owner, weighed_first, t);
+                        registry.method(weighed_first).call(owner, t);
                     });
                 }
             });
@@ -599,8 +599,8 @@ async fn inner(owner: &Arc<Twin>, &k: &u64) -> u64 {
 
 async fn joins_one_key(owner: &Arc<Twin>, &k: &u64) -> (u64, u64) {
     tokio::join!(
-        SIBLINGS.call_async(owner, inner, k),
-        SIBLINGS.call_async(owner, inner, k)
+        SIBLINGS.method(inner).call_async(owner, k),
+        SIBLINGS.method(inner).call_async(owner, k)
     )
 }
 
@@ -613,7 +613,7 @@ fn join_of_one_key_inside_a_cached_async_fn_computes_it_once() {
         let owner = Arc::new(Twin {
             inner_runs: AtomicUsize::new(0),
         });
-        let both = current_thread_runtime().block_on(SIBLINGS.call_async(&owner, joins_one_key, 3));
+        let both = current_thread_runtime().block_on(SIBLINGS.method(joins_one_key).call_async(&owner, 3));
         assert_eq!(both, (30, 30));
         assert_eq!(owner.inner_runs.load(SeqCst), 1);
     });
@@ -623,8 +623,8 @@ static SELF_JOIN: Registry = Registry::new();
 
 async fn joins_itself(owner: &Arc<Twin>, &k: &u64) -> u64 {
     let (a, b) = tokio::join!(
-        SELF_JOIN.call_async(owner, inner, k),
-        Box::pin(SELF_JOIN.call_async(owner, joins_itself, k))
+        SELF_JOIN.method(inner).call_async(owner, k),
+        Box::pin(SELF_JOIN.method(joins_itself).call_async(owner, k))
     );
     a + b
 }
@@ -641,7 +641,7 @@ fn a_join_branch_awaiting_its_own_computation_still_panics_as_a_recursion() {
         });
         let runtime = current_thread_runtime();
         let caught = catch_unwind(AssertUnwindSafe(|| {
-            runtime.block_on(SELF_JOIN.call_async(&owner, joins_itself, 4))
+            runtime.block_on(SELF_JOIN.method(joins_itself).call_async(&owner, 4))
         }));
         let message = panic_message(&*caught.expect_err("a recursion panics"));
         assert!(message.contains(RECURSIVE), "{message}");
@@ -700,13 +700,13 @@ impl Invalidation {
     fn apply(self, registry: &Registry, doc: &Arc<Doc>) {
         match self {
             Self::Key => {
-                registry.invalidate(doc, render, &());
+                registry.method(render).invalidate(doc, &());
             }
             Self::Owner => {
                 registry.invalidate_owner(doc);
             }
             Self::Method => {
-                registry.invalidate_method(render);
+                registry.method(render).clear();
             }
             Self::Clear => {
                 registry.clear();
@@ -726,10 +726,10 @@ fn invalidate_while_computing(
     waiter: bool,
 ) -> (u64, Option<u64>) {
     thread::scope(|s| {
-        let computing = s.spawn(|| registry.call(doc, render, ()));
+        let computing = s.spawn(|| registry.method(render).call(doc, ()));
         doc.entered.wait();
         let waiting = waiter.then(|| {
-            let waiting = s.spawn(|| registry.call(doc, render, ()));
+            let waiting = s.spawn(|| registry.method(render).call(doc, ()));
             assert!(
                 wait_until(Duration::from_secs(5), || registry.stats().waited == 1),
                 "the waiter waits"
@@ -759,7 +759,7 @@ fn an_invalidation_covers_the_computation_in_flight() {
             let (computed, _) = invalidate_while_computing(&registry, &doc, how, false);
             assert_eq!(computed, 1, "{how:?}: the computation answers its caller");
             assert_eq!(
-                registry.call(&doc, render, ()),
+                registry.method(render).call(&doc, ()),
                 2,
                 "{how:?}: a call after the invalidation gets no value computed before it"
             );
@@ -784,7 +784,7 @@ fn an_invalidation_in_flight_still_answers_the_callers_waiting() {
                 "{how:?}: the waiter gets the computation's value"
             );
             assert_eq!(
-                registry.call(&doc, render, ()),
+                registry.method(render).call(&doc, ()),
                 2,
                 "{how:?}: a call after the invalidation gets no value computed before it"
             );
@@ -804,7 +804,7 @@ fn an_invalidation_in_flight_covers_a_computation_without_single_flight() {
             let (computed, _) = invalidate_while_computing(&registry, &doc, how, false);
             assert_eq!(computed, 1, "{how:?}");
             assert_eq!(
-                registry.call(&doc, render, ()),
+                registry.method(render).call(&doc, ()),
                 2,
                 "{how:?}: the stale value was not stored"
             );
@@ -822,11 +822,11 @@ fn a_call_begun_after_an_invalidation_never_gets_the_stale_computation() {
             let registry = Registry::new();
             let doc = Doc::new();
             let (computed, late) = thread::scope(|s| {
-                let computing = s.spawn(|| registry.call(&doc, render, ()));
+                let computing = s.spawn(|| registry.method(render).call(&doc, ()));
                 doc.entered.wait();
                 doc.version.store(2, SeqCst);
                 how.apply(&registry, &doc);
-                let late = s.spawn(|| registry.call(&doc, render, ()));
+                let late = s.spawn(|| registry.method(render).call(&doc, ()));
                 // It either answers on its own, or waits for the stale computation.
                 wait_until(Duration::from_secs(5), || {
                     late.is_finished() || registry.stats().waited > 0
@@ -880,18 +880,18 @@ fn a_clone_panic_while_inserting_leaks_no_room_and_loses_no_removal() {
     watchdog(LIMIT, || {
         let registry = Registry::builder().single_flight(false).build();
         let recorder = Recorder::<u64, Brittle>::install(&registry);
-        registry.set_method_capacity(brittle, Some(3));
+        registry.method(brittle).set_capacity(Some(3));
         let owner = Arc::new(1u64);
         // Key 9 missed once already (so it beats a victim next time), then removed.
-        assert_eq!(registry.call(&owner, brittle, 9).n, 1009);
-        assert!(registry.invalidate(&owner, brittle, &9));
+        assert_eq!(registry.method(brittle).call(&owner, 9).n, 1009);
+        assert!(registry.method(brittle).invalidate(&owner, &9));
         for k in 0..3 {
-            assert_eq!(registry.call(&owner, brittle, k).n, 1000 + k);
+            assert_eq!(registry.method(brittle).call(&owner, k).n, 1000 + k);
         }
         assert_eq!(registry.weight(), 3);
 
         arm(true);
-        let caught = catch_unwind(AssertUnwindSafe(|| registry.call(&owner, brittle, 9)));
+        let caught = catch_unwind(AssertUnwindSafe(|| registry.method(brittle).call(&owner, 9)));
         arm(false);
         let payload = caught.expect_err("the panic reaches the caller");
         assert_eq!(panic_message(&*payload), "brittle clone");
@@ -901,7 +901,7 @@ fn a_clone_panic_while_inserting_leaks_no_room_and_loses_no_removal() {
         let reported = recorder.peek();
         for k in 0..3 {
             let told = reported.iter().filter(|(_, args, _)| *args == k).count();
-            let present = registry.get(&owner, brittle, &k).is_some();
+            let present = registry.method(brittle).get(&owner, &k).is_some();
             assert_eq!(
                 told,
                 usize::from(!present),
@@ -939,9 +939,15 @@ fn one_fn_called_sync_and_async_makes_two_methods_in_either_order() {
         let owner = Arc::new(40u64);
         for sync_first in [true, false] {
             let registry = Registry::new();
-            let sync = |registry: &Registry| registry.call(&owner, ready_sum, 2).into_inner();
-            let awaited =
-                |registry: &Registry| runtime.block_on(registry.call_async(&owner, ready_sum, 2));
+            // `ready_sum` is both kinds of method: the handle names which.
+            let sync = |registry: &Registry| {
+                let method = registry.method::<_, _, _, Returns<_>, _>(ready_sum);
+                method.call(&owner, 2).into_inner()
+            };
+            let awaited = |registry: &Registry| {
+                let method = registry.method::<_, _, _, Awaits<_>, _>(ready_sum);
+                runtime.block_on(method.call_async(&owner, 2))
+            };
             if sync_first {
                 assert_eq!(sync(&registry), 42);
                 assert_eq!(awaited(&registry), 42);
@@ -997,14 +1003,10 @@ impl Drop for Loud {
 
 /// Calls itself with its own key, through a loud argument.
 fn reenters(owner: &Arc<u64>, arg: &Loud) -> u64 {
-    NESTED.call(
-        owner,
-        reenters,
-        Loud {
+    NESTED.method(reenters).call(owner, Loud {
             n: arg.n,
             loud: true,
-        },
-    )
+        })
 }
 
 /// A refused same-key recursion drops its arguments with no registry lock held: an
@@ -1016,13 +1018,13 @@ fn a_refused_recursion_drops_its_arguments_outside_the_locks() {
     watchdog(LIMIT, || {
         let owner = Arc::new(3u64);
         let caught = catch_unwind(AssertUnwindSafe(|| {
-            NESTED.call(&owner, reenters, Loud { n: 1, loud: false })
+            NESTED.method(reenters).call(&owner, Loud { n: 1, loud: false })
         }));
         let message = panic_message(&*caught.expect_err("a recursion panics"));
         assert!(message.contains(RECURSIVE), "{message}");
         // Nothing is left pending: the next call meets the same recursion, not a hang.
         let again = catch_unwind(AssertUnwindSafe(|| {
-            NESTED.call(&owner, reenters, Loud { n: 1, loud: false })
+            NESTED.method(reenters).call(&owner, Loud { n: 1, loud: false })
         }));
         let message = panic_message(&*again.expect_err("a recursion panics"));
         assert!(message.contains(RECURSIVE), "{message}");

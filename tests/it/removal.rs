@@ -78,8 +78,8 @@ fn collected_entries_are_reported_exactly() {
     let live = Arc::new(1);
     let dead = Arc::new(2);
     for k in 0..5 {
-        cache.call(&live, keyed, k);
-        cache.call(&dead, keyed, k);
+        cache.method(keyed).call(&live, k);
+        cache.method(keyed).call(&dead, k);
     }
     drop(dead);
     assert!(recorder.take().is_empty(), "nothing removed yet");
@@ -90,12 +90,12 @@ fn collected_entries_are_reported_exactly() {
     // Lazy steps report the same way.
     let dead = Arc::new(3);
     for k in 0..5 {
-        cache.call(&dead, keyed, k);
+        cache.method(keyed).call(&dead, k);
     }
     drop(dead);
     cache.set_purge_interval(1);
     for _ in 0..100 {
-        cache.call(&live, keyed, 0);
+        cache.method(keyed).call(&live, 0);
     }
     assert_eq!(sorted(recorder.take()), records(Collected, 3, 0..5));
     let stats = cache.stats();
@@ -108,35 +108,35 @@ fn collected_entries_are_reported_exactly() {
 #[test]
 fn entries_evicted_by_a_method_bound_are_reported_exactly() {
     let cache = Registry::builder().purge_interval(0).build();
-    cache.set_method_capacity(keyed, Some(2));
+    cache.method(keyed).set_capacity(Some(2));
     let recorder = Recorder::<u64, u64>::install(&cache);
     let owner = Arc::new(1);
-    cache.call(&owner, keyed, 1);
-    cache.call(&owner, keyed, 2);
+    cache.method(keyed).call(&owner, 1);
+    cache.method(keyed).call(&owner, 2);
     // Seen once: kept out, not stored, not reported.
-    assert_eq!(cache.call(&owner, keyed, 3), pure(1, 3));
+    assert_eq!(cache.method(keyed).call(&owner, 3), pure(1, 3));
     assert_eq!(cache.stats().evicted, 1);
     assert!(
         recorder.take().is_empty(),
         "a refused newcomer is no removal"
     );
     // Seen twice: admitted, one of the others leaves, reported.
-    assert_eq!(cache.call(&owner, keyed, 3), pure(1, 3));
+    assert_eq!(cache.method(keyed).call(&owner, 3), pure(1, 3));
     let seen = recorder.take();
     assert_eq!(seen.len(), 1, "{seen:?}");
     let (cause, victim, value) = seen[0];
     assert_eq!((cause, value), (Size, pure(1, victim)));
     assert!(victim == 1 || victim == 2);
     assert_eq!(
-        cache.get(&owner, keyed, &victim),
+        cache.method(keyed).get(&owner, &victim),
         None,
         "the reported one left"
     );
     assert_eq!(
-        cache.get(&owner, keyed, &(3 - victim)),
+        cache.method(keyed).get(&owner, &(3 - victim)),
         Some(pure(1, 3 - victim))
     );
-    assert_eq!(cache.get(&owner, keyed, &3), Some(pure(1, 3)));
+    assert_eq!(cache.method(keyed).get(&owner, &3), Some(pure(1, 3)));
     assert_counts_match(&recorder, cache.stats(), 1);
 
     // Many more: every eviction reported once, and what is reported is what left.
@@ -145,7 +145,7 @@ fn entries_evicted_by_a_method_bound_are_reported_exactly() {
     for k in 10..200 {
         for _ in 0..2 {
             let evicted = cache.stats().evicted;
-            cache.call(&owner, keyed, k % 50 + 10);
+            cache.method(keyed).call(&owner, k % 50 + 10);
             let reported = recorder.take();
             for &(cause, key, value) in &reported {
                 assert_eq!((cause, value), (Size, pure(1, key)));
@@ -159,7 +159,7 @@ fn entries_evicted_by_a_method_bound_are_reported_exactly() {
         }
     }
     let stored: BTreeSet<u64> = (0..200)
-        .filter(|k| cache.get(&owner, keyed, k).is_some())
+        .filter(|k| cache.method(keyed).get(&owner, k).is_some())
         .collect();
     assert_eq!(stored, present);
     assert_counts_match(&recorder, cache.stats(), refused);
@@ -173,8 +173,8 @@ fn entries_evicted_by_the_registry_bound_are_reported_exactly() {
     let recorder = Recorder::<u64, u64>::install(&cache);
     let owner = Arc::new(4);
     for k in 0..30 {
-        assert_eq!(cache.call(&owner, keyed, k), pure(4, k));
-        assert_eq!(cache.call(&owner, other, k), pure(4, k) + 500);
+        assert_eq!(cache.method(keyed).call(&owner, k), pure(4, k));
+        assert_eq!(cache.method(other).call(&owner, k), pure(4, k) + 500);
     }
     let seen = recorder.take();
     assert_eq!(seen.len(), 50);
@@ -185,7 +185,7 @@ fn entries_evicted_by_the_registry_bound_are_reported_exactly() {
         assert!(left.insert(value), "{value} reported twice");
     }
     for k in 0..30 {
-        for value in [cache.get(&owner, keyed, &k), cache.get(&owner, other, &k)]
+        for value in [cache.method(keyed).get(&owner, &k), cache.method(other).get(&owner, &k)]
             .into_iter()
             .flatten()
         {
@@ -208,18 +208,18 @@ fn entries_evicted_by_the_registry_bound_are_reported_exactly() {
 #[test]
 fn expired_entries_are_reported_exactly() {
     let cache = Registry::builder().purge_interval(0).build();
-    cache.set_method_ttl(keyed, Some(Duration::from_millis(100)));
+    cache.method(keyed).set_ttl(Some(Duration::from_millis(100)));
     let recorder = Recorder::<u64, u64>::install(&cache);
     let owner = Arc::new(5);
     for k in 0..4 {
-        cache.call(&owner, keyed, k);
+        cache.method(keyed).call(&owner, k);
     }
-    cache.call(&owner, other, 0);
+    cache.method(other).call(&owner, 0);
     thread::sleep(Duration::from_millis(300));
-    assert_eq!(cache.get(&owner, keyed, &0), None);
+    assert_eq!(cache.method(keyed).get(&owner, &0), None);
     assert!(recorder.take().is_empty(), "expired, but not removed yet");
     // A store replaces the expired entry of its key.
-    assert_eq!(cache.call(&owner, keyed, 0), pure(5, 0));
+    assert_eq!(cache.method(keyed).call(&owner, 0), pure(5, 0));
     assert_eq!(recorder.take(), records(Expired, 5, [0]));
     thread::sleep(Duration::from_millis(300));
     assert_eq!(cache.purge(), 4);
@@ -240,20 +240,20 @@ fn explicit_removals_are_reported_exactly() {
     let b = Arc::new(7);
     let fill = || {
         for k in 0..4 {
-            cache.call(&a, keyed, k);
-            cache.call(&b, keyed, k);
-            cache.call(&a, other, k);
+            cache.method(keyed).call(&a, k);
+            cache.method(keyed).call(&b, k);
+            cache.method(other).call(&a, k);
         }
     };
     fill();
-    assert!(cache.invalidate(&a, keyed, &2));
+    assert!(cache.method(keyed).invalidate(&a, &2));
     assert!(
-        !cache.invalidate(&a, keyed, &2),
+        !cache.method(keyed).invalidate(&a, &2),
         "gone: nothing more to report"
     );
     assert_eq!(recorder.take(), records(Explicit, 6, [2]));
 
-    assert_eq!(cache.invalidate_owner_method(&b, keyed), 4);
+    assert_eq!(cache.method(keyed).invalidate_owner(&b), 4);
     assert_eq!(sorted(recorder.take()), records(Explicit, 7, 0..4));
 
     assert_eq!(cache.invalidate_owner(&a), 3 + 4);
@@ -263,9 +263,9 @@ fn explicit_removals_are_reported_exactly() {
 
     fill();
     let dead = Arc::new(8);
-    cache.call(&dead, keyed, 9);
+    cache.method(keyed).call(&dead, 9);
     drop(dead);
-    assert_eq!(cache.invalidate_method(keyed), 4 + 4 + 1);
+    assert_eq!(cache.method(keyed).clear(), 4 + 4 + 1);
     let mut expected = records(Explicit, 6, 0..4);
     expected.extend(records(Explicit, 7, 0..4));
     expected.extend(records(Explicit, 8, [9]));
@@ -273,7 +273,7 @@ fn explicit_removals_are_reported_exactly() {
 
     fill();
     for k in 0..4 {
-        let _ = cache.try_call(&a, fallible, k);
+        let _ = common::ok_table(&cache, fallible).try_call(&a, k);
     }
     assert_eq!(cache.clear(), 4 + 4 + 4 + 2);
     let seen = recorder.take();
@@ -306,10 +306,10 @@ fn a_removal_names_its_method_and_types_its_entry() {
         ));
     })));
     let owner = Arc::new(9);
-    cache.call(&owner, keyed, 1);
-    cache.try_call(&owner, fallible, 2).unwrap();
-    cache.invalidate(&owner, keyed, &1);
-    cache.invalidate(&owner, fallible, &2);
+    cache.method(keyed).call(&owner, 1);
+    common::ok_table(&cache, fallible).try_call(&owner, 2).unwrap();
+    cache.method(keyed).invalidate(&owner, &1);
+    common::ok_table(&cache, fallible).invalidate(&owner, &2);
     assert_eq!(
         *seen.lock().unwrap(),
         [
@@ -332,23 +332,23 @@ fn values_never_stored_are_never_reported() {
     let cache = Registry::builder().purge_interval(0).build();
     let recorder = Recorder::<u64, u64>::install(&cache);
     let runs = Arc::new(AtomicUsize::new(0));
-    cache.set_method_capacity(counted, Some(0));
+    cache.method(counted).set_capacity(Some(0));
     for k in 0..5 {
-        assert_eq!(cache.call(&runs, counted, k), k * 3);
+        assert_eq!(cache.method(counted).call(&runs, k), k * 3);
     }
-    cache.set_method_capacity(counted, None);
-    cache.set_method_ttl(counted, Some(Duration::ZERO));
+    cache.method(counted).set_capacity(None);
+    cache.method(counted).set_ttl(Some(Duration::ZERO));
     for k in 0..5 {
-        assert_eq!(cache.call(&runs, counted, k), k * 3);
+        assert_eq!(cache.method(counted).call(&runs, k), k * 3);
     }
-    cache.set_method_ttl(counted, None);
-    cache.set_method_weigher(counted, |_: &u64, &v: &u64| if v > 30 { 1_000 } else { 1 });
-    cache.set_method_capacity(counted, Some(100));
-    assert_eq!(cache.call(&runs, counted, 11), 33);
+    cache.method(counted).set_ttl(None);
+    cache.method(counted).set_weigher(Some(std::sync::Arc::new(|_: &u64, &v: &u64| if v > 30 { 1_000 } else { 1 })));
+    cache.method(counted).set_capacity(Some(100));
+    assert_eq!(cache.method(counted).call(&runs, 11), 33);
     assert_eq!(runs.load(SeqCst), 11);
     let owner = Arc::new(10);
     for k in 0..5 {
-        let _ = cache.try_call(&owner, fallible, 2 * k + 1);
+        let _ = common::ok_table(&cache, fallible).try_call(&owner, 2 * k + 1);
     }
     let stats = cache.stats();
     assert_eq!(stats.entries, 0);
@@ -380,7 +380,7 @@ fn a_value_that_lost_a_race_is_never_reported() {
         let threads: Vec<_> = (0..2)
             .map(|_| {
                 let owner = Arc::clone(&owner);
-                thread::spawn(move || cache.call(&owner, meet, 1))
+                thread::spawn(move || cache.method(meet).call(&owner, 1))
             })
             .collect();
         for thread in threads {
@@ -389,7 +389,7 @@ fn a_value_that_lost_a_race_is_never_reported() {
         let stats = cache.stats();
         assert_eq!((stats.discarded, stats.entries), (1, 1));
         assert_eq!(recorder.total(), 0, "{:?}", recorder.take());
-        assert_eq!(cache.invalidate_method(meet), 1);
+        assert_eq!(cache.method(meet).clear(), 1);
         assert_eq!(recorder.take(), [(Explicit, 1, 2)]);
     });
 }
@@ -400,7 +400,7 @@ fn a_value_that_lost_a_race_is_never_reported() {
 #[test]
 fn a_panicking_listener_loses_nothing() {
     let cache = Registry::builder().purge_interval(0).build();
-    cache.set_method_capacity(keyed, Some(1));
+    cache.method(keyed).set_capacity(Some(1));
     let recorder = Recorder::<u64, u64>::new();
     let inner = recorder.listener();
     cache.set_removal_listener(Some(Arc::new(move |removal: &Removal<'_>| {
@@ -408,13 +408,13 @@ fn a_panicking_listener_loses_nothing() {
         panic!("listener: told of {removal:?}");
     })));
     let owner = Arc::new(11);
-    cache.call(&owner, keyed, 1);
+    cache.method(keyed).call(&owner, 1);
     // Seen once, 2 is kept out; seen twice, it takes 1's room, and the listener panics
     // under this call, which returns all the same.
-    assert_eq!(cache.call(&owner, keyed, 2), pure(11, 2));
-    assert_eq!(cache.call(&owner, keyed, 2), pure(11, 2));
+    assert_eq!(cache.method(keyed).call(&owner, 2), pure(11, 2));
+    assert_eq!(cache.method(keyed).call(&owner, 2), pure(11, 2));
     assert_eq!(recorder.take(), records(Size, 11, [1]));
-    assert_eq!(cache.get(&owner, keyed, &2), Some(pure(11, 2)));
+    assert_eq!(cache.method(keyed).get(&owner, &2), Some(pure(11, 2)));
     let stats = cache.stats();
     assert_eq!(
         (stats.entries, stats.evicted),
@@ -423,13 +423,13 @@ fn a_panicking_listener_loses_nothing() {
     );
 
     // Later removals of every kind are still reported, each through a panic.
-    assert!(cache.invalidate(&owner, keyed, &2));
+    assert!(cache.method(keyed).invalidate(&owner, &2));
     let dead = Arc::new(12);
-    cache.call(&dead, other, 1);
-    cache.call(&dead, other, 2);
+    cache.method(other).call(&dead, 1);
+    cache.method(other).call(&dead, 2);
     drop(dead);
     assert_eq!(cache.purge(), 2);
-    cache.call(&owner, other, 3);
+    cache.method(other).call(&owner, 3);
     assert_eq!(cache.clear(), 1);
     let mut expected = records(Explicit, 11, [2]);
     expected.extend([
@@ -440,8 +440,8 @@ fn a_panicking_listener_loses_nothing() {
     assert_eq!(sorted(recorder.take()), sorted(expected));
     assert_counts_match(&recorder, cache.stats(), 1);
     // And the cache still caches.
-    assert_eq!(cache.call(&owner, keyed, 4), pure(11, 4));
-    assert_eq!(cache.get(&owner, keyed, &4), Some(pure(11, 4)));
+    assert_eq!(cache.method(keyed).call(&owner, 4), pure(11, 4));
+    assert_eq!(cache.method(keyed).get(&owner, &4), Some(pure(11, 4)));
 }
 
 /// A listener that panics with a message: the message reaches the panic hook, not the
@@ -451,9 +451,9 @@ fn a_listener_panic_does_not_reach_the_caller() {
     let cache = Registry::new();
     cache.set_removal_listener(Some(Arc::new(|_: &Removal<'_>| panic!("listener panic"))));
     let owner = Arc::new(13);
-    cache.call(&owner, keyed, 1);
+    cache.method(keyed).call(&owner, 1);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        cache.invalidate(&owner, keyed, &1)
+        cache.method(keyed).invalidate(&owner, &1)
     }));
     match result {
         Ok(found) => assert!(found),
@@ -486,50 +486,50 @@ fn a_listener_that_calls_back_into_the_registry_does_not_deadlock() {
             if k < 1_000 {
                 let k = k + 1_000;
                 let right = [
-                    cache.call(&helper, other, k) == pure(99, k) + 500,
+                    cache.method(other).call(&helper, k) == pure(99, k) + 500,
                     cache
-                        .get(&helper, other, &k)
+                        .method(other).get(&helper, &k)
                         .is_none_or(|v| v == pure(99, k) + 500),
-                    cache.call(&helper, keyed, k) == pure(99, k),
+                    cache.method(keyed).call(&helper, k) == pure(99, k),
                     cache.stats().entries > 0,
                 ];
-                cache.invalidate(&helper, other, &k);
+                cache.method(other).invalidate(&helper, &k);
                 bad.fetch_add(right.iter().filter(|&&right| !right).count(), SeqCst);
             }
         })));
         let owner = Arc::new(14);
-        cache.set_method_capacity(keyed, Some(8));
+        cache.method(keyed).set_capacity(Some(8));
         for round in 0..3 {
             for k in 0..40 {
-                assert_eq!(cache.call(&owner, keyed, k), pure(14, k), "{round}");
+                assert_eq!(cache.method(keyed).call(&owner, k), pure(14, k), "{round}");
             }
         }
         let dead = Arc::new(15);
         for k in 0..20 {
-            cache.call(&dead, other, k);
+            cache.method(other).call(&dead, k);
         }
         drop(dead);
         for _ in 0..50 {
-            cache.call(&owner, keyed, 0);
+            cache.method(keyed).call(&owner, 0);
         }
         cache.purge();
         cache.set_capacity(Some(6));
         for k in 0..20 {
-            cache.call(&owner, other, k);
+            cache.method(other).call(&owner, k);
         }
         cache.set_capacity(Some(2));
         cache.set_capacity(None);
-        cache.set_method_ttl(other, Some(Duration::from_millis(50)));
+        cache.method(other).set_ttl(Some(Duration::from_millis(50)));
         for k in 0..5 {
-            cache.call(&owner, other, k);
+            cache.method(other).call(&owner, k);
         }
         thread::sleep(Duration::from_millis(200));
         for k in 0..5 {
-            cache.call(&owner, other, k);
+            cache.method(other).call(&owner, k);
         }
-        cache.invalidate(&owner, keyed, &0);
+        cache.method(keyed).invalidate(&owner, &0);
         cache.invalidate_owner(&owner);
-        cache.invalidate_method(other);
+        cache.method(other).clear();
         cache.clear();
         let stats = cache.stats();
         assert!(calls.load(SeqCst) > 0);
@@ -557,22 +557,22 @@ fn setting_none_stops_the_listener_and_returns_it() {
             .is_none()
     );
     let owner = Arc::new(16);
-    cache.call(&owner, keyed, 1);
-    cache.invalidate(&owner, keyed, &1);
+    cache.method(keyed).call(&owner, 1);
+    cache.method(keyed).invalidate(&owner, &1);
     assert_eq!(first.total(), 1);
 
     let second = Recorder::<u64, u64>::new();
     let replaced = cache.set_removal_listener(Some(second.listener()));
     assert!(Arc::ptr_eq(&replaced.unwrap(), &listener));
-    cache.call(&owner, keyed, 2);
-    cache.invalidate(&owner, keyed, &2);
+    cache.method(keyed).call(&owner, 2);
+    cache.method(keyed).invalidate(&owner, &2);
     assert_eq!((first.total(), second.total()), (1, 1));
 
     let removed = cache.set_removal_listener(None);
     assert!(removed.is_some());
     assert!(cache.set_removal_listener(None).is_none());
-    cache.call(&owner, keyed, 3);
-    cache.invalidate(&owner, keyed, &3);
+    cache.method(keyed).call(&owner, 3);
+    cache.method(keyed).invalidate(&owner, &3);
     assert_eq!((first.total(), second.total()), (1, 1));
     assert_eq!(cache.stats().invalidated, 3);
 }

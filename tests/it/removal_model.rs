@@ -251,26 +251,26 @@ impl Model {
 
     fn call(&self, owner: &Arc<Owner>, method: usize, key: u8) -> u64 {
         match method {
-            0 => self.cache.call(owner, zero, key),
-            _ => self.cache.call(owner, one, key),
+            0 => self.cache.method(zero).call(owner, key),
+            _ => self.cache.method(one).call(owner, key),
         }
     }
 
     fn get(&self, owner: &Arc<Owner>, method: usize, key: u8) -> Option<u64> {
         match method {
-            0 => self.cache.get(owner, zero, &key),
-            _ => self.cache.get(owner, one, &key),
+            0 => self.cache.method(zero).get(owner, &key),
+            _ => self.cache.method(one).get(owner, &key),
         }
     }
 
     fn set_method_capacity(&self, method: usize, capacity: Option<usize>) {
         match method {
-            0 => self.cache.set_method_capacity(zero, capacity),
-            _ => self.cache.set_method_capacity(one, capacity),
+            0 => self.cache.method(zero).set_capacity(capacity),
+            _ => self.cache.method(one).set_capacity(capacity),
         }
         let read = match method {
-            0 => self.cache.method_capacity(zero),
-            _ => self.cache.method_capacity(one),
+            0 => self.cache.method(zero).capacity(),
+            _ => self.cache.method(one).capacity(),
         };
         assert_eq!(read, capacity, "method_capacity reads back");
     }
@@ -278,19 +278,19 @@ impl Model {
     fn set_method_weigher(&self, method: usize, weigher: Weigher) {
         let weigh = move |&key: &u8, _: &u64| weigher.weight(key) as u32;
         match method {
-            0 => self.cache.set_method_weigher(zero, weigh),
-            _ => self.cache.set_method_weigher(one, weigh),
+            0 => self.cache.method(zero).set_weigher(Some(std::sync::Arc::new(weigh))),
+            _ => self.cache.method(one).set_weigher(Some(std::sync::Arc::new(weigh))),
         }
     }
 
     fn set_method_ttl(&self, method: usize, ttl: Ttl) {
         match method {
-            0 => self.cache.set_method_ttl(zero, ttl.duration()),
-            _ => self.cache.set_method_ttl(one, ttl.duration()),
+            0 => self.cache.method(zero).set_ttl(ttl.duration()),
+            _ => self.cache.method(one).set_ttl(ttl.duration()),
         }
         let read = match method {
-            0 => self.cache.method_ttl(zero),
-            _ => self.cache.method_ttl(one),
+            0 => self.cache.method(zero).ttl(),
+            _ => self.cache.method(one).ttl(),
         };
         assert_eq!(read, ttl.duration(), "method_ttl reads back");
     }
@@ -383,8 +383,8 @@ impl Model {
                 let owner = self.owner(slot);
                 let scope = self.in_scope(|&k| k == (owner.id, method, key));
                 let found = match method {
-                    0 => self.cache.invalidate(&owner, zero, &key),
-                    _ => self.cache.invalidate(&owner, one, &key),
+                    0 => self.cache.method(zero).invalidate(&owner, &key),
+                    _ => self.cache.method(one).invalidate(&owner, &key),
                 };
                 assert_eq!(found, !scope.is_empty(), "{op:?}");
                 explicit = Some(scope);
@@ -398,8 +398,8 @@ impl Model {
             Op::InvalidateMethod(method) => {
                 let scope = self.in_scope(|&(_, m, _)| m == method);
                 let count = match method {
-                    0 => self.cache.invalidate_method(zero),
-                    _ => self.cache.invalidate_method(one),
+                    0 => self.cache.method(zero).clear(),
+                    _ => self.cache.method(one).clear(),
                 };
                 assert_eq!(count, scope.len(), "{op:?}");
                 explicit = Some(scope);

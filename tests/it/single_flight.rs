@@ -175,14 +175,14 @@ fn one_key(n: usize, queue: u64) -> (Vec<u64>, Arc<Job>, Stats) {
             ..Job::new(n as u64, cache)
         });
         let shared = job.clone();
-        let values = race(n, move |_| cache.call(&shared, slow, 3).n);
+        let values = race(n, move |_| cache.method(slow).call(&shared, 3).n);
         let values = values
             .into_iter()
             .map(|v| v.expect("no call panics"))
             .collect();
         let stats = cache.stats();
         assert_eq!(
-            cache.get(&job, slow, &3).map(|v| v.n),
+            cache.method(slow).get(&job, &3).map(|v| v.n),
             Some(job.id * 1000 + 31)
         );
         (values, job, stats)
@@ -254,7 +254,7 @@ fn different_keys_never_wait_for_each_other_even_in_one_shard() {
             })
         }));
         let shared = jobs.clone();
-        let values = race(4, move |i| cache.call(&shared[i / 2], meet, i as u32 % 2));
+        let values = race(4, move |i| cache.method(meet).call(&shared[i / 2], i as u32 % 2));
         let runs = jobs.iter().map(|job| job.runs()).collect::<Vec<_>>();
         (values, cache.stats(), runs)
     });
@@ -288,13 +288,13 @@ fn a_panic_reaches_its_caller_and_a_waiter_computes_afresh() {
                 ..Job::new(n as u64, cache)
             });
             let shared = job.clone();
-            let outcomes = race(n, move |_| cache.call(&shared, fragile, ()));
+            let outcomes = race(n, move |_| cache.method(fragile).call(&shared, ()));
             let stats = cache.stats();
             // Still usable: a hit on the key; another owner's key fails, then computes.
-            assert_eq!(cache.call(&job, fragile, ()), n as u64 * 1000 + 2);
+            assert_eq!(cache.method(fragile).call(&job, ()), n as u64 * 1000 + 2);
             let other = Arc::new(Job::new(99, cache));
-            assert!(catch(|| cache.call(&other, fragile, ())).is_err());
-            assert_eq!(cache.call(&other, fragile, ()), 99 * 1000 + 2);
+            assert!(catch(|| cache.method(fragile).call(&other, ())).is_err());
+            assert_eq!(cache.method(fragile).call(&other, ()), 99 * 1000 + 2);
             (outcomes, job, stats)
         });
         let panicked: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
@@ -342,8 +342,8 @@ fn an_error_reaches_its_caller_uncached_and_a_waiter_computes_afresh() {
                 ..Job::new(n as u64, cache)
             });
             let shared = job.clone();
-            let outcomes = race(n, move |_| cache.try_call(&shared, fallible, ()));
-            let stored = cache.get_ok(&job, fallible, &());
+            let outcomes = race(n, move |_| common::ok_table(&cache, fallible).try_call(&shared, ()));
+            let stored = common::ok_table(&cache, fallible).get(&job, &());
             (outcomes, job, cache.stats(), stored)
         });
         let outcomes: Vec<Result<u64, String>> = outcomes
@@ -405,7 +405,7 @@ fn a_panicking_clone_of_the_computed_value_abandons_the_key_to_a_waiter() {
         });
         let shared = job.clone();
         BRITTLE_ARMED.store(true, SeqCst);
-        let outcomes = race(n, move |_| cache.call(&shared, brittle, ()));
+        let outcomes = race(n, move |_| cache.method(brittle).call(&shared, ()));
         (outcomes, job, cache.stats())
     });
     let panicked: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
@@ -418,7 +418,7 @@ fn a_panicking_clone_of_the_computed_value_abandons_the_key_to_a_waiter() {
         "{outcomes:?}"
     );
     assert_eq!(job.runs(), 2);
-    assert_eq!(job.cache.get(&job, brittle, &()), Some(Brittle(5002)));
+    assert_eq!(job.cache.method(brittle).get(&job, &()), Some(Brittle(5002)));
     assert_eq!((stats.entries, stats.discarded), (1, 0));
 }
 
@@ -437,7 +437,7 @@ fn selfish(job: &Arc<Job>, &arg: &u32) -> u64 {
     if REENTER.get() {
         job.entered.wait();
         job.await_queue();
-        return job.cache.call(job, selfish, arg) + 1;
+        return job.cache.method(selfish).call(job, arg) + 1;
     }
     job.id * 1000 + u64::from(arg)
 }
@@ -453,12 +453,12 @@ fn a_method_calling_its_own_key_panics_and_leaves_nothing_pending() {
     let shared = job.clone();
     let (first, again, recomputed) = watchdog(LIMIT, move || {
         REENTER.set(true);
-        let first = catch(|| cache.call(&shared, selfish, 7));
+        let first = catch(|| cache.method(selfish).call(&shared, 7));
         // Detection is not a one-off: another key recurses and panics too.
-        let again = catch(|| cache.call(&shared, selfish, 9));
+        let again = catch(|| cache.method(selfish).call(&shared, 9));
         REENTER.set(false);
         // The same thread computes its failed key afresh.
-        let recomputed = cache.call(&shared, selfish, 7);
+        let recomputed = cache.method(selfish).call(&shared, 7);
         (first, again, recomputed)
     });
     for outcome in [&first, &again] {
@@ -478,7 +478,7 @@ fn a_method_calling_its_own_key_panics_and_leaves_nothing_pending() {
     // thread is left for it to wait on forever.
     let shared = job.clone();
     assert_eq!(
-        watchdog(LIMIT, move || cache.call(&shared, selfish, 9)),
+        watchdog(LIMIT, move || cache.method(selfish).call(&shared, 9)),
         1009
     );
     assert_eq!(job.runs(), 4);
@@ -499,7 +499,7 @@ fn a_waiter_takes_over_a_key_whose_computer_called_itself() {
             let job = job.clone();
             thread::spawn(move || {
                 REENTER.set(true);
-                catch(|| cache.call(&job, selfish, 11))
+                catch(|| cache.method(selfish).call(&job, 11))
             })
         };
         // The computer claimed the key: the next caller waits, and the computer recurses
@@ -507,7 +507,7 @@ fn a_waiter_takes_over_a_key_whose_computer_called_itself() {
         job.entered.wait();
         let waiter = {
             let job = job.clone();
-            thread::spawn(move || cache.call(&job, selfish, 11))
+            thread::spawn(move || cache.method(selfish).call(&job, 11))
         };
         let recursed = computer.join().unwrap();
         let waited_for = waiter.join().unwrap();
@@ -523,7 +523,7 @@ fn a_waiter_takes_over_a_key_whose_computer_called_itself() {
 fn ping(job: &Arc<Job>, &arg: &u32) -> u64 {
     job.run();
     if REENTER.get() {
-        return job.cache.call(job, pong, arg) + 1;
+        return job.cache.method(pong).call(job, arg) + 1;
     }
     job.id * 1000 + 100 + u64::from(arg)
 }
@@ -531,7 +531,7 @@ fn ping(job: &Arc<Job>, &arg: &u32) -> u64 {
 fn pong(job: &Arc<Job>, &arg: &u32) -> u64 {
     job.run();
     if REENTER.get() {
-        return job.cache.call(job, ping, arg) + 1;
+        return job.cache.method(ping).call(job, arg) + 1;
     }
     job.id * 1000 + 200 + u64::from(arg)
 }
@@ -543,8 +543,8 @@ fn a_method_reaching_its_own_key_through_another_panics_and_leaves_nothing_pendi
     let shared = job.clone();
     let (from_ping, from_pong) = watchdog(LIMIT, move || {
         REENTER.set(true);
-        let from_ping = catch(|| cache.call(&shared, ping, 5));
-        let from_pong = catch(|| cache.call(&shared, pong, 6));
+        let from_ping = catch(|| cache.method(ping).call(&shared, 5));
+        let from_pong = catch(|| cache.method(pong).call(&shared, 6));
         REENTER.set(false);
         (from_ping, from_pong)
     });
@@ -563,10 +563,10 @@ fn a_method_reaching_its_own_key_through_another_panics_and_leaves_nothing_pendi
     let shared = job.clone();
     let values = watchdog(LIMIT, move || {
         [
-            cache.call(&shared, ping, 5),
-            cache.call(&shared, pong, 5),
-            cache.call(&shared, ping, 6),
-            cache.call(&shared, pong, 6),
+            cache.method(ping).call(&shared, 5),
+            cache.method(pong).call(&shared, 5),
+            cache.method(ping).call(&shared, 6),
+            cache.method(pong).call(&shared, 6),
         ]
     });
     assert_eq!(values, [3105, 3205, 3106, 3206]);
@@ -594,17 +594,17 @@ fn hop<const K: usize>(job: &Arc<Job>, &(): &()) -> u64 {
     }
     let cache = job.cache;
     1 + match (K + 1) % job.ring {
-        0 => cache.call(job, hop::<0>, ()),
-        1 => cache.call(job, hop::<1>, ()),
-        _ => cache.call(job, hop::<2>, ()),
+        0 => cache.method(hop::<0>).call(job, ()),
+        1 => cache.method(hop::<1>).call(job, ()),
+        _ => cache.method(hop::<2>).call(job, ()),
     }
 }
 
 fn call_hop(job: &Arc<Job>, k: usize) -> u64 {
     match k {
-        0 => job.cache.call(job, hop::<0>, ()),
-        1 => job.cache.call(job, hop::<1>, ()),
-        _ => job.cache.call(job, hop::<2>, ()),
+        0 => job.cache.method(hop::<0>).call(job, ()),
+        1 => job.cache.method(hop::<1>).call(job, ()),
+        _ => job.cache.method(hop::<2>).call(job, ()),
     }
 }
 
@@ -677,7 +677,7 @@ fn a_wait_cycle_between_two_threads_panics_instead_of_hanging() {
                             // Call once the other thread computes it.
                             relay_job.entered.wait();
                         }
-                        later.push(catch(|| after.call(relay_job, relay, ())));
+                        later.push(catch(|| after.method(relay).call(relay_job, ())));
                     }
                     (outcome, later)
                 })
@@ -767,12 +767,12 @@ fn a_waiter_gets_its_value_after_every_other_holder_dropped_the_owner() {
             );
             let computer = {
                 let job = job.clone();
-                thread::spawn(move || cache.call(&job, held, ()).n)
+                thread::spawn(move || cache.method(held).call(&job, ()).n)
             };
             job.entered.wait();
             let waiter = {
                 let job = job.clone();
-                thread::spawn(move || cache.call(&job, held, ()).n)
+                thread::spawn(move || cache.method(held).call(&job, ()).n)
             };
             wait_until(|| cache.stats().waited == 1);
             // Only the computing caller and the waiter hold the owner now.
@@ -822,24 +822,24 @@ fn a_panicking_argument_eq_against_a_pending_key_poisons_nothing() {
         });
         let computer = {
             let job = job.clone();
-            thread::spawn(move || cache.call(&job, touchy, Touchy(1)))
+            thread::spawn(move || cache.method(touchy).call(&job, Touchy(1)))
         };
         job.entered.wait();
         // The key is pending: the claim compares the arguments under the write lock.
         common::arm(true);
-        let caught = catch(|| cache.call(&job, touchy, Touchy(1)));
+        let caught = catch(|| cache.method(touchy).call(&job, Touchy(1)));
         common::arm(false);
         let waiter = {
             let job = job.clone();
-            thread::spawn(move || cache.call(&job, touchy, Touchy(1)))
+            thread::spawn(move || cache.method(touchy).call(&job, Touchy(1)))
         };
         wait_until(|| cache.stats().waited == 1);
         job.release.wait();
         let values = [
             computer.join().unwrap(),
             waiter.join().unwrap(),
-            cache.call(&job, touchy, Touchy(1)),
-            cache.call(&job, touchy, Touchy(2)),
+            cache.method(touchy).call(&job, Touchy(1)),
+            cache.method(touchy).call(&job, Touchy(2)),
         ];
         (caught, values, cache.stats(), job)
     });
@@ -867,7 +867,7 @@ fn all_run(cache: &'static Registry, n: usize, id: u64) -> u64 {
         ..Job::new(id, cache)
     });
     let shared = job.clone();
-    let values: Vec<u64> = race(n, move |_| cache.call(&shared, everyone, ()))
+    let values: Vec<u64> = race(n, move |_| cache.method(everyone).call(&shared, ()))
         .into_iter()
         .map(Result::unwrap)
         .collect();
@@ -877,7 +877,7 @@ fn all_run(cache: &'static Registry, n: usize, id: u64) -> u64 {
         "one value: {values:?}"
     );
     assert!((id * 1000 + 1..=id * 1000 + n as u64).contains(&values[0]));
-    assert_eq!(cache.get(&job, everyone, &()), Some(values[0]));
+    assert_eq!(cache.method(everyone).get(&job, &()), Some(values[0]));
     values[0]
 }
 
@@ -918,7 +918,7 @@ fn set_single_flight_switches_the_behaviour_at_run_time() {
             ..Job::new(2, cache)
         });
         let shared = job.clone();
-        let values = race(n, move |_| cache.call(&shared, slow, 0).n);
+        let values = race(n, move |_| cache.method(slow).call(&shared, 0).n);
         assert!(values.iter().all(|v| *v == Ok(2001)), "{values:?}");
         assert_eq!(job.runs(), 1);
         let stats = cache.stats();
@@ -960,13 +960,13 @@ fn switching_single_flight_while_a_key_is_computed_keeps_one_value() {
             });
             let first = {
                 let job = job.clone();
-                thread::spawn(move || cache.call(&job, gated, ()))
+                thread::spawn(move || cache.method(gated).call(&job, ()))
             };
             job.entered.wait();
             // Run 1 is under way (claimed, if single flight was on). Switched, this call
             // neither waits for it nor sees it: it runs the method and stores run 2.
             cache.set_single_flight(!on);
-            let second = cache.call(&job, gated, ());
+            let second = cache.method(gated).call(&job, ());
             job.release.wait();
             let values = [first.join().unwrap(), second];
             (values, cache.stats(), job.runs())
@@ -1064,7 +1064,7 @@ fn stress_random_calls_stay_right_and_balance() {
                 let site = &shared[rng.below(SITES as u64) as usize];
                 let arg = rng.below(SITE_ARGS as u64) as u32;
                 match rng.below(100) {
-                    0..80 => match cache.try_call(site, shaky, arg) {
+                    0..80 => match common::ok_table(&cache, shaky).try_call(site, arg) {
                         Ok(value) => assert_eq!(value, pure(site.id, arg)),
                         Err((id, got_arg, attempt)) => {
                             assert_eq!((id, got_arg), (site.id, arg));
@@ -1073,11 +1073,11 @@ fn stress_random_calls_stay_right_and_balance() {
                         }
                     },
                     80..90 => {
-                        if let Some(value) = cache.get_ok(site, shaky, &arg) {
+                        if let Some(value) = common::ok_table(&cache, shaky).get(site, &arg) {
                             assert_eq!(value, pure(site.id, arg));
                         }
                     }
-                    _ => tally.invalidated += u64::from(cache.invalidate(site, shaky, &arg)),
+                    _ => tally.invalidated += u64::from(common::ok_table(&cache, shaky).invalidate(site, &arg)),
                 }
             }
             tally
@@ -1120,7 +1120,7 @@ fn stress_random_calls_stay_right_and_balance() {
     let mut present = 0;
     for site in sites.iter() {
         for arg in 0..SITE_ARGS as u32 {
-            if let Some(value) = cache.get_ok(site, shaky, &arg) {
+            if let Some(value) = common::ok_table(&cache, shaky).get(site, &arg) {
                 assert_eq!(value, pure(site.id, arg));
                 present += 1;
             }

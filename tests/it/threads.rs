@@ -80,15 +80,15 @@ fn run_thread(world: &World, seed: u64) -> Tally {
             0..550 | 860.. => {
                 tally.lookups += 1;
                 let got = if method == 0 {
-                    cache.call(&owner, value, arg)
+                    cache.method(value).call(&owner, arg)
                 } else {
-                    cache.call(&owner, other_value, arg)
+                    cache.method(other_value).call(&owner, arg)
                 };
                 assert_eq!(got.n, expected(owner.id, method + 1, arg));
             }
             550..630 => {
                 tally.lookups += 1;
-                match cache.try_call(&owner, checked, arg) {
+                match common::ok_table(&cache, checked).try_call(&owner, arg) {
                     Ok(got) => {
                         assert_eq!(arg % 2, 0);
                         assert_eq!(got.n, expected(owner.id, 3, arg));
@@ -103,9 +103,9 @@ fn run_thread(world: &World, seed: u64) -> Tally {
             630..710 => {
                 tally.lookups += 1;
                 let got = if method == 0 {
-                    cache.get(&owner, value, &arg)
+                    cache.method(value).get(&owner, &arg)
                 } else {
-                    cache.get(&owner, other_value, &arg)
+                    cache.method(other_value).get(&owner, &arg)
                 };
                 match got {
                     Some(got) => assert_eq!(got.n, expected(owner.id, method + 1, arg)),
@@ -114,7 +114,7 @@ fn run_thread(world: &World, seed: u64) -> Tally {
             }
             710..750 => {
                 tally.lookups += 1;
-                match cache.get_ok(&owner, checked, &arg) {
+                match common::ok_table(&cache, checked).get(&owner, &arg) {
                     Some(got) => assert_eq!(got.n, expected(owner.id, 3, arg)),
                     None => tally.nones += 1,
                 }
@@ -129,9 +129,9 @@ fn run_thread(world: &World, seed: u64) -> Tally {
             }
             757..790 => {
                 let removed = if method == 0 {
-                    cache.invalidate(&owner, value, &arg)
+                    cache.method(value).invalidate(&owner, &arg)
                 } else {
-                    cache.invalidate(&owner, checked, &arg)
+                    common::ok_table(&cache, checked).invalidate(&owner, &arg)
                 };
                 tally.invalidated += u64::from(removed);
             }
@@ -141,9 +141,9 @@ fn run_thread(world: &World, seed: u64) -> Tally {
                 // Churn: a short-lived owner, used once and dropped.
                 tally.lookups += 1;
                 let temp = world.owner();
-                assert_eq!(cache.call(&temp, value, arg).n, expected(temp.id, 1, arg));
+                assert_eq!(cache.method(value).call(&temp, arg).n, expected(temp.id, 1, arg));
             }
-            795 | 796 => tally.invalidated += cache.invalidate_method(other_value) as u64,
+            795 | 796 => tally.invalidated += cache.method(other_value).clear() as u64,
             797 => match rng.below(10) {
                 0 => tally.invalidated += cache.clear() as u64,
                 _ => tally.purged += cache.purge() as u64,
@@ -166,9 +166,9 @@ fn random_concurrent_operations_keep_values_right_and_counts_exact() {
         });
         // Make the three tables, so that every later `get` that finds nothing counts.
         let warm = world.owner();
-        drop(world.cache.call(&warm, value, 0));
-        drop(world.cache.call(&warm, other_value, 0));
-        drop(world.cache.try_call(&warm, checked, 0));
+        drop(world.cache.method(value).call(&warm, 0));
+        drop(world.cache.method(other_value).call(&warm, 0));
+        drop(world.cache.method(checked).try_call(&warm, 0));
         drop(warm);
 
         let threads: Vec<_> = (0..THREADS)
@@ -227,11 +227,11 @@ fn random_concurrent_operations_keep_values_right_and_counts_exact() {
         let mut by_get = 0;
         for owner in &live {
             for arg in 0..ARGS {
-                by_get += usize::from(cache.get(owner, value, &arg).is_some());
-                by_get += usize::from(cache.get(owner, other_value, &arg).is_some());
-                by_get += usize::from(cache.get_ok(owner, checked, &arg).is_some());
+                by_get += usize::from(cache.method(value).get(owner, &arg).is_some());
+                by_get += usize::from(cache.method(other_value).get(owner, &arg).is_some());
+                by_get += usize::from(common::ok_table(&cache, checked).get(owner, &arg).is_some());
                 assert!(
-                    cache.get_ok(owner, checked, &(arg | 1)).is_none(),
+                    common::ok_table(&cache, checked).get(owner, &(arg | 1)).is_none(),
                     "errors cached"
                 );
             }
@@ -278,12 +278,12 @@ fn two_threads_missing_one_key_both_get_the_value_stored_first() {
             let threads: Vec<_> = (0..2)
                 .map(|_| {
                     let (cache, owner) = (cache.clone(), owner.clone());
-                    std::thread::spawn(move || cache.call(&owner, rendezvous, ()))
+                    std::thread::spawn(move || cache.method(rendezvous).call(&owner, ()))
                 })
                 .collect();
             let results: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
             let stats = cache.stats();
-            assert_eq!(cache.get(&owner, rendezvous, &()), Some(results[0]));
+            assert_eq!(cache.method(rendezvous).get(&owner, &()), Some(results[0]));
             (results, owner, stats)
         });
         assert_eq!(owner.runs.load(SeqCst), 2, "both ran the method");
@@ -301,7 +301,7 @@ fn numbered<const K: u64>(owner: &Arc<Owner>, &arg: &u32) -> u64 {
 macro_rules! call_each {
     ($cache:expr, $owner:expr, $order:expr; $($k:literal)*) => {{
         let calls: [&dyn Fn(); 0 $(+ { let _ = $k; 1 })*] = [$(&|| {
-            assert_eq!($cache.call($owner, numbered::<$k>, 0), $k * 1000);
+            assert_eq!($cache.method(numbered::<$k>).call($owner, 0), $k * 1000);
         }),*];
         for &i in $order {
             calls[i]();

@@ -67,25 +67,25 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn run(cache: &Registry, owner: &Arc<Owner>, method: u8, arg: u8) -> u64 {
     if method == 0 {
-        cache.call(owner, first, arg)
+        cache.method(first).call(owner, arg)
     } else {
-        cache.call(owner, second, arg)
+        cache.method(second).call(owner, arg)
     }
 }
 
 fn get(cache: &Registry, owner: &Arc<Owner>, method: u8, arg: u8) -> Option<u64> {
     if method == 0 {
-        cache.get(owner, first, &arg)
+        cache.method(first).get(owner, &arg)
     } else {
-        cache.get(owner, second, &arg)
+        cache.method(second).get(owner, &arg)
     }
 }
 
 fn invalidate(cache: &Registry, owner: &Arc<Owner>, method: u8, arg: u8) -> bool {
     if method == 0 {
-        cache.invalidate(owner, first, &arg)
+        cache.method(first).invalidate(owner, &arg)
     } else {
-        cache.invalidate(owner, second, &arg)
+        cache.method(second).invalidate(owner, &arg)
     }
 }
 

@@ -3,5 +3,5 @@ use std::sync::Arc;
 fn main() {
     let bonus = 10;
     let owner = Arc::new(1);
-    weakmemo::global().call(&owner, move |n: &Arc<i32>, &(): &()| **n + bonus, ());
+    weakmemo::global().method(move |n: &Arc<i32>, &(): &()| **n + bonus).call(&owner, ());
 }

@@ -17,7 +17,7 @@ fn area(shape: &Arc<dyn Shape>, &(): &()) -> f64 {
 
 fn main() {
     let shape: Arc<dyn Shape> = Arc::new(3.0);
-    assert_eq!(weakmemo::global().call(&shape, area, ()), 9.0);
+    assert_eq!(weakmemo::global().method(area).call(&shape, ()), 9.0);
     let n = Arc::new(4);
-    assert_eq!(weakmemo::global().call(&n, |n: &Arc<i32>, &k: &i32| **n * k, 5), 20);
+    assert_eq!(weakmemo::global().method(|n: &Arc<i32>, &k: &i32| **n * k).call(&n, 5), 20);
 }

@@ -11,6 +11,6 @@ fn triple(n: &Arc<i32>, &(): &()) -> i32 {
 fn main() {
     // An array coerces its fn items to one fn pointer type: the error names this line.
     for method in [double, triple] {
-        weakmemo::global().call(&Arc::new(1), method, ());
+        weakmemo::global().method(method).call(&Arc::new(1), ());
     }
 }

@@ -6,5 +6,5 @@ fn double(n: &Arc<i32>, &(): &()) -> i32 {
 
 fn main() {
     let method: fn(&Arc<i32>, &()) -> i32 = double;
-    weakmemo::global().call(&Arc::new(1), method, ());
+    weakmemo::global().method(method).call(&Arc::new(1), ());
 }

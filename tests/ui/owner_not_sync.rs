@@ -6,5 +6,5 @@ fn get(n: &Arc<Cell<u8>>, &(): &()) -> u8 {
 }
 
 fn main() {
-    weakmemo::global().call(&Arc::new(Cell::new(1)), get, ());
+    weakmemo::global().method(get).call(&Arc::new(Cell::new(1)), ());
 }

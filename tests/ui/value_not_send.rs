@@ -6,5 +6,5 @@ fn shared(n: &Arc<u8>, &(): &()) -> Rc<u8> {
 }
 
 fn main() {
-    weakmemo::global().call(&Arc::new(1), shared, ());
+    weakmemo::global().method(shared).call(&Arc::new(1), ());
 }

@@ -8,5 +8,5 @@ fn square(n: &Arc<u64>, &k: &u64) -> u64 {
 
 fn main() {
     let cache = weakmemo::Registry::new();
-    cache.set_method_weigher(square, |_: &u64, text: &String| text.len() as u32);
+    cache.method(square).set_weigher(Some(std::sync::Arc::new(|_: &u64, text: &String| text.len() as u32)));
 }

@@ -396,3 +396,18 @@ pub fn quiet_panics(payload: &'static str) {
         }));
     });
 }
+
+/// The handle of a fallible method's `Ok` table, the one `try_call` stores in, for the
+/// tests that read or tune it without calling it there.
+pub fn ok_table<'r, F, O, A, T, E>(
+    cache: &'r weakmemo::Registry,
+    method: F,
+) -> weakmemo::Memo<'r, F, O::Held, A, T>
+where
+    F: Fn(O, &A) -> Result<T, E> + 'static,
+    O: weakmemo::Owners,
+    A: std::hash::Hash + Eq + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    cache.method(method)
+}

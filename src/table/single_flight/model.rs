@@ -15,9 +15,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 
-use crate::in_flight::Claim;
-use crate::method_cache::{MethodCache, Setup, remove_key};
-use crate::waits::Caller;
+use crate::table::single_flight::in_flight::Claim;
+use crate::table::{MethodCache, Setup, remove_key};
+use crate::table::single_flight::waits::Caller;
 
 const EXPLORATIONS: usize = 3_000;
 

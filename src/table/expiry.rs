@@ -90,6 +90,11 @@ impl Expiry {
         }
     }
 
+    /// The method's own TTL in ms, if it has one.
+    pub(crate) fn own(&self) -> Option<u64> {
+        self.own.load(Relaxed).then(|| self.ttl())
+    }
+
     /// The TTL in ms, or [`NONE`].
     #[inline]
     pub(crate) fn ttl(&self) -> u64 {

@@ -11,7 +11,7 @@ use std::any::TypeId;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
-use crate::method_cache::ErasedCache;
+use crate::table::ErasedCache;
 
 const SLOTS: usize = 16;
 
@@ -162,7 +162,7 @@ fn home_slot(type_id: TypeId) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::method_cache::{MethodCache, Setup};
+    use crate::table::{MethodCache, Setup};
 
     struct Marker<const N: usize>;
 

@@ -38,9 +38,16 @@ use std::sync::{Arc, OnceLock};
 use hashbrown::hash_table::Entry as Slot;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::bound::Bound;
-use crate::expiry::{Clock, Expiry};
-use crate::in_flight::{ArgSlot, Claim, Claimed, FinishOnDrop, Found, InFlight, Pending};
+pub(crate) mod bound;
+pub(crate) mod expiry;
+pub(crate) mod single_flight;
+
+use self::bound::Bound;
+use self::expiry::{Clock, Expiry};
+use self::single_flight::in_flight::{
+    ArgSlot, Claim, Claimed, FinishOnDrop, Found, InFlight, Pending,
+};
+use self::single_flight::waits::Caller;
 use crate::lock_scope::Scoped;
 use crate::lookup::Lookup;
 use crate::owners::{Addresses, Held, Owners};
@@ -48,7 +55,6 @@ use crate::removal::{Removal, RemovalCause, tell};
 use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::sync::{Mutex, RwLock, RwLockReadGuard};
-use crate::waits::Caller;
 
 /// The operations the registry runs over every method, whatever its types.
 pub(crate) trait ErasedCache: Any + Send + Sync {
@@ -58,15 +64,6 @@ pub(crate) trait ErasedCache: Any + Send + Sync {
     fn sweep_step(&self, shard: usize, from: usize, budget: usize) -> SweepStep;
     /// Removes every dead owner's and expired entry; returns how many.
     fn purge(&self) -> usize;
-    /// Removes the entry of the owners at `addrs` whose arguments hash (by the table's
-    /// hasher, with the addresses) as `hash` says and `matches` (given an `&A`) accepts,
-    /// if the addresses have this table's type; marks such a key stale if in flight.
-    fn remove(
-        &self,
-        addrs: &dyn Any,
-        hash: &dyn Fn(&DefaultHashBuilder) -> u64,
-        matches: &dyn Fn(&dyn Any) -> bool,
-    ) -> bool;
     /// Removes every entry of the owner at `addr`.
     fn remove_owner(&self, addr: usize) -> usize;
     /// Removes every entry.
@@ -345,9 +342,16 @@ impl Counters {
     }
 }
 
-pub(crate) struct MethodCache<H: Held, A, V> {
+/// One method's table (public only for `#[memo]`'s generated code to name).
+#[doc(hidden)]
+#[allow(missing_debug_implementations)]
+pub struct MethodCache<H: Held, A, V> {
     hasher: DefaultHashBuilder,
-    shards: Box<[Shard<H, A, V>]>,
+    /// Made at the first lookup, as many as the bound then asks for (see
+    /// [`MethodCache::shards`]).
+    shards: OnceLock<Box<[Shard<H, A, V>]>>,
+    /// The registry's shard count: the most a table has.
+    max_shards: usize,
     counters: Counters,
     /// The weight of the entries stored, plus that of reservations under way (see the
     /// module's invariants): counted for every method, bounded or not, so that a bound
@@ -361,38 +365,36 @@ pub(crate) struct MethodCache<H: Held, A, V> {
     /// Whether `weigher` holds one, so that a method without one never locks it.
     weighed: AtomicBool,
     shared: Arc<Shared>,
-    /// The table's identity and the method's name, for the removal listener.
-    table: TypeId,
+    /// The method's identity and name, for the removal listener and panic messages.
+    method: TypeId,
     name: &'static str,
 }
 
-/// What a table is made with: its shards, identity and settings, all in place before
-/// the table is published to other threads (see `Registry::new_cache`).
-pub(crate) struct Setup<A, V> {
-    /// A power of two.
-    pub(crate) shards: usize,
-    pub(crate) table: TypeId,
+/// What a table is made with: its identity and settings, all in place before the table
+/// is published to other threads (see `Registry::table`).
+pub(crate) struct Setup {
+    /// The most shards the table may have, a power of two.
+    pub(crate) max_shards: usize,
+    pub(crate) method: TypeId,
     pub(crate) name: &'static str,
     pub(crate) shared: Arc<Shared>,
     /// The method's own bound, if any (`usize::MAX`: none).
     pub(crate) capacity: usize,
     /// The method's own TTL in ms, if it has one, and the registry's.
     pub(crate) ttl: (Option<u64>, u64),
-    pub(crate) weigher: Option<Weigher<A, V>>,
 }
 
 #[cfg(test)]
-impl<A, V> Setup<A, V> {
+impl Setup {
     /// A table of `shards` shards with no settings, alone in its registry.
     pub(crate) fn plain(shards: usize) -> Self {
         Self {
-            shards,
-            table: TypeId::of::<()>(),
+            max_shards: shards,
+            method: TypeId::of::<()>(),
             name: "test",
             shared: Arc::new(Shared::new(u64::MAX)),
             capacity: usize::MAX,
-            ttl: (None, crate::expiry::ttl_ms(None)),
-            weigher: None,
+            ttl: (None, expiry::ttl_ms(None)),
         }
     }
 }
@@ -499,7 +501,7 @@ impl<H: Held, A: 'static, V: 'static> MethodCache<H, A, V> {
             for (entry, cause) in &removed {
                 let removal = Removal {
                     cause: *cause,
-                    table: self.table,
+                    method: self.method,
                     name: self.name,
                     args: &entry.args,
                     value: &entry.value,
@@ -520,8 +522,36 @@ impl<H: Held, A: 'static, V: 'static> MethodCache<H, A, V> {
 impl<H: Held, A, V> MethodCache<H, A, V> {
     #[inline]
     fn shard(&self, hash: u64) -> &Shard<H, A, V> {
+        let shards = self.shards();
         // hashbrown places by the low bits and tags by the top seven; use the middle.
-        &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)]
+        &shards[(hash >> 32) as usize & (shards.len() - 1)]
+    }
+
+    /// The shards, made at the first lookup: as many as the registry's shard count, or,
+    /// for a bounded method, about one per 64 entries of its bound then (fewer shards
+    /// lose hit ratio to contention, more to uneven filling and a longer CLOCK lap).
+    #[inline]
+    fn shards(&self) -> &[Shard<H, A, V>] {
+        self.shards.get_or_init(
+            #[cold]
+            || {
+                let capacity = self.bound.get().map_or(usize::MAX, Bound::capacity);
+                let count = (capacity / 64)
+                    .clamp(1, self.max_shards)
+                    .next_power_of_two();
+                (0..count).map(|_| Shard::default()).collect()
+            },
+        )
+    }
+
+    /// The shards made so far: none before the first lookup, which nothing else needs.
+    fn made_shards(&self) -> &[Shard<H, A, V>] {
+        self.shards.get().map_or(&[], |shards| shards)
+    }
+
+    /// The method's name, as `std::any::type_name` spells it.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
     }
 
     /// Gives up a key this caller claimed (its method panicked or failed): the key is
@@ -539,7 +569,7 @@ impl<H: Held, A, V> MethodCache<H, A, V> {
     /// Keys pending in every shard.
     #[cfg(all(test, feature = "shuttle"))]
     pub(crate) fn pending(&self) -> usize {
-        let shards = self.shards.iter();
+        let shards = self.made_shards().iter();
         shards
             .map(|shard| shard.tables.read().in_flight.lock().len())
             .sum()
@@ -552,19 +582,20 @@ where
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    pub(crate) fn new(setup: Setup<A, V>) -> Self {
-        debug_assert!(setup.shards.is_power_of_two());
+    pub(crate) fn new(setup: Setup) -> Self {
+        debug_assert!(setup.max_shards.is_power_of_two());
         let cache = Self {
             hasher: DefaultHashBuilder::default(),
-            shards: (0..setup.shards).map(|_| Shard::default()).collect(),
+            shards: OnceLock::new(),
+            max_shards: setup.max_shards,
             counters: Counters::default(),
             held: AtomicUsize::new(0),
             bound: OnceLock::new(),
             expiry: Expiry::new(),
-            weighed: AtomicBool::new(setup.weigher.is_some()),
-            weigher: Mutex::new(setup.weigher),
+            weighed: AtomicBool::new(false),
+            weigher: Mutex::new(None),
             shared: setup.shared,
-            table: setup.table,
+            method: setup.method,
             name: setup.name,
         };
         let (own, inherited) = setup.ttl;
@@ -671,6 +702,49 @@ where
         weigher.map_or(1, |weigh| weigh(args, value) as usize)
     }
 
+    /// Removes the entry of `key` and `args`, and marks such a key stale if it is in
+    /// flight; returns whether there was an entry.
+    pub(crate) fn invalidate<Q: Lookup<A>>(&self, key: KeyOf<H>, args: &Q) -> bool {
+        let is_key = |hash, addrs, stored: &A| {
+            hash == key.hash && addrs == key.addrs && args.matches(stored)
+        };
+        let shard = self.shard(key.hash);
+        let mut removals = Removals::new(self);
+        {
+            let mut tables = Scoped::lock(|| shard.tables.write());
+            let Tables { ready, in_flight } = &mut *tables;
+            in_flight.get_mut().invalidate(|pending| {
+                pending
+                    .args()
+                    .is_some_and(|stored| is_key(pending.hash(), pending.addrs(), stored))
+            });
+            let found = ready.find_entry(key.hash, |entry| {
+                is_key(entry.hash(), entry.owner.addrs(), &entry.args)
+            });
+            if let Ok(entry) = found {
+                removals.push(entry.remove().0, RemovalCause::Explicit);
+            }
+        }
+        let found = removals.len() > 0;
+        resume(removals.settle());
+        found
+    }
+
+    /// The method's bound (`usize::MAX`: none).
+    pub(crate) fn capacity(&self) -> usize {
+        self.bound.get().map_or(usize::MAX, Bound::capacity)
+    }
+
+    /// The method's weigher, if it has one.
+    pub(crate) fn weigher(&self) -> Option<Weigher<A, V>> {
+        self.weigher.lock().clone()
+    }
+
+    /// The method's own TTL in ms, if it has one.
+    pub(crate) fn own_ttl(&self) -> Option<u64> {
+        self.expiry.own()
+    }
+
     /// Counts a caller that waited for another caller's computation.
     pub(crate) fn count_wait(&self) {
         Counters::add(&self.counters.waited, 1);
@@ -753,7 +827,7 @@ where
     ) -> usize {
         let mut count = 0;
         let mut deferred = None;
-        for shard in &self.shards {
+        for shard in self.made_shards() {
             let mut removals = Removals::new(self);
             {
                 let mut tables = Scoped::lock(|| shard.tables.write());
@@ -870,11 +944,14 @@ where
         hash: Option<u64>,
         removals: &mut Removals<'_, H, A, V>,
     ) -> bool {
+        if self.made_shards().is_empty() {
+            return false; // nothing stored yet
+        }
         let mut hand = bound.hand.lock();
         let clock = self.expiry.clock();
         let mut laps = 0;
         loop {
-            let shard = &self.shards[hand.shard];
+            let shard = &self.made_shards()[hand.shard];
             let mut tables = Scoped::lock(|| shard.tables.write());
             let table = &mut tables.ready;
             while hand.bucket < table.num_buckets() {
@@ -923,7 +1000,7 @@ where
             drop(tables);
             hand.bucket = 0;
             hand.shard += 1;
-            if hand.shard == self.shards.len() {
+            if hand.shard == self.made_shards().len() {
                 hand.shard = 0;
                 laps += 1;
                 if laps == 5 {
@@ -945,24 +1022,11 @@ where
     /// The number of entries stored now (a sum over the shards: for the sketch's size,
     /// now and then).
     fn entries(&self) -> usize {
-        let shards = self.shards.iter();
+        let shards = self.made_shards().iter();
         shards
             .map(|shard| Scoped::lock(|| shard.tables.read()).ready.len())
             .sum()
     }
-}
-
-/// Removes the entry of owners at `addrs` and arguments `args` from an erased table
-/// (and marks such a key stale if in flight): the table hashes them with its own
-/// hasher and compares by [`Lookup::matches`], so nothing is converted.
-pub(crate) fn remove_key<Ad: Addresses, Q: Lookup<A>, A: 'static>(
-    cache: &dyn ErasedCache,
-    addrs: Ad,
-    args: &Q,
-) -> bool {
-    let hash = |hasher: &DefaultHashBuilder| hasher.hash_one((addrs, args));
-    let matches = |stored: &dyn Any| stored.downcast_ref().is_some_and(|key| args.matches(key));
-    cache.remove(&addrs, &hash, &matches)
 }
 
 /// What a completed claim did not store, dropped once no lock is held and waiters are
@@ -1053,11 +1117,11 @@ where
     V: Clone + Send + Sync + 'static,
 {
     fn shard_count(&self) -> usize {
-        self.shards.len()
+        self.made_shards().len()
     }
 
     fn sweep_step(&self, shard: usize, from: usize, budget: usize) -> SweepStep {
-        let shard = &self.shards[shard];
+        let shard = &self.made_shards()[shard];
         let clock = self.expiry.clock();
         // Look under the read lock, so hits go on; write-lock only to remove.
         let (end, buckets, stale_at) = {
@@ -1097,44 +1161,6 @@ where
     fn purge(&self) -> usize {
         let clock = self.expiry.clock();
         self.remove_where(|entry| entry.stale(clock), |_| false)
-    }
-
-    fn remove(
-        &self,
-        addrs: &dyn Any,
-        hash: &dyn Fn(&DefaultHashBuilder) -> u64,
-        matches: &dyn Fn(&dyn Any) -> bool,
-    ) -> bool {
-        let Some(&addrs) = addrs.downcast_ref::<H::Addrs>() else {
-            return false;
-        };
-        let key = Key {
-            hash: hash(&self.hasher) & !VISITS,
-            addrs,
-        };
-        let is_key = |hash, stored_addrs, args: &A| {
-            hash == key.hash && stored_addrs == addrs && matches(args as &dyn Any)
-        };
-        let shard = self.shard(key.hash);
-        let mut removals = Removals::new(self);
-        {
-            let mut tables = Scoped::lock(|| shard.tables.write());
-            let Tables { ready, in_flight } = &mut *tables;
-            in_flight.get_mut().invalidate(|pending| {
-                pending
-                    .args()
-                    .is_some_and(|args| is_key(pending.hash(), pending.addrs(), args))
-            });
-            let found = ready.find_entry(key.hash, |entry| {
-                is_key(entry.hash(), entry.owner.addrs(), &entry.args)
-            });
-            if let Ok(entry) = found {
-                removals.push(entry.remove().0, RemovalCause::Explicit);
-            }
-        }
-        let found = removals.len() > 0;
-        resume(removals.settle());
-        found
     }
 
     fn remove_owner(&self, addr: usize) -> usize {
@@ -1184,7 +1210,7 @@ where
     }
 
     fn add_stats(&self, stats: &mut Stats) {
-        for shard in &self.shards {
+        for shard in self.made_shards() {
             stats.hits += shard.hits.load(Relaxed);
             stats.misses += shard.misses.load(Relaxed);
             stats.entries += Scoped::lock(|| shard.tables.read()).ready.len();
