@@ -226,7 +226,8 @@ fn hits(c: &mut Criterion, group_name: &str, owners: usize) {
         // The argument is an object held weakly, a second owner beside the receiver.
         let args: Vec<Arc<Owner>> = (0..ARGS).map(|id| Arc::new(Owner { id })).collect();
         let registry = Registry::new();
-        let lookup = |o: &Arc<Owner>, k: u64| registry.method(f_arc).call((o, &args[k as usize]), ());
+        let lookup =
+            |o: &Arc<Owner>, k: u64| registry.method(f_arc).call((o, &args[k as usize]), ());
         for (o, k, _) in data.each() {
             lookup(o, k);
         }
@@ -236,7 +237,8 @@ fn hits(c: &mut Criterion, group_name: &str, owners: usize) {
         // The argument is a `&str`, looked up against a stored `String`.
         let names: Vec<String> = (0..ARGS).map(|k| "k".repeat(k as usize + 1)).collect();
         let registry = Registry::new();
-        let lookup = |o: &Arc<Owner>, k: u64| registry.method(f_str).call(o, names[k as usize].as_str());
+        let lookup =
+            |o: &Arc<Owner>, k: u64| registry.method(f_str).call(o, names[k as usize].as_str());
         for (o, k, _) in data.each() {
             lookup(o, k);
         }
@@ -541,7 +543,9 @@ fn purge_interval(c: &mut Criterion) {
         let registry = live_and_dead(&data, interval);
         // Timed from the start with the dead entries present; the warm-up and the
         // measurement then run through the lazy purge, so this is the steady cost.
-        bench_one(&mut group, &name, &data, |o, k| registry.method(f).call(o, k));
+        bench_one(&mut group, &name, &data, |o, k| {
+            registry.method(f).call(o, k)
+        });
     }
     group.finish();
 }

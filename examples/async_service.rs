@@ -63,7 +63,8 @@ impl Request {
     /// The cached method: one computation per request, however many callers.
     async fn digest(self: &Arc<Self>) -> u64 {
         weakmemo::global()
-            .method(Self::digest_uncached).call_async(self, ())
+            .method(Self::digest_uncached)
+            .call_async(self, ())
             .await
     }
 

@@ -87,7 +87,11 @@ fn count_hits_str(registry: &Registry, owners: &[Arc<Owner>], n: usize) -> u64 {
     for i in 0..n {
         let owner = &owners[i % owners.len()];
         let name = NAMES[i / owners.len() % 4];
-        sum = sum.wrapping_add(registry.method(mix_str).call(black_box(owner), black_box(name)));
+        sum = sum.wrapping_add(
+            registry
+                .method(mix_str)
+                .call(black_box(owner), black_box(name)),
+        );
     }
     sum
 }
@@ -96,7 +100,11 @@ fn count_hits_str(registry: &Registry, owners: &[Arc<Owner>], n: usize) -> u64 {
 fn count_misses(registry: &Registry, owners: &[Arc<Owner>], keys: &[(usize, u64)]) -> u64 {
     let mut sum = 0u64;
     for &(i, arg) in keys {
-        sum = sum.wrapping_add(registry.method(mix).call(black_box(&owners[i]), black_box(arg)));
+        sum = sum.wrapping_add(
+            registry
+                .method(mix)
+                .call(black_box(&owners[i]), black_box(arg)),
+        );
     }
     sum
 }

@@ -153,11 +153,18 @@ where
                     let (registry, table) = memo;
                     let caller = Caller::thread();
                     let claim = table.settle_miss(registry, (key, args), miss, purge_due, &caller);
-                    let value = table.compute_once(registry, (key, owners), claim, compute, &caller)?;
+                    let value =
+                        table.compute_once(registry, (key, owners), claim, compute, &caller)?;
                     registry.keep_within_capacity();
                     Ok(value)
                 }
-                compute_miss((registry, table), (key, owners, args), miss, purge_due, compute)
+                compute_miss(
+                    (registry, table),
+                    (key, owners, args),
+                    miss,
+                    purge_due,
+                    compute,
+                )
             }
         }
     }
@@ -207,7 +214,11 @@ where
     /// reaches its caller and leaves nothing cached, and waiters retry; a method that
     /// awaits its own key panics ("recursive call for the same key"); a cycle of
     /// computations awaiting each other panics ("deadlock avoided").
-    pub fn call_async<O, Q>(&self, owners: O, args: Q) -> impl Future<Output = V> + use<'r, F, H, A, V, O, Q>
+    pub fn call_async<O, Q>(
+        &self,
+        owners: O,
+        args: Q,
+    ) -> impl Future<Output = V> + use<'r, F, H, A, V, O, Q>
     where
         O: Owners<Held = H>,
         Q: Lookup<A>,

@@ -154,7 +154,11 @@ where
         O: Owners<Held = H>,
         Q: Lookup<A>,
     {
-        let probe = self.table.get(self.table.key(owners, args), args, self.registry.purge_interval());
+        let probe = self.table.get(
+            self.table.key(owners, args),
+            args,
+            self.registry.purge_interval(),
+        );
         // The miss's read lock is released before a purge step takes others.
         let value = probe.found.ok();
         if probe.purge_due {
@@ -403,7 +407,10 @@ where
         // cannot overwrite a lifted own TTL with a stale value.
         let _settings = self.registry.settings.lock();
         let own = ttl.map(|ttl| ttl_ms(Some(ttl)));
-        self.table.set_ttl(own, self.registry.ttl.load(std::sync::atomic::Ordering::Relaxed));
+        self.table.set_ttl(
+            own,
+            self.registry.ttl.load(std::sync::atomic::Ordering::Relaxed),
+        );
     }
 
     /// This method's own time to live, if it has one (not the registry's, which applies
@@ -413,4 +420,3 @@ where
         ttl_duration(self.table.own_ttl()?)
     }
 }
-

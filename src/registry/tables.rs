@@ -9,8 +9,8 @@
 use std::any::{Any, TypeId, type_name};
 use std::hash::Hash;
 use std::num::NonZero;
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::builder::DEFAULT_OWNERLESS_CAPACITY;
@@ -123,7 +123,10 @@ impl Registry {
                 name: type_name::<F>(),
                 shared: Arc::clone(self.shared()),
                 capacity: capacity.unwrap_or(usize::MAX),
-                ttl: (defaults.ttl.map(|ttl| ttl_ms(Some(ttl))), self.ttl.load(Relaxed)),
+                ttl: (
+                    defaults.ttl.map(|ttl| ttl_ms(Some(ttl))),
+                    self.ttl.load(Relaxed),
+                ),
             }))
         });
         downcast(cache)
@@ -255,7 +258,9 @@ impl<T: ?Sized + 'static> Resolved<T> {
         }
         let table = registry.table::<F, H, A, V>(defaults());
         // Kept for the first registry only; another is looked up each time.
-        let _ = self.found.set((registry, TypeId::of::<F>(), T::hold(table)));
+        let _ = self
+            .found
+            .set((registry, TypeId::of::<F>(), T::hold(table)));
         Memo::new(registry, table, method)
     }
 }
@@ -277,4 +282,16 @@ where
 {
     let () = Named::<F>::METHOD;
     Memo::new(registry, registry.table::<F, H, A, V>(defaults()), method)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Registry;
+
+    #[test]
+    fn builder_rounds_shards_to_a_power_of_two() {
+        assert_eq!(Registry::builder().shards(5).build().shard_count(), 8);
+        assert!(Registry::new().shard_count().is_power_of_two());
+        assert!(Registry::new().shard_count() >= 128);
+    }
 }

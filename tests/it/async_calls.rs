@@ -189,7 +189,10 @@ fn an_error_goes_to_its_caller_uncached_and_a_waiter_computes() {
         owner.gate.notify_one();
         assert_eq!(first.await.unwrap(), Err("flaky: first run".to_string()));
         assert_eq!(waiter.await.unwrap(), Ok(2));
-        assert_eq!(registry.method(flaky).try_call_async(&owner, 2).await, Ok(2));
+        assert_eq!(
+            registry.method(flaky).try_call_async(&owner, 2).await,
+            Ok(2)
+        );
         assert_eq!(registry.method(flaky).get(&owner, &2), Some(2));
         assert_eq!(owner.runs.load(SeqCst), 2);
     });
@@ -215,7 +218,12 @@ fn a_method_awaiting_its_own_key_panics_instead_of_hanging() {
         for (name, task) in [
             (
                 "awaits_itself",
-                tokio::spawn(async { SELF_CALLS.method(awaits_itself).call_async(&Arc::new(1), 1).await }),
+                tokio::spawn(async {
+                    SELF_CALLS
+                        .method(awaits_itself)
+                        .call_async(&Arc::new(1), 1)
+                        .await
+                }),
             ),
             (
                 "ping",
@@ -282,7 +290,8 @@ fn an_owner_dropped_during_its_computation_is_freed_and_its_entry_never_returned
         let owner = Arc::new(live.clone());
         let watch = Arc::downgrade(&owner);
         // The task holds the last strong reference while it computes.
-        let task = tokio::spawn(async move { registry.method(valued).call_async(&owner, 9).await.n });
+        let task =
+            tokio::spawn(async move { registry.method(valued).call_async(&owner, 9).await.n });
         assert_eq!(task.await.unwrap(), 9);
         assert!(
             watch.upgrade().is_none(),
@@ -350,5 +359,7 @@ fn the_future_is_send() {
     let registry = Registry::new();
     let owner = Slow::new();
     drop(assert_send(registry.method(quick).call_async(&owner, 1)));
-    drop(assert_send(registry.method(flaky).try_call_async(&owner, 1)));
+    drop(assert_send(
+        registry.method(flaky).try_call_async(&owner, 1),
+    ));
 }

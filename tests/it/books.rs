@@ -153,9 +153,14 @@ fn weigher(factor: u32, weighed: &Weighed) -> impl Fn(&u32, &Item) -> u32 + Send
 /// Sets method `method`'s weigher to `w × factor`.
 fn set_weigher(cache: &Registry, method: u64, factor: u32, weighed: &Weighed) {
     match method {
-        0 => cache.method(alpha).set_weigher(Some(std::sync::Arc::new(weigher(factor, weighed)))),
-        1 => cache.method(beta).set_weigher(Some(std::sync::Arc::new(weigher(factor, weighed)))),
-        _ => common::ok_table(&cache, gamma).set_weigher(Some(std::sync::Arc::new(weigher(factor, weighed)))),
+        0 => cache
+            .method(alpha)
+            .set_weigher(Some(std::sync::Arc::new(weigher(factor, weighed)))),
+        1 => cache
+            .method(beta)
+            .set_weigher(Some(std::sync::Arc::new(weigher(factor, weighed)))),
+        _ => common::ok_table(cache, gamma)
+            .set_weigher(Some(std::sync::Arc::new(weigher(factor, weighed)))),
     }
 }
 
@@ -326,7 +331,7 @@ impl Run {
                 match method {
                     0 => cache.method(alpha).set_capacity(capacity),
                     1 => cache.method(beta).set_capacity(capacity),
-                    _ => common::ok_table(&cache, gamma).set_capacity(capacity),
+                    _ => common::ok_table(cache, gamma).set_capacity(capacity),
                 }
             }
             1 => cache.set_capacity(bound(rng, 40)),
@@ -340,7 +345,7 @@ impl Run {
                     0 => cache.set_ttl(ttl),
                     1 => cache.method(alpha).set_ttl(ttl),
                     2 => cache.method(beta).set_ttl(ttl),
-                    _ => common::ok_table(&cache, gamma).set_ttl(ttl),
+                    _ => common::ok_table(cache, gamma).set_ttl(ttl),
                 }
             }
             4 => cache.set_single_flight(rng.below(2) == 0),
@@ -355,7 +360,7 @@ impl Run {
                         cache.method(alpha).invalidate(&owner, &key);
                     }
                     1 => {
-                        common::ok_table(&cache, gamma).invalidate(&owner, &key);
+                        common::ok_table(cache, gamma).invalidate(&owner, &key);
                     }
                     2 => {
                         cache.invalidate_owner(&owner);
@@ -364,7 +369,7 @@ impl Run {
                         cache.method(beta).invalidate_owner(&owner);
                     }
                     _ => {
-                        common::ok_table(&cache, gamma).clear();
+                        common::ok_table(cache, gamma).clear();
                     }
                 }
             }
@@ -679,7 +684,10 @@ fn a_weigher_set_before_the_first_call_weighs_every_entry() {
             let weighed = weighed.lock().unwrap().clone();
             let mut expected = 0;
             for key in 0..16 {
-                let item = cache.method(alpha).get(&owner, &key).expect("no bound is reached");
+                let item = cache
+                    .method(alpha)
+                    .get(&owner, &key)
+                    .expect("no bound is reached");
                 let weight = weighed.get(&item.id).copied();
                 assert_eq!(
                     weight,

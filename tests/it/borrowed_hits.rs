@@ -297,7 +297,10 @@ fn invalidate_with_a_borrowed_key_converts_nothing() {
     assert_eq!(cache.method(counted_len).call(&site, Borrowed(&key)), 8);
     assert_eq!(CLONES.load(SeqCst), 1, "the miss made the key owned");
     assert_eq!(cache.method(counted_len).call(&site, Borrowed(&key)), 8);
-    assert_eq!(cache.method(counted_len).get(&site, &Borrowed(&key)), Some(8));
+    assert_eq!(
+        cache.method(counted_len).get(&site, &Borrowed(&key)),
+        Some(8)
+    );
     assert!(cache.method(counted_len).invalidate(&site, &Borrowed(&key)));
     assert_eq!(
         CLONES.load(SeqCst),
@@ -371,13 +374,20 @@ fn every_borrowed_form_finds_what_its_owned_form_stored() {
     assert_eq!((a, count), (3, 0));
 
     let numbers = [1_u32, 2, 3];
-    cache.method(of_parts).call(&n, (PathBuf::from("/p"), numbers.to_vec(), 4));
+    cache
+        .method(of_parts)
+        .call(&n, (PathBuf::from("/p"), numbers.to_vec(), 4));
     let (a, count) = counting(|| {
-        cache.method(of_parts).call(&n, Parts((Path::new("/p"), Borrowed(&numbers[..]), 4_u8)))
+        cache
+            .method(of_parts)
+            .call(&n, Parts((Path::new("/p"), Borrowed(&numbers[..]), 4_u8)))
     });
     assert_eq!((a, count), (2 + 3 + 4 + 1, 0));
-    let (a, count) =
-        counting(|| cache.method(of_parts).call(&n, Parts((Path::new("/p"), &numbers[..], 4_u8))));
+    let (a, count) = counting(|| {
+        cache
+            .method(of_parts)
+            .call(&n, Parts((Path::new("/p"), &numbers[..], 4_u8)))
+    });
     assert_eq!((a, count), (10, 0));
 
     assert_eq!(runs(), 7, "each key ran once, whatever form looked it up");
@@ -404,7 +414,8 @@ fn ready_at_first_poll<F: Future>(future: F) -> F::Output {
 fn an_async_hit_allocates_nothing() {
     let cache = Registry::new();
     let site = Arc::new(1);
-    let (value, count) = counting(|| ready_at_first_poll(cache.method(fetch).call_async(&site, "page")));
+    let (value, count) =
+        counting(|| ready_at_first_poll(cache.method(fetch).call_async(&site, "page")));
     assert_eq!(value, 5);
     assert!(count > 0, "the miss allocated nothing");
     assert_hits_allocate_nothing("call_async by &str", 5, || {

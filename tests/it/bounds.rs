@@ -21,7 +21,10 @@ fn the_bound_holds_and_values_stay_right() {
     cache.method(square).set_capacity(Some(100));
     let owner = Arc::new(0);
     for k in 0..10_000 {
-        assert_eq!(cache.method(square).call(&owner, k % 3_000), (k % 3_000).pow(2));
+        assert_eq!(
+            cache.method(square).call(&owner, k % 3_000),
+            (k % 3_000).pow(2)
+        );
         assert!(cache.stats().entries <= 100);
     }
     let stats = cache.stats();

@@ -63,12 +63,21 @@ fn a_constant_hash_never_mixes_arguments_up() {
                 want(owner.id, arg)
             );
             assert_eq!(
-                cache.method(colliding).get(owner, &Colliding(arg)).unwrap().n,
+                cache
+                    .method(colliding)
+                    .get(owner, &Colliding(arg))
+                    .unwrap()
+                    .n,
                 want(owner.id, arg)
             );
         }
         assert_eq!(owner.invocations.get(), ARGS as usize, "each computed once");
-        assert!(cache.method(colliding).get(owner, &Colliding(ARGS)).is_none());
+        assert!(
+            cache
+                .method(colliding)
+                .get(owner, &Colliding(ARGS))
+                .is_none()
+        );
         assert_eq!(owner.values.get(), ARGS as isize);
     }
     let stats = cache.stats();
@@ -78,11 +87,16 @@ fn a_constant_hash_never_mixes_arguments_up() {
 
     // Removing every third argument of one owner leaves the rest intact.
     for arg in (0..ARGS).step_by(3) {
-        assert!(cache.method(colliding).invalidate(&owners[0], &Colliding(arg)));
+        assert!(
+            cache
+                .method(colliding)
+                .invalidate(&owners[0], &Colliding(arg))
+        );
     }
     for arg in 0..ARGS {
         let got = cache
-            .method(colliding).get(&owners[0], &Colliding(arg))
+            .method(colliding)
+            .get(&owners[0], &Colliding(arg))
             .map(|v| v.n);
         assert_eq!(got, (arg % 3 != 0).then(|| want(1, arg)));
     }
@@ -95,7 +109,11 @@ fn a_constant_hash_never_mixes_arguments_up() {
     for owner in &owners[1..] {
         for arg in 0..ARGS {
             assert_eq!(
-                cache.method(colliding).get(owner, &Colliding(arg)).unwrap().n,
+                cache
+                    .method(colliding)
+                    .get(owner, &Colliding(arg))
+                    .unwrap()
+                    .n,
                 want(owner.id, arg)
             );
         }
@@ -123,7 +141,10 @@ fn owners_equal_by_value_are_distinct_keys() {
     assert_eq!(cache.method(tag).call(&a2, ()), Arc::as_ptr(&a) as usize);
     assert_eq!(cache.stats().hits, 1);
     assert_eq!(cache.invalidate_owner(&b), 1);
-    assert_eq!(cache.method(tag).get(&a, &()), Some(Arc::as_ptr(&a) as usize));
+    assert_eq!(
+        cache.method(tag).get(&a, &()),
+        Some(Arc::as_ptr(&a) as usize)
+    );
 }
 
 #[test]
@@ -178,7 +199,10 @@ fn zero_sized_owners_are_distinct() {
     let cache = Registry::new();
     let units: Vec<Arc<()>> = (0..50).map(|_| Arc::new(())).collect();
     for unit in &units {
-        assert_eq!(cache.method(address).call(unit, ()), Arc::as_ptr(unit) as usize);
+        assert_eq!(
+            cache.method(address).call(unit, ()),
+            Arc::as_ptr(unit) as usize
+        );
     }
     assert_eq!(cache.stats().entries, 50);
     assert_eq!(cache.stats().misses, 50);
@@ -228,7 +252,10 @@ fn dyn_trait_owners_work() {
         Arc::new(Square(3.0)),
     ];
     for _ in 0..2 {
-        let areas: Vec<f64> = shapes.iter().map(|s| cache.method(dyn_area).call(s, ())).collect();
+        let areas: Vec<f64> = shapes
+            .iter()
+            .map(|s| cache.method(dyn_area).call(s, ()))
+            .collect();
         assert_eq!(areas, [4.0, 3.0, 9.0]);
     }
     let stats = cache.stats();
@@ -270,7 +297,10 @@ fn methods_with_one_signature_are_distinct_and_call_sites_share() {
     let cache = Registry::new();
     let owner = Owner::new(1);
     assert_eq!(cache.method(value).call(&owner, 5).n, expected(1, 1, 5));
-    assert_eq!(cache.method(other_value).call(&owner, 5).n, expected(1, 2, 5));
+    assert_eq!(
+        cache.method(other_value).call(&owner, 5).n,
+        expected(1, 2, 5)
+    );
     assert_eq!(owner.invocations.get(), 2);
     // Another call site of the same fn item shares its entry.
     fn elsewhere(cache: &Registry, owner: &Arc<Owner>) -> u64 {
@@ -280,7 +310,10 @@ fn methods_with_one_signature_are_distinct_and_call_sites_share() {
     assert_eq!(owner.invocations.get(), 2);
     assert_eq!(cache.stats().methods, 2);
     assert_eq!(cache.method(other_value).clear(), 1);
-    assert_eq!(cache.method(value).get(&owner, &5).unwrap().n, expected(1, 1, 5));
+    assert_eq!(
+        cache.method(value).get(&owner, &5).unwrap().n,
+        expected(1, 1, 5)
+    );
 }
 
 #[test]
@@ -289,13 +322,25 @@ fn closures_are_methods_by_expression() {
     let owner = Arc::new(3u64);
     // One closure expression run twice is one method.
     for _ in 0..2 {
-        assert_eq!(cache.method(|n: &Arc<u64>, &k: &u64| **n + k).call(&owner, 1), 4);
+        assert_eq!(
+            cache
+                .method(|n: &Arc<u64>, &k: &u64| **n + k)
+                .call(&owner, 1),
+            4
+        );
     }
     assert_eq!(cache.stats().misses, 1);
     // Two textually equal closures are two methods, even with different results.
-    assert_eq!(cache.method(|n: &Arc<u64>, &k: &u64| **n * k).call(&owner, 2), 6);
     assert_eq!(
-        cache.method(|n: &Arc<u64>, &k: &u64| **n * k + 1).call(&owner, 2),
+        cache
+            .method(|n: &Arc<u64>, &k: &u64| **n * k)
+            .call(&owner, 2),
+        6
+    );
+    assert_eq!(
+        cache
+            .method(|n: &Arc<u64>, &k: &u64| **n * k + 1)
+            .call(&owner, 2),
         7
     );
     let stats = cache.stats();

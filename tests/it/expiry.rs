@@ -43,7 +43,10 @@ fn a_method_ttl_expires_its_entries() {
         assert_eq!(cache.method(value).call(&owner, arg).n, expected(1, 1, arg));
     }
     assert_eq!(
-        common::ok_table(&cache, checked).try_call(&owner, 0).unwrap().n,
+        common::ok_table(&cache, checked)
+            .try_call(&owner, 0)
+            .unwrap()
+            .n,
         expected(1, 3, 0)
     );
     assert_eq!(owner.invocations.get(), 4);
@@ -66,7 +69,10 @@ fn a_method_ttl_expires_its_entries() {
         assert_eq!(cache.method(value).call(&owner, arg).n, expected(1, 1, arg));
     }
     assert_eq!(
-        common::ok_table(&cache, checked).try_call(&owner, 0).unwrap().n,
+        common::ok_table(&cache, checked)
+            .try_call(&owner, 0)
+            .unwrap()
+            .n,
         expected(1, 3, 0)
     );
     assert_eq!(
@@ -89,7 +95,10 @@ fn a_registry_ttl_from_the_builder_expires_entries() {
     assert_eq!(cache.method(value).get(&owner, &0), None);
     assert_eq!(cache.method(other_value).get(&owner, &0), None);
     assert_eq!(cache.method(value).call(&owner, 0).n, expected(2, 1, 0));
-    assert_eq!(cache.method(other_value).call(&owner, 0).n, expected(2, 2, 0));
+    assert_eq!(
+        cache.method(other_value).call(&owner, 0).n,
+        expected(2, 2, 0)
+    );
     assert_eq!(owner.invocations.get(), 4);
 }
 
@@ -105,7 +114,11 @@ fn a_registry_ttl_set_at_run_time_applies_to_every_method() {
     // A method first called after the TTL was set.
     cache.method(other_value).call(&owner, 0);
     outlive_ttl();
-    assert_eq!(cache.method(value).get(&owner, &0), None, "an existing method");
+    assert_eq!(
+        cache.method(value).get(&owner, &0),
+        None,
+        "an existing method"
+    );
     assert_eq!(
         cache.method(other_value).get(&owner, &0),
         None,
@@ -122,7 +135,10 @@ fn a_registry_ttl_set_at_run_time_applies_to_every_method() {
     assert_eq!(owner.invocations.get(), 5);
     outlive_ttl();
     assert_eq!(cache.method(value).call(&owner, 1).n, expected(3, 1, 1));
-    assert_eq!(cache.method(other_value).call(&owner, 1).n, expected(3, 2, 1));
+    assert_eq!(
+        cache.method(other_value).call(&owner, 1).n,
+        expected(3, 2, 1)
+    );
     assert_eq!(owner.invocations.get(), 5, "no TTL any more: both hit");
 }
 
@@ -173,7 +189,11 @@ fn duration_max_exempts_a_method_from_the_registry_ttl() {
     outlive_ttl();
     assert_eq!(cache.method(value).call(&owner, 0).n, expected(5, 1, 0));
     assert_eq!(owner.invocations.get(), 2, "exempt: a hit");
-    assert_eq!(cache.method(other_value).get(&owner, &0), None, "not exempt");
+    assert_eq!(
+        cache.method(other_value).get(&owner, &0),
+        None,
+        "not exempt"
+    );
     assert_eq!(cache.purge(), 1);
     assert_eq!(cache.stats().expired, 1);
     assert_eq!(cache.method(value).stats().entries, 1);
@@ -201,7 +221,10 @@ fn duration_zero_stores_nothing() {
             zero.method(checked).try_call(&owner, 0).unwrap().n,
             expected(7, 3, 0)
         );
-        assert_eq!(zero.method(other_value).call(&owner, 1).n, expected(7, 2, 1));
+        assert_eq!(
+            zero.method(other_value).call(&owner, 1).n,
+            expected(7, 2, 1)
+        );
     }
     assert_eq!(owner.invocations.get(), 6);
     assert_eq!(zero.stats().entries, 0);
@@ -239,7 +262,11 @@ fn entries_stored_without_a_ttl_age_from_when_one_is_set() {
             );
             decided = true;
             sleep(3 * ttl);
-            assert_eq!(cache.method(value).get(&owner, &0), None, "and it does expire");
+            assert_eq!(
+                cache.method(value).get(&owner, &0),
+                None,
+                "and it does expire"
+            );
             assert_eq!(cache.purge(), 1);
             break;
         }
@@ -300,7 +327,10 @@ fn lazy_purge_steps_remove_expired_entries() {
     while cache.method(value).stats().entries > 0 {
         assert!(lookups < 100, "not purged: {:?}", cache.stats());
         // Hits of another method: each runs one step.
-        assert_eq!(cache.method(other_value).call(&owner, 0).n, expected(11, 2, 0));
+        assert_eq!(
+            cache.method(other_value).call(&owner, 0).n,
+            expected(11, 2, 0)
+        );
         lookups += 1;
     }
     let stats = cache.stats();

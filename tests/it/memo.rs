@@ -143,7 +143,10 @@ fn result_mode_caches_ok_values_only() {
         "errors are misses, never hits"
     );
     assert_eq!(info.currsize, 1, "only the `Ok` value is held");
-    assert_eq!(PARSER.method(Text::parse_uncached).get(&text, &16), Some(255));
+    assert_eq!(
+        PARSER.method(Text::parse_uncached).get(&text, &16),
+        Some(255)
+    );
 }
 
 /// A generic type, a generic method and a where-clause.
@@ -232,7 +235,9 @@ fn the_default_registry_is_the_global_one() {
         weakmemo::global()
     ));
     assert_eq!(
-        weakmemo::global().method(Global::doubled_uncached).get(&owner, &()),
+        weakmemo::global()
+            .method(Global::doubled_uncached)
+            .get(&owner, &()),
         Some(42)
     );
 }
@@ -256,9 +261,15 @@ fn the_attribute_and_a_hand_written_call_share_entries_and_stats() {
         PARITY.method(Square::area_plus_uncached).get(&square, &1),
         Some(10)
     );
-    assert_eq!(PARITY.method(Square::area_plus_uncached).call(&square, 1), 10);
+    assert_eq!(
+        PARITY.method(Square::area_plus_uncached).call(&square, 1),
+        10
+    );
     // By hand first, then through the attribute: a hit too.
-    assert_eq!(PARITY.method(Square::area_plus_uncached).call(&square, 2), 11);
+    assert_eq!(
+        PARITY.method(Square::area_plus_uncached).call(&square, 2),
+        11
+    );
     assert_eq!(square.area_plus(2), 11);
 
     let through_registry = PARITY.method(Square::area_plus_uncached).stats();
@@ -275,7 +286,11 @@ fn the_attribute_and_a_hand_written_call_share_entries_and_stats() {
         "one table: the attribute and the hand-written calls are one method"
     );
     assert_eq!(PARITY.stats().entries, 2);
-    assert!(PARITY.method(Square::area_plus_uncached).invalidate(&square, &2));
+    assert!(
+        PARITY
+            .method(Square::area_plus_uncached)
+            .invalidate(&square, &2)
+    );
     assert_eq!(Square::area_plus_memo().cache_info().currsize, 1);
 }
 
@@ -419,7 +434,9 @@ async fn async_result_mode_caches_ok_values_only() {
     let info = AsyncText::parse_memo().cache_info();
     assert_eq!((info.hits, info.misses, info.currsize), (1, 3, 1));
     assert_eq!(
-        ASYNC_PARSER.method(AsyncText::parse_uncached).get(&text, &16),
+        ASYNC_PARSER
+            .method(AsyncText::parse_uncached)
+            .get(&text, &16),
         Some(255)
     );
 }
@@ -470,19 +487,23 @@ async fn an_async_attribute_and_a_hand_written_call_async_share_entries_and_stat
     assert_eq!(square.area_plus(1).await, 10); // a miss, through the attribute
     // By hand, the same method identity: a hit on the entry the attribute stored.
     assert_eq!(
-        ASYNC_PARITY.method(AsyncSquare::area_plus_uncached).get(&square, &1),
+        ASYNC_PARITY
+            .method(AsyncSquare::area_plus_uncached)
+            .get(&square, &1),
         Some(10)
     );
     assert_eq!(
         ASYNC_PARITY
-            .method(AsyncSquare::area_plus_uncached).call_async(&square, 1)
+            .method(AsyncSquare::area_plus_uncached)
+            .call_async(&square, 1)
             .await,
         10
     );
     // By hand first, then through the attribute: a hit too.
     assert_eq!(
         ASYNC_PARITY
-            .method(AsyncSquare::area_plus_uncached).call_async(&square, 2)
+            .method(AsyncSquare::area_plus_uncached)
+            .call_async(&square, 2)
             .await,
         11
     );
@@ -502,7 +523,11 @@ async fn an_async_attribute_and_a_hand_written_call_async_share_entries_and_stat
         "one table: the attribute and the hand-written calls are one method"
     );
     assert_eq!(ASYNC_PARITY.stats().entries, 2);
-    assert!(ASYNC_PARITY.method(AsyncSquare::area_plus_uncached).invalidate(&square, &2));
+    assert!(
+        ASYNC_PARITY
+            .method(AsyncSquare::area_plus_uncached)
+            .invalidate(&square, &2)
+    );
     assert_eq!(AsyncSquare::area_plus_memo().cache_info().currsize, 1);
 }
 
@@ -617,8 +642,8 @@ fn maxsize_bounds_the_method_and_cache_info_reports_it() {
     let squares = Arc::new(Squares);
     assert_eq!(
         Squares::square_memo().cache_info().maxsize,
-        None,
-        "set at the first call"
+        Some(4),
+        "the handle's table starts with the attribute's bound"
     );
     for n in 0..100 {
         // Each twice, so that newcomers win admission over what they replace.
@@ -675,7 +700,11 @@ impl Quote {
 #[test]
 fn ttl_recomputes_a_value_after_it_expires() {
     let quote = Quote::new("ACME");
-    assert_eq!(Quote::price_memo().ttl(), None, "set at the first call");
+    assert_eq!(
+        Quote::price_memo().ttl(),
+        Some(TTL),
+        "the handle's table starts with the attribute's TTL"
+    );
     let start = Instant::now();
     assert_eq!(quote.price(2), 8);
     assert_eq!(quote.price(2), 8);
@@ -1334,4 +1363,45 @@ async fn trait_impl_methods_are_cached_sync_and_async() {
     let watch = Arc::downgrade(&rect);
     drop(rect);
     assert!(watch.upgrade().is_none());
+}
+
+static GENERIC_BOUNDED: Registry = Registry::new();
+
+/// A generic method with a bound and a TTL in its attribute.
+struct Keeper;
+
+impl Keeper {
+    #[memo(registry = &GENERIC_BOUNDED, maxsize = 4, ttl = Duration::from_secs(3600))]
+    fn keep<T: Clone + Hash + Eq + Send + Sync + 'static>(self: &Arc<Self>, t: T) -> T {
+        t
+    }
+}
+
+/// Each instantiation of a generic method is a method of its own, with a table of its
+/// own, and every one of them starts with the attribute's settings, before its first
+/// call and after.
+#[test]
+fn attribute_settings_reach_every_instantiation_of_a_generic_method() {
+    assert_eq!(Keeper::keep_memo::<u64>().cache_info().maxsize, Some(4));
+    assert_eq!(Keeper::keep_memo::<String>().cache_info().maxsize, Some(4));
+    let keeper = Arc::new(Keeper);
+    for n in 0..100u64 {
+        for _ in 0..2 {
+            assert_eq!(keeper.keep(n), n);
+            assert_eq!(keeper.keep(n.to_string()), n.to_string());
+        }
+    }
+    for info in [
+        Keeper::keep_memo::<u64>().cache_info(),
+        Keeper::keep_memo::<String>().cache_info(),
+    ] {
+        assert_eq!(info.maxsize, Some(4));
+        assert!(info.currsize <= 4, "{info}");
+        assert_eq!(info.misses + info.hits, 200, "{info}");
+    }
+    assert_eq!(
+        Keeper::keep_memo::<String>().ttl(),
+        Some(Duration::from_secs(3600))
+    );
+    assert_eq!(GENERIC_BOUNDED.stats().methods, 2);
 }

@@ -309,9 +309,9 @@ impl Model {
             Op::Get(selector, method, arg) => {
                 let (index, owner) = self.pick(selector);
                 let want = self.live.get(&(index, method, arg)).copied();
-                if self.tables[method] {
-                    self.lookup(want.is_some());
-                }
+                // A handle makes its method's table, so every lookup counts.
+                self.tables[method] = true;
+                self.lookup(want.is_some());
                 let got = if method == ONE {
                     self.cache.method(one).get(&owner, &arg)
                 } else {
@@ -322,15 +322,15 @@ impl Model {
             Op::GetOk(selector, arg) => {
                 let (index, owner) = self.pick(selector);
                 let want = self.live.get(&(index, FALLIBLE, arg)).copied();
-                if self.tables[FALLIBLE] {
-                    self.lookup(want.is_some());
-                }
+                self.tables[FALLIBLE] = true;
+                self.lookup(want.is_some());
                 let got = crate::common::ok_table(&self.cache, fallible).get(&owner, &arg);
                 assert_eq!(got.map(|v| v.n), want);
             }
             Op::Invalidate(selector, table, arg) => {
                 let (index, owner) = self.pick(selector);
                 let want = self.live.remove(&(index, table, arg)).is_some();
+                self.tables[table] = true;
                 let got = match table {
                     ONE => self.cache.method(one).invalidate(&owner, &arg),
                     TWO => self.cache.method(two).invalidate(&owner, &arg),
@@ -351,6 +351,7 @@ impl Model {
                 let before = self.live.len();
                 self.live.retain(|&(_, t, _), _| t != table);
                 let dead_of_table = self.dead.iter().filter(|&&(_, t, _)| t == table).count();
+                self.tables[table] = true;
                 let got = match table {
                     ONE => self.cache.method(one).clear(),
                     TWO => self.cache.method(two).clear(),

@@ -115,7 +115,10 @@ fn one_owner_dies_and_its_entry_goes(receiver_dies: bool) {
         (&survivor, &twin)
     };
     assert_eq!(cache.method(pair).get(owners, &7), None);
-    assert!(!cache.method(pair).invalidate(owners, &7), "nothing to invalidate");
+    assert!(
+        !cache.method(pair).invalidate(owners, &7),
+        "nothing to invalidate"
+    );
 
     assert_eq!(cache.purge(), 1, "the dead owner's entry, and only it");
     let stats = cache.stats();
@@ -171,7 +174,10 @@ fn lazy_purge_steps_remove_an_entry_whose_argument_died() {
     drop(argument);
     assert_eq!(receiver.values.get(), 2);
     for _ in 0..1_000 {
-        assert_eq!(cache.method(alone).call(&receiver, 1).n, pair_value(1, 0, 1));
+        assert_eq!(
+            cache.method(alone).call(&receiver, 1).n,
+            pair_value(1, 0, 1)
+        );
     }
     let stats = cache.stats();
     assert_eq!((stats.entries, stats.purged), (1, 1), "{stats:?}");
@@ -232,7 +238,10 @@ fn invalidation_reaches_entries_through_any_of_their_owners() {
     );
     assert_eq!(cache.method(pair).get((&receiver, &first), &1), None);
     assert_eq!(
-        cache.method(pair).get((&receiver, &second), &1).map(|v| v.n),
+        cache
+            .method(pair)
+            .get((&receiver, &second), &1)
+            .map(|v| v.n),
         Some(pair_value(1, 3, 1))
     );
     assert_eq!(
@@ -333,14 +342,26 @@ fn trait_object_arguments_are_held_by_identity() {
     let other_square: Arc<dyn Shape> = Arc::new(Square(3.0));
     assert_eq!(cache.method(scaled_area).call((&scale, &square), ()), 18.0);
     assert_eq!(cache.method(scaled_area).call((&scale, &circle), ()), 6.0);
-    assert_eq!(cache.method(scaled_area).get((&scale, &other_square), &()), None);
-    assert_eq!(cache.method(scaled_area).get((&scale, &square), &()), Some(18.0));
+    assert_eq!(
+        cache.method(scaled_area).get((&scale, &other_square), &()),
+        None
+    );
+    assert_eq!(
+        cache.method(scaled_area).get((&scale, &square), &()),
+        Some(18.0)
+    );
     // The same allocation seen through another `Arc<dyn Shape>` is the same owner.
     let alias = Arc::clone(&square);
-    assert_eq!(cache.method(scaled_area).get((&scale, &alias), &()), Some(18.0));
+    assert_eq!(
+        cache.method(scaled_area).get((&scale, &alias), &()),
+        Some(18.0)
+    );
     drop((square, alias));
     assert_eq!(cache.purge(), 1);
-    assert_eq!(cache.method(scaled_area).get((&scale, &circle), &()), Some(6.0));
+    assert_eq!(
+        cache.method(scaled_area).get((&scale, &circle), &()),
+        Some(6.0)
+    );
     assert_eq!(cache.stats().entries, 1);
 }
 
@@ -416,16 +437,22 @@ fn invalidating_an_argument_covers_its_computation_in_flight() {
     let cache = &INVALIDATING;
     let (receiver, argument) = (Owner::new(1), Owner::new(2));
     assert_eq!(
-        cache.method(pair_invalidating).call((&receiver, &argument), 3),
+        cache
+            .method(pair_invalidating)
+            .call((&receiver, &argument), 3),
         pair_value(1, 2, 3)
     );
     assert_eq!(
-        cache.method(pair_invalidating).get((&receiver, &argument), &3),
+        cache
+            .method(pair_invalidating)
+            .get((&receiver, &argument), &3),
         None
     );
     let stats = cache.method(pair_invalidating).stats();
     assert_eq!((stats.entries, stats.discarded), (0, 1), "{stats:?}");
-    cache.method(pair_invalidating).call((&receiver, &argument), 3);
+    cache
+        .method(pair_invalidating)
+        .call((&receiver, &argument), 3);
     assert_eq!(receiver.invocations.get(), 2);
 }
 
@@ -442,15 +469,24 @@ async fn an_async_method_with_an_object_argument_is_cached_per_pair() {
     let cache = Registry::new();
     let (receiver, first, second) = (Owner::new(1), Owner::new(2), Owner::new(3));
     assert_eq!(
-        cache.method(async_pair).call_async((&receiver, &first), 1).await,
+        cache
+            .method(async_pair)
+            .call_async((&receiver, &first), 1)
+            .await,
         pair_value(1, 2, 1)
     );
     assert_eq!(
-        cache.method(async_pair).call_async((&receiver, &first), 1).await,
+        cache
+            .method(async_pair)
+            .call_async((&receiver, &first), 1)
+            .await,
         pair_value(1, 2, 1)
     );
     assert_eq!(
-        cache.method(async_pair).call_async((&receiver, &second), 1).await,
+        cache
+            .method(async_pair)
+            .call_async((&receiver, &second), 1)
+            .await,
         pair_value(1, 3, 1)
     );
     assert_eq!(receiver.invocations.get(), 2);
@@ -563,7 +599,11 @@ fn churned_receivers_beside_one_long_lived_argument_never_return_a_wrong_value()
     for i in 0..ROUNDS {
         let receiver = Arc::new(Arg(i));
         addresses.insert(Arc::as_ptr(&receiver) as usize);
-        if cache.method(reversed).get((&receiver, &argument), &()).is_some() {
+        if cache
+            .method(reversed)
+            .get((&receiver, &argument), &())
+            .is_some()
+        {
             bad += 1;
         }
         if cache.method(reversed).call((&receiver, &argument), ()) != (5 << 20) | i {
@@ -838,18 +878,31 @@ fn an_ownerless_try_call_is_bounded_by_default_too() {
     let cache = Registry::new();
     assert_eq!(common::ok_table(&cache, parse).capacity(), Some(1024));
     for x in 0..10_000 {
-        assert_eq!(common::ok_table(&cache, parse).try_call((), x).is_ok(), x % 2 == 0);
+        assert_eq!(
+            common::ok_table(&cache, parse).try_call((), x).is_ok(),
+            x % 2 == 0
+        );
     }
     let stats = common::ok_table(&cache, parse).stats();
     assert!(stats.entries <= 1024, "{stats:?}");
     assert!(stats.entries > 0, "{stats:?}");
-    assert_eq!(common::ok_table(&cache, parse).get((), &1), None, "errors are not cached");
+    assert_eq!(
+        common::ok_table(&cache, parse).get((), &1),
+        None,
+        "errors are not cached"
+    );
 
     common::ok_table(&cache, parse_lifted).set_capacity(None);
     for x in 0..3_000 {
-        assert_eq!(common::ok_table(&cache, parse_lifted).try_call((), x), Ok(x));
+        assert_eq!(
+            common::ok_table(&cache, parse_lifted).try_call((), x),
+            Ok(x)
+        );
     }
-    assert_eq!(common::ok_table(&cache, parse_lifted).stats().entries, 3_000);
+    assert_eq!(
+        common::ok_table(&cache, parse_lifted).stats().entries,
+        3_000
+    );
 }
 
 /// `invalidate((), f, &k)` removes one owner-less entry, `invalidate_method` all of
@@ -885,7 +938,10 @@ fn invalidating_an_ownerless_key_covers_its_computation_in_flight() {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     fn forgetful((): (), &x: &u32) -> u32 {
         RUNS.fetch_add(1, SeqCst);
-        assert!(!CACHE.method(forgetful).invalidate((), &x), "nothing stored yet");
+        assert!(
+            !CACHE.method(forgetful).invalidate((), &x),
+            "nothing stored yet"
+        );
         x + 1
     }
     assert_eq!(CACHE.method(forgetful).call((), 1), 2);
@@ -924,7 +980,9 @@ fn a_ttl_applies_to_an_ownerless_function() {
         x + 1
     }
     let cache = Registry::new();
-    cache.method(stamp).set_ttl(Some(Duration::from_millis(100)));
+    cache
+        .method(stamp)
+        .set_ttl(Some(Duration::from_millis(100)));
     cache.method(stamp).call((), 1);
     assert_eq!(cache.method(stamp).get((), &1), Some(2));
     std::thread::sleep(Duration::from_millis(250));
@@ -999,7 +1057,8 @@ fn async_calls_of_every_owner_shape_can_be_spawned() {
             let (receiver, argument) = (Arc::clone(&receiver), Arc::clone(&argument));
             async move {
                 CACHE
-                    .method(async_pair).call_async((&receiver, &argument), 4)
+                    .method(async_pair)
+                    .call_async((&receiver, &argument), 4)
                     .await
             }
         });
@@ -1009,7 +1068,8 @@ fn async_calls_of_every_owner_shape_can_be_spawned() {
             async move {
                 let name = String::from("name");
                 CACHE
-                    .method(spawned_one).call_async(&receiver, name.as_str())
+                    .method(spawned_one)
+                    .call_async(&receiver, name.as_str())
                     .await
             }
         });

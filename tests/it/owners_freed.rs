@@ -42,7 +42,10 @@ fn drop_then_purge(cache: &Registry, owner: Arc<Owner>) -> usize {
 fn owner_with_three(cache: &Registry, id: u64) -> Arc<Owner> {
     let owner = Owner::new(id);
     for arg in 0..3 {
-        assert_eq!(cache.method(value).call(&owner, arg).n, expected(id, 1, arg));
+        assert_eq!(
+            cache.method(value).call(&owner, arg).n,
+            expected(id, 1, arg)
+        );
     }
     owner
 }
@@ -93,11 +96,17 @@ fn try_call_ok_keeps_no_owner_alive() {
     let owner = Owner::new(2);
     let values = owner.values.clone();
     assert_eq!(
-        common::ok_table(&cache, checked).try_call(&owner, 0).unwrap().n,
+        common::ok_table(&cache, checked)
+            .try_call(&owner, 0)
+            .unwrap()
+            .n,
         expected(2, 3, 0)
     );
     assert_eq!(
-        common::ok_table(&cache, checked).try_call(&owner, 2).unwrap().n,
+        common::ok_table(&cache, checked)
+            .try_call(&owner, 2)
+            .unwrap()
+            .n,
         expected(2, 3, 2)
     );
     assert_eq!(Arc::strong_count(&owner), 1);
@@ -114,7 +123,9 @@ fn try_call_err_stores_nothing_and_keeps_nothing() {
     let cache = Registry::new();
     let owner = Owner::new(3);
     let values = owner.values.clone();
-    let err = common::ok_table(&cache, checked).try_call(&owner, 1).unwrap_err();
+    let err = common::ok_table(&cache, checked)
+        .try_call(&owner, 1)
+        .unwrap_err();
     assert_eq!(err.n, expected(3, 3, 1));
     drop(err);
     assert_eq!(values.get(), 0, "the error is not kept anywhere");
@@ -133,7 +144,10 @@ fn get_and_get_ok_keep_no_owner_alive() {
     drop(cache.method(value).call(&owner, 7));
     drop(common::ok_table(&cache, checked).try_call(&owner, 8));
     for _ in 0..10 {
-        assert_eq!(cache.method(value).get(&owner, &7).unwrap().n, expected(4, 1, 7));
+        assert_eq!(
+            cache.method(value).get(&owner, &7).unwrap().n,
+            expected(4, 1, 7)
+        );
         assert_eq!(
             common::ok_table(&cache, checked).get(&owner, &8).unwrap().n,
             expected(4, 3, 8)

@@ -70,7 +70,10 @@ fn interval_zero_keeps_dead_entries_and_interval_one_removes_them() {
             cache.stats()
         );
         let owner = &live[lookups % live.len()];
-        assert_eq!(cache.method(value).call(owner, 0).n, expected(owner.id, 1, 0));
+        assert_eq!(
+            cache.method(value).call(owner, 0).n,
+            expected(owner.id, 1, 0)
+        );
         lookups += 1;
     }
     let stats = cache.stats();
@@ -183,7 +186,10 @@ fn the_default_interval_and_the_builder() {
     static CONFIGURED: Registry = Registry::builder().purge_interval(9).shards(3).build();
     assert_eq!(CONFIGURED.purge_interval(), 9);
     let owner = Owner::new(4);
-    assert_eq!(CONFIGURED.method(value).call(&owner, 1).n, expected(4, 1, 1));
+    assert_eq!(
+        CONFIGURED.method(value).call(&owner, 1).n,
+        expected(4, 1, 1)
+    );
     let debug = format!("{:?}", Registry::new());
     let want = format!("purge_interval: {DEFAULT_PURGE_INTERVAL}");
     assert!(debug.contains(&want), "{debug}");

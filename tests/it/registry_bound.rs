@@ -42,7 +42,9 @@ fn the_bound_holds_under_eight_threads() {
     const CAPACITY: usize = 500;
     let cache: &'static Registry =
         Box::leak(Box::new(Registry::builder().capacity(CAPACITY).build()));
-    cache.method(weighted).set_weigher(Some(std::sync::Arc::new(|&k: &u64, _: &u64| weight_of(k))));
+    cache
+        .method(weighted)
+        .set_weigher(Some(std::sync::Arc::new(|&k: &u64, _: &u64| weight_of(k))));
     let warm = Arc::new(100);
     cache.method(weighted).call(&warm, 0);
     let done = Arc::new(AtomicBool::new(false));
@@ -206,7 +208,9 @@ fn weight_is_the_sum_of_the_weights_stored() {
         .capacity(1_000_000)
         .purge_interval(0)
         .build();
-    cache.method(weighted).set_weigher(Some(std::sync::Arc::new(|&k: &u64, _: &u64| weight_of(k))));
+    cache
+        .method(weighted)
+        .set_weigher(Some(std::sync::Arc::new(|&k: &u64, _: &u64| weight_of(k))));
     let owner = Arc::new(4);
     for k in 0..100 {
         cache.method(weighted).call(&owner, k);
@@ -249,7 +253,11 @@ fn heavy(owner: &Arc<u64>, &k: &u64) -> Vec<u8> {
 fn an_entry_heavier_than_a_bound_is_returned_not_stored_and_flushes_nothing() {
     let cache = Registry::builder().capacity(100).purge_interval(0).build();
     let recorder = Recorder::<u64, Vec<u8>>::install(&cache);
-    cache.method(heavy).set_weigher(Some(std::sync::Arc::new(|_: &u64, value: &Vec<u8>| value.len() as u32)));
+    cache
+        .method(heavy)
+        .set_weigher(Some(std::sync::Arc::new(|_: &u64, value: &Vec<u8>| {
+            value.len() as u32
+        })));
     let owner = Arc::new(6);
     for k in 1..=10 {
         cache.method(heavy).call(&owner, k);
@@ -282,7 +290,11 @@ fn an_entry_heavier_than_a_bound_is_returned_not_stored_and_flushes_nothing() {
 
     // MAX_WEIGHT, with no bound at all.
     let unbounded = Registry::new();
-    unbounded.method(heavy).set_weigher(Some(std::sync::Arc::new(|&k: &u64, _: &Vec<u8>| if k == 1 { MAX_WEIGHT + 1 } else { MAX_WEIGHT })));
+    unbounded
+        .method(heavy)
+        .set_weigher(Some(std::sync::Arc::new(|&k: &u64, _: &Vec<u8>| {
+            if k == 1 { MAX_WEIGHT + 1 } else { MAX_WEIGHT }
+        })));
     unbounded.method(heavy).call(&owner, 1);
     unbounded.method(heavy).call(&owner, 2);
     assert_eq!(
@@ -330,7 +342,11 @@ fn slow_heavy(owner: &Arc<Gate>, &k: &u64) -> Vec<u8> {
 /// waits for it (single flight). Both must receive the value; the heavy entry must not
 /// be stored, and the light ones must stay.
 fn heavy_with_a_waiter(cache: &'static Registry) {
-    cache.method(slow_heavy).set_weigher(Some(std::sync::Arc::new(|_: &u64, value: &Vec<u8>| value.len() as u32)));
+    cache
+        .method(slow_heavy)
+        .set_weigher(Some(std::sync::Arc::new(|_: &u64, value: &Vec<u8>| {
+            value.len() as u32
+        })));
     let gate = Arc::new(Gate {
         open: Mutex::new(true),
         opened: std::sync::Condvar::new(),
@@ -389,7 +405,9 @@ fn an_entry_heavier_than_a_method_bound_with_a_waiter_flushes_nothing() {
 #[test]
 fn weight_zero_entries_are_free() {
     let cache = Registry::builder().capacity(0).purge_interval(0).build();
-    cache.method(weighted).set_weigher(Some(std::sync::Arc::new(|_: &u64, _: &u64| 0)));
+    cache
+        .method(weighted)
+        .set_weigher(Some(std::sync::Arc::new(|_: &u64, _: &u64| 0)));
     let owner = Arc::new(7);
     for k in 0..1_000 {
         cache.method(weighted).call(&owner, k);
@@ -477,7 +495,9 @@ fn the_global_registry_bound_is_settable_at_run_time() {
 fn weighted_evictions_are_reported_exactly() {
     let cache = Registry::builder().capacity(40).purge_interval(0).build();
     let recorder = Recorder::<u64, u64>::install(&cache);
-    cache.method(weighted).set_weigher(Some(std::sync::Arc::new(|&k: &u64, _: &u64| weight_of(k))));
+    cache
+        .method(weighted)
+        .set_weigher(Some(std::sync::Arc::new(|&k: &u64, _: &u64| weight_of(k))));
     let owner = Arc::new(9);
     let other = Arc::new(10);
     for k in 0..200 {

@@ -151,7 +151,8 @@ fn a_drop_panic_in_the_purge_step_of_a_miss_leaves_no_key_pending() {
                 panic_message(&*payload)
             ),
         }
-        let from_another = thread::scope(|s| s.spawn(|| registry.method(bomb).call(&live, 1).n).join());
+        let from_another =
+            thread::scope(|s| s.spawn(|| registry.method(bomb).call(&live, 1).n).join());
         assert_eq!(from_another.unwrap(), 2001);
         assert_eq!(registry.stats().purged, 1, "the dead entry is counted once");
     });
@@ -228,7 +229,11 @@ fn sized<const N: u64>(owner: &Arc<u64>, &k: &u64) -> Vec<u8> {
 
 /// Weighs `sized::<N>` by its bytes, and stores a few entries of it.
 fn fill_sized<const N: u64>(registry: &Registry, owner: &Arc<u64>, bound_it: bool) {
-    registry.method(sized::<N>).set_weigher(Some(std::sync::Arc::new(|_: &u64, bytes: &Vec<u8>| bytes.len() as u32)));
+    registry
+        .method(sized::<N>)
+        .set_weigher(Some(std::sync::Arc::new(|_: &u64, bytes: &Vec<u8>| {
+            bytes.len() as u32
+        })));
     if bound_it {
         registry.method(sized::<N>).set_capacity(Some(1 << 20));
     }
@@ -315,7 +320,8 @@ impl Wake for InvalidateOnWake {
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.fired.swap(true, SeqCst) {
             self.registry
-                .method(slow_weighed).invalidate(&self.owner, &NEWCOMER);
+                .method(slow_weighed)
+                .invalidate(&self.owner, &NEWCOMER);
         }
     }
 }
@@ -329,7 +335,9 @@ fn an_entry_stored_despite_admission_and_removed_at_once_leaves_no_phantom_weigh
     let _serial = serial();
     watchdog(LIMIT, || {
         let registry: &'static Registry = Box::leak(Box::new(Registry::new()));
-        registry.method(slow_weighed).set_weigher(Some(std::sync::Arc::new(|&k: &u64, _: &u64| heft(k))));
+        registry
+            .method(slow_weighed)
+            .set_weigher(Some(std::sync::Arc::new(|&k: &u64, _: &u64| heft(k))));
         registry.method(slow_weighed).set_capacity(Some(50));
         let owner = Arc::new(7u64);
         // Full of hot entries: 3 × 10 of 50, so a newcomer of 40 must be admitted.
@@ -339,7 +347,10 @@ fn an_entry_stored_despite_admission_and_removed_at_once_leaves_no_phantom_weigh
                 7000 + k
             );
             for _ in 0..3 {
-                assert_eq!(registry.method(slow_weighed).get(&owner, &k), Some(7000 + k));
+                assert_eq!(
+                    registry.method(slow_weighed).get(&owner, &k),
+                    Some(7000 + k)
+                );
             }
         }
         assert_eq!(registry.weight(), 30);
@@ -437,7 +448,8 @@ fn bounds_toggled_during_traffic_keep_the_weight_exact() {
                     match turn % 4 {
                         0 => registry.set_capacity(Some(200 + rng.below(1000) as usize)),
                         1 => registry
-                            .method(drift_a).set_capacity(Some(100 + rng.below(500) as usize)),
+                            .method(drift_a)
+                            .set_capacity(Some(100 + rng.below(500) as usize)),
                         2 => registry.set_capacity(None),
                         _ => registry.method(drift_a).set_capacity(None),
                     }
@@ -559,7 +571,9 @@ fn a_weigher_set_before_the_first_call_weighs_racing_first_stores() {
         let owner = Arc::new(5u64);
         for round in 0..150 {
             let registry = Registry::builder().capacity(200 * THREADS).build();
-            registry.method(weighed_first).set_weigher(Some(std::sync::Arc::new(|_: &u64, _: &u64| 100)));
+            registry
+                .method(weighed_first)
+                .set_weigher(Some(std::sync::Arc::new(|_: &u64, _: &u64| 100)));
             let start = Barrier::new(THREADS);
             thread::scope(|s| {
                 for t in 0..THREADS as u64 {
@@ -613,7 +627,8 @@ fn join_of_one_key_inside_a_cached_async_fn_computes_it_once() {
         let owner = Arc::new(Twin {
             inner_runs: AtomicUsize::new(0),
         });
-        let both = current_thread_runtime().block_on(SIBLINGS.method(joins_one_key).call_async(&owner, 3));
+        let both =
+            current_thread_runtime().block_on(SIBLINGS.method(joins_one_key).call_async(&owner, 3));
         assert_eq!(both, (30, 30));
         assert_eq!(owner.inner_runs.load(SeqCst), 1);
     });
@@ -891,7 +906,9 @@ fn a_clone_panic_while_inserting_leaks_no_room_and_loses_no_removal() {
         assert_eq!(registry.weight(), 3);
 
         arm(true);
-        let caught = catch_unwind(AssertUnwindSafe(|| registry.method(brittle).call(&owner, 9)));
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            registry.method(brittle).call(&owner, 9)
+        }));
         arm(false);
         let payload = caught.expect_err("the panic reaches the caller");
         assert_eq!(panic_message(&*payload), "brittle clone");
@@ -1003,10 +1020,13 @@ impl Drop for Loud {
 
 /// Calls itself with its own key, through a loud argument.
 fn reenters(owner: &Arc<u64>, arg: &Loud) -> u64 {
-    NESTED.method(reenters).call(owner, Loud {
+    NESTED.method(reenters).call(
+        owner,
+        Loud {
             n: arg.n,
             loud: true,
-        })
+        },
+    )
 }
 
 /// A refused same-key recursion drops its arguments with no registry lock held: an
@@ -1018,13 +1038,17 @@ fn a_refused_recursion_drops_its_arguments_outside_the_locks() {
     watchdog(LIMIT, || {
         let owner = Arc::new(3u64);
         let caught = catch_unwind(AssertUnwindSafe(|| {
-            NESTED.method(reenters).call(&owner, Loud { n: 1, loud: false })
+            NESTED
+                .method(reenters)
+                .call(&owner, Loud { n: 1, loud: false })
         }));
         let message = panic_message(&*caught.expect_err("a recursion panics"));
         assert!(message.contains(RECURSIVE), "{message}");
         // Nothing is left pending: the next call meets the same recursion, not a hang.
         let again = catch_unwind(AssertUnwindSafe(|| {
-            NESTED.method(reenters).call(&owner, Loud { n: 1, loud: false })
+            NESTED
+                .method(reenters)
+                .call(&owner, Loud { n: 1, loud: false })
         }));
         let message = panic_message(&*again.expect_err("a recursion panics"));
         assert!(message.contains(RECURSIVE), "{message}");

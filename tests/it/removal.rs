@@ -185,9 +185,12 @@ fn entries_evicted_by_the_registry_bound_are_reported_exactly() {
         assert!(left.insert(value), "{value} reported twice");
     }
     for k in 0..30 {
-        for value in [cache.method(keyed).get(&owner, &k), cache.method(other).get(&owner, &k)]
-            .into_iter()
-            .flatten()
+        for value in [
+            cache.method(keyed).get(&owner, &k),
+            cache.method(other).get(&owner, &k),
+        ]
+        .into_iter()
+        .flatten()
         {
             assert!(left.insert(value), "{value} both reported and present");
         }
@@ -208,7 +211,9 @@ fn entries_evicted_by_the_registry_bound_are_reported_exactly() {
 #[test]
 fn expired_entries_are_reported_exactly() {
     let cache = Registry::builder().purge_interval(0).build();
-    cache.method(keyed).set_ttl(Some(Duration::from_millis(100)));
+    cache
+        .method(keyed)
+        .set_ttl(Some(Duration::from_millis(100)));
     let recorder = Recorder::<u64, u64>::install(&cache);
     let owner = Arc::new(5);
     for k in 0..4 {
@@ -307,7 +312,9 @@ fn a_removal_names_its_method_and_types_its_entry() {
     })));
     let owner = Arc::new(9);
     cache.method(keyed).call(&owner, 1);
-    common::ok_table(&cache, fallible).try_call(&owner, 2).unwrap();
+    common::ok_table(&cache, fallible)
+        .try_call(&owner, 2)
+        .unwrap();
     cache.method(keyed).invalidate(&owner, &1);
     common::ok_table(&cache, fallible).invalidate(&owner, &2);
     assert_eq!(
@@ -342,7 +349,9 @@ fn values_never_stored_are_never_reported() {
         assert_eq!(cache.method(counted).call(&runs, k), k * 3);
     }
     cache.method(counted).set_ttl(None);
-    cache.method(counted).set_weigher(Some(std::sync::Arc::new(|_: &u64, &v: &u64| if v > 30 { 1_000 } else { 1 })));
+    cache.method(counted).set_weigher(Some(std::sync::Arc::new(
+        |_: &u64, &v: &u64| if v > 30 { 1_000 } else { 1 },
+    )));
     cache.method(counted).set_capacity(Some(100));
     assert_eq!(cache.method(counted).call(&runs, 11), 33);
     assert_eq!(runs.load(SeqCst), 11);
@@ -488,7 +497,8 @@ fn a_listener_that_calls_back_into_the_registry_does_not_deadlock() {
                 let right = [
                     cache.method(other).call(&helper, k) == pure(99, k) + 500,
                     cache
-                        .method(other).get(&helper, &k)
+                        .method(other)
+                        .get(&helper, &k)
                         .is_none_or(|v| v == pure(99, k) + 500),
                     cache.method(keyed).call(&helper, k) == pure(99, k),
                     cache.stats().entries > 0,

@@ -278,8 +278,14 @@ impl Model {
     fn set_method_weigher(&self, method: usize, weigher: Weigher) {
         let weigh = move |&key: &u8, _: &u64| weigher.weight(key) as u32;
         match method {
-            0 => self.cache.method(zero).set_weigher(Some(std::sync::Arc::new(weigh))),
-            _ => self.cache.method(one).set_weigher(Some(std::sync::Arc::new(weigh))),
+            0 => self
+                .cache
+                .method(zero)
+                .set_weigher(Some(std::sync::Arc::new(weigh))),
+            _ => self
+                .cache
+                .method(one)
+                .set_weigher(Some(std::sync::Arc::new(weigh))),
         }
     }
 

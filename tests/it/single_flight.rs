@@ -254,7 +254,9 @@ fn different_keys_never_wait_for_each_other_even_in_one_shard() {
             })
         }));
         let shared = jobs.clone();
-        let values = race(4, move |i| cache.method(meet).call(&shared[i / 2], i as u32 % 2));
+        let values = race(4, move |i| {
+            cache.method(meet).call(&shared[i / 2], i as u32 % 2)
+        });
         let runs = jobs.iter().map(|job| job.runs()).collect::<Vec<_>>();
         (values, cache.stats(), runs)
     });
@@ -342,8 +344,10 @@ fn an_error_reaches_its_caller_uncached_and_a_waiter_computes_afresh() {
                 ..Job::new(n as u64, cache)
             });
             let shared = job.clone();
-            let outcomes = race(n, move |_| common::ok_table(&cache, fallible).try_call(&shared, ()));
-            let stored = common::ok_table(&cache, fallible).get(&job, &());
+            let outcomes = race(n, move |_| {
+                common::ok_table(cache, fallible).try_call(&shared, ())
+            });
+            let stored = common::ok_table(cache, fallible).get(&job, &());
             (outcomes, job, cache.stats(), stored)
         });
         let outcomes: Vec<Result<u64, String>> = outcomes
@@ -418,7 +422,10 @@ fn a_panicking_clone_of_the_computed_value_abandons_the_key_to_a_waiter() {
         "{outcomes:?}"
     );
     assert_eq!(job.runs(), 2);
-    assert_eq!(job.cache.method(brittle).get(&job, &()), Some(Brittle(5002)));
+    assert_eq!(
+        job.cache.method(brittle).get(&job, &()),
+        Some(Brittle(5002))
+    );
     assert_eq!((stats.entries, stats.discarded), (1, 0));
 }
 
@@ -1064,7 +1071,7 @@ fn stress_random_calls_stay_right_and_balance() {
                 let site = &shared[rng.below(SITES as u64) as usize];
                 let arg = rng.below(SITE_ARGS as u64) as u32;
                 match rng.below(100) {
-                    0..80 => match common::ok_table(&cache, shaky).try_call(site, arg) {
+                    0..80 => match common::ok_table(cache, shaky).try_call(site, arg) {
                         Ok(value) => assert_eq!(value, pure(site.id, arg)),
                         Err((id, got_arg, attempt)) => {
                             assert_eq!((id, got_arg), (site.id, arg));
@@ -1073,11 +1080,14 @@ fn stress_random_calls_stay_right_and_balance() {
                         }
                     },
                     80..90 => {
-                        if let Some(value) = common::ok_table(&cache, shaky).get(site, &arg) {
+                        if let Some(value) = common::ok_table(cache, shaky).get(site, &arg) {
                             assert_eq!(value, pure(site.id, arg));
                         }
                     }
-                    _ => tally.invalidated += u64::from(common::ok_table(&cache, shaky).invalidate(site, &arg)),
+                    _ => {
+                        tally.invalidated +=
+                            u64::from(common::ok_table(cache, shaky).invalidate(site, &arg))
+                    }
                 }
             }
             tally
@@ -1120,7 +1130,7 @@ fn stress_random_calls_stay_right_and_balance() {
     let mut present = 0;
     for site in sites.iter() {
         for arg in 0..SITE_ARGS as u32 {
-            if let Some(value) = common::ok_table(&cache, shaky).get(site, &arg) {
+            if let Some(value) = common::ok_table(cache, shaky).get(site, &arg) {
                 assert_eq!(value, pure(site.id, arg));
                 present += 1;
             }

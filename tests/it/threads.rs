@@ -88,7 +88,7 @@ fn run_thread(world: &World, seed: u64) -> Tally {
             }
             550..630 => {
                 tally.lookups += 1;
-                match common::ok_table(&cache, checked).try_call(&owner, arg) {
+                match common::ok_table(cache, checked).try_call(&owner, arg) {
                     Ok(got) => {
                         assert_eq!(arg % 2, 0);
                         assert_eq!(got.n, expected(owner.id, 3, arg));
@@ -114,7 +114,7 @@ fn run_thread(world: &World, seed: u64) -> Tally {
             }
             710..750 => {
                 tally.lookups += 1;
-                match common::ok_table(&cache, checked).get(&owner, &arg) {
+                match common::ok_table(cache, checked).get(&owner, &arg) {
                     Some(got) => assert_eq!(got.n, expected(owner.id, 3, arg)),
                     None => tally.nones += 1,
                 }
@@ -131,7 +131,7 @@ fn run_thread(world: &World, seed: u64) -> Tally {
                 let removed = if method == 0 {
                     cache.method(value).invalidate(&owner, &arg)
                 } else {
-                    common::ok_table(&cache, checked).invalidate(&owner, &arg)
+                    common::ok_table(cache, checked).invalidate(&owner, &arg)
                 };
                 tally.invalidated += u64::from(removed);
             }
@@ -141,7 +141,10 @@ fn run_thread(world: &World, seed: u64) -> Tally {
                 // Churn: a short-lived owner, used once and dropped.
                 tally.lookups += 1;
                 let temp = world.owner();
-                assert_eq!(cache.method(value).call(&temp, arg).n, expected(temp.id, 1, arg));
+                assert_eq!(
+                    cache.method(value).call(&temp, arg).n,
+                    expected(temp.id, 1, arg)
+                );
             }
             795 | 796 => tally.invalidated += cache.method(other_value).clear() as u64,
             797 => match rng.below(10) {
@@ -229,9 +232,11 @@ fn random_concurrent_operations_keep_values_right_and_counts_exact() {
             for arg in 0..ARGS {
                 by_get += usize::from(cache.method(value).get(owner, &arg).is_some());
                 by_get += usize::from(cache.method(other_value).get(owner, &arg).is_some());
-                by_get += usize::from(common::ok_table(&cache, checked).get(owner, &arg).is_some());
+                by_get += usize::from(common::ok_table(cache, checked).get(owner, &arg).is_some());
                 assert!(
-                    common::ok_table(&cache, checked).get(owner, &(arg | 1)).is_none(),
+                    common::ok_table(cache, checked)
+                        .get(owner, &(arg | 1))
+                        .is_none(),
                     "errors cached"
                 );
             }

@@ -18,11 +18,11 @@
 use std::hash::Hash;
 use std::sync::Arc;
 
-use crate::table::single_flight::flight::Flight;
 use crate::lookup::Lookup;
-use crate::table::{Key, KeyOf, MethodCache};
 use crate::owners::{Held, Owners};
+use crate::table::single_flight::flight::Flight;
 use crate::table::single_flight::waits::Token;
+use crate::table::{Key, KeyOf, MethodCache};
 
 /// The arguments of a key being computed: shared by the computing caller, which borrows
 /// them for the method, and its pending entry, where waiters compare them (under the

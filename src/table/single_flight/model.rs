@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 
 use crate::table::single_flight::in_flight::Claim;
-use crate::table::{MethodCache, Setup, remove_key};
 use crate::table::single_flight::waits::Caller;
+use crate::table::{MethodCache, Setup};
 
 const EXPLORATIONS: usize = 3_000;
 
@@ -94,7 +94,7 @@ fn invalidate_in_flight(callers: u64) {
         })
         .collect();
     state.store(1, SeqCst);
-    remove_key(&*cache, crate::identity::owner_addr(&owner), &5_u32);
+    cache.invalidate(cache.key(&owner, &5_u32), &5_u32);
     assert_eq!(call(&cache, &owner, || Some(state.load(SeqCst))), 1);
     for thread in others {
         thread.join().unwrap();

@@ -183,7 +183,7 @@ async fn async_shapes() {
 
     let text = Arc::new("abc".to_string());
     assert_eq!(async_len_plus(&text, 1).await, 4);
-    assert_eq!(async_len_plus_memo().cache_clear(), 1);
+    assert_eq!(async_len_plus_memo().clear(), 1);
     assert_eq!(async_parse(&Arc::new("12".to_string())).await, Ok(12));
     assert_eq!(async_parse_memo::<String>().cache_info().currsize, 1);
 }
@@ -575,7 +575,7 @@ fn main() {
     assert_eq!(parse_len_memo().ttl(), Some(Duration::from_secs(1)));
 
     assert_eq!(debug(&Arc::new(5)), "5");
-    assert_eq!(debug_memo::<i32>().cache_clear(), 1);
+    assert_eq!(debug_memo::<i32>().clear(), 1);
 
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
