@@ -17,6 +17,13 @@
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed};
 
+use std::hash::Hash;
+
+use super::MethodCache;
+use super::removals::Removals;
+use crate::lock_scope::Scoped;
+use crate::owners::Held;
+use crate::removal::RemovalCause;
 use crate::sync::{Mutex, RwLock};
 
 /// A method's bound; made for a method given a capacity, and for every method of a
@@ -195,5 +202,110 @@ mod tests {
         assert_eq!(sketch.estimate(42), 6);
         sketch.age(100);
         assert_eq!(sketch.estimate(42), 3);
+    }
+}
+
+impl<H, A, V> MethodCache<H, A, V>
+where
+    H: Held,
+    A: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Moves the CLOCK hand to free room for a newcomer of `hash` (or, with `None`, for
+    /// one stored already), pushing what it removes onto `removals`: a dead owner's or an
+    /// expired entry goes at once; an entry hit since the hand last passed has its count
+    /// lowered; the first at 0 is the victim, unless a dead owner's or expired entry
+    /// within 64 buckets goes in its place, and is evicted if the sketch has seen the
+    /// newcomer more often. False if nothing was freed: the newcomer lost, or the hand
+    /// found nothing to take in five laps (every entry is being removed meanwhile, or
+    /// the bound is 0).
+    pub(super) fn evict_for(
+        &self,
+        bound: &Bound,
+        hash: Option<u64>,
+        removals: &mut Removals<'_, H, A, V>,
+    ) -> bool {
+        if self.made_shards().is_empty() {
+            return false; // nothing stored yet
+        }
+        let mut hand = bound.hand.lock();
+        let clock = self.expiry.clock();
+        let mut laps = 0;
+        loop {
+            let shard = &self.made_shards()[hand.shard];
+            let mut tables = Scoped::lock(|| shard.tables.write());
+            let table = &mut tables.ready;
+            while hand.bucket < table.num_buckets() {
+                let Some(candidate) = table.get_bucket(hand.bucket) else {
+                    hand.bucket += 1;
+                    continue;
+                };
+                let stale = candidate.stale(clock);
+                if stale.is_none() && candidate.visits() > 0 {
+                    candidate.unvisit();
+                    hand.bucket += 1;
+                    continue;
+                }
+                let mut at = hand.bucket;
+                if stale.is_none() {
+                    // A live victim. A dead owner's or expired entry close by is free
+                    // room, and goes first; else the newcomer must beat the victim, or
+                    // the hand stays on it for the next newcomer.
+                    let buckets = table.num_buckets();
+                    let near = (1..buckets.min(65))
+                        .map(|step| (hand.bucket + step) % buckets)
+                        .find(|&index| {
+                            table
+                                .get_bucket(index)
+                                .is_some_and(|e| e.stale(clock).is_some())
+                        });
+                    let loses = |hash| {
+                        bound.sketch.estimate(hash) <= bound.sketch.estimate(candidate.hash())
+                    };
+                    match near {
+                        Some(index) => at = index,
+                        None if hash.is_some_and(loses) => return false,
+                        None => hand.bucket += 1,
+                    }
+                } else {
+                    hand.bucket += 1;
+                }
+                let Ok(entry) = table.get_bucket_entry(at) else {
+                    unreachable!("the bucket was just found full");
+                };
+                let victim = entry.remove().0;
+                let cause = victim.stale(clock).unwrap_or(RemovalCause::Size);
+                removals.push(victim, cause);
+                return true;
+            }
+            drop(tables);
+            hand.bucket = 0;
+            hand.shard += 1;
+            if hand.shard == self.made_shards().len() {
+                hand.shard = 0;
+                laps += 1;
+                if laps == 5 {
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// The method's bound, made with `capacity` if it has none yet.
+    pub(super) fn bound_or_init(&self, capacity: usize) -> &Bound {
+        self.bound.get_or_init(|| {
+            // The sketch serves the smaller bound, as it is when the bound is made.
+            let registry = usize::try_from(self.shared.capacity()).unwrap_or(usize::MAX);
+            Bound::new(capacity, capacity.min(registry))
+        })
+    }
+
+    /// The number of entries stored now (a sum over the shards: for the sketch's size,
+    /// now and then).
+    pub(super) fn entries(&self) -> usize {
+        let shards = self.made_shards().iter();
+        shards
+            .map(|shard| Scoped::lock(|| shard.tables.read()).ready.len())
+            .sum()
     }
 }

@@ -1,0 +1,281 @@
+//! Completing a claim: weighing, admitting (within the method's and the registry's
+//! bounds), storing, and handing the value to the claim's waiters.
+
+use std::hash::Hash;
+use std::mem;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry as Slot;
+
+use super::MethodCache;
+use super::bound::Bound;
+use super::entry::{Entry, KeyOf, MAX_WEIGHT, Stamp};
+use super::expiry::Clock;
+use super::removals::{Removals, resume};
+use super::shard::{Counters, Tables};
+use super::single_flight::in_flight::{ArgSlot, FinishOnDrop};
+use crate::lock_scope::Scoped;
+use crate::owners::{Held, Owners};
+use crate::removal::RemovalCause;
+
+/// Room reserved in `held` for an entry about to be stored; given back when dropped,
+/// unless kept because the entry is in the table.
+pub(super) struct Reservation<'a> {
+    pub(super) held: &'a AtomicUsize,
+    pub(super) weight: usize,
+}
+
+impl Reservation<'_> {
+    /// The entry is stored: its weight stays counted, until it is removed.
+    pub(super) fn keep(mut self) {
+        self.weight = 0;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        release(self.held, self.weight);
+    }
+}
+
+/// Gives back `weight` of `held`, which counted it (see the module's invariants).
+pub(super) fn release(held: &AtomicUsize, weight: usize) {
+    if weight > 0 {
+        let before = held.fetch_sub(weight, Relaxed);
+        debug_assert!(before >= weight, "weight given back that was never counted");
+    }
+}
+
+impl<H, A, V> MethodCache<H, A, V>
+where
+    H: Held,
+    A: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Stores the value of a key this caller claimed, unless a bound keeps it out or an
+    /// invalidation made the claim stale, and hands it to the claim's waiters. `copy` is
+    /// the clone to store and `weight` its weight, both made by the caller while it
+    /// could still abandon the key. Returns the value stored for the key (the first, if
+    /// another caller stored it meanwhile) or, if none was, the caller's.
+    pub(crate) fn complete(
+        &self,
+        key: KeyOf<H>,
+        owners: impl Owners<Held = H>,
+        slot: ArgSlot<A>,
+        (value, copy): (V, V),
+        weight: usize,
+    ) -> V {
+        let shard = self.shard(key.hash);
+        let mut removals = Removals::new(self);
+        // Decided before the shard is locked: eviction locks shards one at a time.
+        let reservation = self.admit(key.hash, weight, &mut removals);
+        let stamp = Stamp::new(self.expiry.stamp(), weight.min(MAX_WEIGHT));
+        // Waiters are woken however the rest goes; with a value, if it is set.
+        let mut finished = FinishOnDrop(None);
+        let (value, unstored) = {
+            let mut tables = Scoped::lock(|| shard.tables.write());
+            let Tables { ready, in_flight } = &mut *tables;
+            // Ended before the write lock is released, so that a lookup sees the key
+            // either pending or stored.
+            let (ended, args) = in_flight.get_mut().end(slot);
+            finished.0 = ended.flight;
+            let entry = Entry::new(key, owners.downgrade(), args, copy, stamp);
+            match reservation {
+                // An invalidation covered the key while it was computed: the value is
+                // from before it, so it answers the waiters only.
+                Some(_) if ended.stale => (value, Unstored::Stale(entry)),
+                Some(reservation) => {
+                    match store(ready, key, entry, self.expiry.clock(), &mut removals) {
+                        Stored::Kept => {
+                            reservation.keep();
+                            (value, Unstored::None)
+                        }
+                        Stored::Lost(entry, first) => (first, Unstored::Lost(entry, value)),
+                    }
+                }
+                None => (value, Unstored::Refused(entry)),
+            }
+        };
+        if let Some(flight) = &finished.0 {
+            flight.set(value.clone());
+        }
+        drop(finished);
+        match unstored {
+            Unstored::None => {}
+            Unstored::Refused(entry) => {
+                Counters::add(&self.counters.evicted, 1);
+                drop(entry);
+            }
+            Unstored::Stale(entry) => {
+                Counters::add(&self.counters.discarded, 1);
+                drop(entry);
+            }
+            Unstored::Lost(entry, value) => {
+                Counters::add(&self.counters.discarded, 1);
+                drop((entry, value));
+            }
+        }
+        resume(removals.settle());
+        value
+    }
+
+    /// Whether a newcomer of `hash` and `weight` may be stored, with its room reserved:
+    /// not if a TTL of 0 or a weight over a bound (the method's or the registry's) keeps
+    /// it out; else always without a bound, and with one if there is room, or room was
+    /// made by evicting victims it beats (see [`crate::bound`]). Takes no shard lock but
+    /// one at a time, and none is held on entry, so it must run before the newcomer's
+    /// shard is locked.
+    #[inline]
+    pub(super) fn admit(
+        &self,
+        hash: u64,
+        weight: usize,
+        removals: &mut Removals<'_, H, A, V>,
+    ) -> Option<Reservation<'_>> {
+        if !self.storable(weight) {
+            return None;
+        }
+        match self.bound.get() {
+            None => Some(self.reserve(weight).0),
+            Some(bound) => self.admit_within(bound, hash, weight, removals),
+        }
+    }
+
+    /// Reserves room for an entry of `weight`; also returns whether that takes the
+    /// method over `capacity`.
+    pub(super) fn reserve(&self, weight: usize) -> (Reservation<'_>, usize) {
+        let held = self.held.fetch_add(weight, Relaxed) + weight;
+        let reservation = Reservation {
+            held: &self.held,
+            weight,
+        };
+        (reservation, held)
+    }
+
+    /// Whether more weight is held (or reserved) than the bound allows.
+    pub(super) fn is_over(&self, bound: &Bound) -> bool {
+        self.held.load(Relaxed) > bound.capacity()
+    }
+
+    /// Whether an entry of `weight` may be stored at all: not under a TTL of 0, nor if
+    /// heavier than [`MAX_WEIGHT`] or a bound (it could only stay by flushing the rest).
+    #[inline]
+    pub(super) fn storable(&self, weight: usize) -> bool {
+        !self.expiry.stores_nothing()
+            && weight <= MAX_WEIGHT
+            && weight as u64 <= self.shared.capacity()
+            && self
+                .bound
+                .get()
+                .is_none_or(|bound| weight <= bound.capacity())
+    }
+
+    #[inline(never)]
+    pub(super) fn admit_within(
+        &self,
+        bound: &Bound,
+        hash: u64,
+        weight: usize,
+        removals: &mut Removals<'_, H, A, V>,
+    ) -> Option<Reservation<'_>> {
+        if bound.sketch.add(hash) {
+            bound.sketch.age(self.entries());
+        }
+        let (reservation, held) = self.reserve(weight);
+        let mut admitted = true;
+        if held > bound.capacity() {
+            // The first victim must lose to the newcomer; a heavy newcomer may need more.
+            admitted = self.evict_for(bound, Some(hash), removals);
+            while admitted && self.is_over(bound) && self.evict_for(bound, None, removals) {}
+        }
+        // Not admitted, the reservation is given back here.
+        let reservation = admitted.then_some(reservation);
+        // A lowered bound is met by taking one more entry per miss.
+        if self.is_over(bound) {
+            self.evict_for(bound, None, removals);
+        }
+        reservation
+    }
+}
+
+/// What a completed claim did not store, dropped once no lock is held and waiters are
+/// woken.
+pub(super) enum Unstored<H: Held, A, V> {
+    None,
+    /// A bound kept it out.
+    Refused(Entry<H, A, V>),
+    /// An invalidation covered it while it was computed.
+    Stale(Entry<H, A, V>),
+    /// Another caller stored the key first (single flight off, or a stale claim's
+    /// successor): the caller's entry, and its value, replaced by the first.
+    Lost(Entry<H, A, V>, V),
+}
+
+/// What [`store`] did with a newcomer.
+pub(super) enum Stored<H: Held, A, V> {
+    /// It is in the table.
+    Kept,
+    /// Its key was stored already, unexpired: the first value stays, and this is a
+    /// clone of it, for the caller; the newcomer goes back.
+    Lost(Entry<H, A, V>, V),
+}
+
+/// Stores `entry` unless its key is stored already and unexpired, in which case the
+/// first value stays, so that every caller of one key sees one value.
+pub(super) fn store<H: Held, A: Hash + Eq + 'static, V: Clone + 'static>(
+    ready: &mut HashTable<Entry<H, A, V>>,
+    key: KeyOf<H>,
+    entry: Entry<H, A, V>,
+    clock: Option<Clock>,
+    removals: &mut Removals<'_, H, A, V>,
+) -> Stored<H, A, V> {
+    make_room(ready, clock, removals);
+    // One probe finds the first entry or the free slot.
+    match ready.entry(
+        key.hash,
+        |stored| stored.matches(key, &entry.args),
+        Entry::hash,
+    ) {
+        Slot::Occupied(mut first) if first.get().is_expired(clock) => {
+            let expired = mem::replace(first.get_mut(), entry);
+            removals.push(expired, RemovalCause::Expired);
+            Stored::Kept
+        }
+        Slot::Occupied(first) => Stored::Lost(entry, first.get().value.clone()),
+        Slot::Vacant(slot) => {
+            slot.insert(entry);
+            Stored::Kept
+        }
+    }
+}
+
+/// When a table is full, remove its dead owners' and expired entries and rebuild it with
+/// room for as many new entries as it has live ones: twice the live entries, which
+/// hashbrown rounds up to its next size (with none removed, that is exactly its usual
+/// doubling).
+///
+/// The rebuild, rather than hashbrown's own growth, is what bounds memory: entries that
+/// `extract_if` removes mostly become tombstones, which give no room back, and hashbrown
+/// grows a table that is full of tombstones unless it is under half full. A rebuild has
+/// none. Its cost, O(buckets), is paid by the at least `live` inserts (3 if none) the previous
+/// rebuild made room for, so inserts stay amortized O(1); and a table never holds more
+/// than `4 × live` entries (or 3), `live` counted at its last rebuild.
+pub(super) fn make_room<H: Held, A: Eq + 'static, V: 'static>(
+    table: &mut HashTable<Entry<H, A, V>>,
+    clock: Option<Clock>,
+    removals: &mut Removals<'_, H, A, V>,
+) {
+    if table.len() < table.capacity() {
+        return;
+    }
+    for entry in table.extract_if(|entry| entry.stale(clock).is_some()) {
+        let cause = entry.stale(clock).unwrap_or(RemovalCause::Collected);
+        removals.push(entry, cause);
+    }
+    let mut rebuilt = HashTable::with_capacity((2 * table.len()).max(3));
+    for entry in table.drain() {
+        rebuilt.insert_unique(entry.hash(), entry, Entry::hash);
+    }
+    *table = rebuilt;
+}
