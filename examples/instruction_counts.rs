@@ -9,6 +9,9 @@
 //! valgrind --tool=callgrind --toggle-collect='*count_hits*' target/release/examples/instruction_counts hit ttl
 //! valgrind --tool=callgrind --toggle-collect='*count_hits_arc*' target/release/examples/instruction_counts hit arc
 //! valgrind --tool=callgrind --toggle-collect='*count_hits_str*' target/release/examples/instruction_counts hit str
+//! valgrind --tool=callgrind --toggle-collect='*count_hits_handle*' target/release/examples/instruction_counts hit handle
+//! valgrind --tool=callgrind --toggle-collect='*count_hits_memo*' target/release/examples/instruction_counts hit memo
+//! valgrind --tool=callgrind --toggle-collect='*count_hits_memo_free*' target/release/examples/instruction_counts hit memo free
 //! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss
 //! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss off
 //! valgrind --tool=callgrind --toggle-collect='*count_floor*' target/release/examples/instruction_counts floor
@@ -20,7 +23,10 @@
 //! fresh keys, each batch invalidated outside the counted loop; `off` turns single
 //! flight off; `ttl` gives the registry a time to live (an hour, so nothing expires); `arc`
 //! passes the argument as an object held weakly (a second owner), `str` as a `&str`
-//! looked up against a stored `String`. `floor`: the same keys inserted into a bare `hashbrown::HashMap`. Without
+//! looked up against a stored `String`; `handle` makes them through one handle made
+//! before the loop (`hit` makes one per call); `memo` makes the hits through a
+//! `#[weakmemo::memo]` method (`self: &Arc<Self>`) on a static registry, `memo free`
+//! through a `#[weakmemo::memo]` free function (`owner: &Arc<Owner>`). `floor`: the same keys inserted into a bare `hashbrown::HashMap`. Without
 //! valgrind the program just runs.
 
 use std::hint::black_box;
@@ -34,6 +40,23 @@ struct Owner {
 }
 
 fn mix(owner: &Arc<Owner>, &arg: &u64) -> u64 {
+    owner.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ arg
+}
+
+/// The registry of `hit memo` and `hit memo free`: the attribute wants a `&'static`.
+static REG: Registry = Registry::new();
+
+impl Owner {
+    /// The hits of `hit memo`: `mix` as a `#[weakmemo::memo]` method.
+    #[weakmemo::memo(registry = &REG)]
+    fn mix_memo(self: &Arc<Self>, arg: u64) -> u64 {
+        self.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ arg
+    }
+}
+
+/// The hits of `hit memo free`: `mix` as a `#[weakmemo::memo]` free function.
+#[weakmemo::memo(registry = &REG)]
+fn mix_memo_free(owner: &Arc<Owner>, arg: u64) -> u64 {
     owner.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ arg
 }
 
@@ -51,6 +74,19 @@ fn count_hits(registry: &Registry, owners: &[Arc<Owner>], n: usize) -> u64 {
     sum
 }
 
+/// The hits of `hit handle`: `hit` through a handle made once, outside the loop.
+#[inline(never)]
+fn count_hits_handle(registry: &Registry, owners: &[Arc<Owner>], n: usize) -> u64 {
+    let mix = registry.method(mix);
+    let mut sum = 0u64;
+    for i in 0..n {
+        let owner = &owners[i % owners.len()];
+        let arg = (i / owners.len() % 4) as u64;
+        sum = sum.wrapping_add(mix.call(black_box(owner), black_box(arg)));
+    }
+    sum
+}
+
 /// The hits of `hit arc`: the argument is an object, held weakly as a second owner.
 fn mix_arc((owner, arg): (&Arc<Owner>, &Arc<Owner>), &(): &()) -> u64 {
     mix(owner, &arg.id)
@@ -64,6 +100,28 @@ fn mix_str(owner: &Arc<Owner>, name: &String) -> u64 {
 }
 
 const NAMES: [&str; 4] = ["", "a", "ab", "abc"];
+
+#[inline(never)]
+fn count_hits_memo(owners: &[Arc<Owner>], n: usize) -> u64 {
+    let mut sum = 0u64;
+    for i in 0..n {
+        let owner = &owners[i % owners.len()];
+        let arg = (i / owners.len() % 4) as u64;
+        sum = sum.wrapping_add(black_box(owner).mix_memo(black_box(arg)));
+    }
+    sum
+}
+
+#[inline(never)]
+fn count_hits_memo_free(owners: &[Arc<Owner>], n: usize) -> u64 {
+    let mut sum = 0u64;
+    for i in 0..n {
+        let owner = &owners[i % owners.len()];
+        let arg = (i / owners.len() % 4) as u64;
+        sum = sum.wrapping_add(mix_memo_free(black_box(owner), black_box(arg)));
+    }
+    sum
+}
 
 #[inline(never)]
 fn count_hits_arc(
@@ -139,7 +197,30 @@ fn main() {
             let owners: Vec<_> = (0..250).map(|id| Arc::new(Owner { id })).collect();
             let args: Vec<_> = (0..4).map(|id| Arc::new(Owner { id })).collect();
             let n = 1_000_000;
-            if std::env::args().any(|arg| arg == "arc") {
+            if std::env::args().any(|arg| arg == "handle") {
+                for owner in &owners {
+                    for arg in 0..4 {
+                        registry.method(mix).call(owner, arg);
+                    }
+                }
+                black_box(count_hits_handle(&registry, &owners, n));
+            } else if std::env::args().any(|arg| arg == "memo") {
+                let free = std::env::args().any(|arg| arg == "free");
+                for owner in &owners {
+                    for arg in 0..4 {
+                        if free {
+                            mix_memo_free(owner, arg);
+                        } else {
+                            owner.mix_memo(arg);
+                        }
+                    }
+                }
+                if free {
+                    black_box(count_hits_memo_free(&owners, n));
+                } else {
+                    black_box(count_hits_memo(&owners, n));
+                }
+            } else if std::env::args().any(|arg| arg == "arc") {
                 for owner in &owners {
                     for arg in &args {
                         registry.method(mix_arc).call((owner, arg), ());
@@ -194,6 +275,8 @@ fn main() {
             }
             println!("{} {mode} calls", ROUNDS * BATCH);
         }
-        _ => panic!("usage: instruction_counts hit [ttl | arc | str] | miss [off] [ttl] | floor"),
+        _ => panic!(
+            "usage: instruction_counts hit [ttl | arc | str | handle | memo [free]] | miss [off] [ttl] | floor"
+        ),
     }
 }

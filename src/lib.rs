@@ -381,8 +381,7 @@ pub use weakmemo_macros::memo;
 pub mod __private {
     use std::hash::Hash;
 
-    pub use crate::registry::{Defaults, Holds, Resolved, memo};
-    pub use crate::table::MethodCache as Table;
+    pub use crate::registry::{Defaults, Resolved, memo};
 
     /// The value type a `result`-mode method's table stores: its `Ok` type.
     pub trait Fallible {

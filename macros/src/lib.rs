@@ -1223,8 +1223,7 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
         (true, false) => (quote!(call_async), quote!(.await)),
         (true, true) => (quote!(try_call_async), quote!(.await)),
     };
-    // The handle: resolved once, in a `static`, for a method that is not generic (a
-    // `static` is one for every instantiation); looked up each time for one that is.
+    // The handle: its table kept in a `static` where one can name its types.
     let held = &owners_code.held;
     let stored = if options.result {
         quote!(<#output as ::weakmemo::__private::Fallible>::Ok)
@@ -1236,19 +1235,14 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
         .iter()
         .any(|param| !matches!(param, GenericParam::Lifetime(_)));
     let defaults = defaults(options);
-    let handle = if generic {
+    // A `static` is one for every instantiation, and cannot name `Self`: a generic
+    // method, or one whose stored types name `Self`, looks its table up each call.
+    let types = quote!(#held #key_type #stored);
+    let handle = if generic || names_self(&types) {
         quote!(::weakmemo::__private::memo(#registry_var, #method, #defaults))
     } else {
-        // The table's own type where the `static` can name it; else `dyn Any`, and a
-        // hit adds a downcast.
-        let types = quote!(#held #key_type #stored);
-        let holder = if names_self(&types) {
-            quote!(dyn ::core::any::Any + ::core::marker::Send + ::core::marker::Sync)
-        } else {
-            quote!(::weakmemo::__private::Table<#held, #key_type, #stored>)
-        };
         quote! {{
-            static __WEAKMEMO_TABLE: ::weakmemo::__private::Resolved<#holder> =
+            static __WEAKMEMO_TABLE: ::weakmemo::__private::Resolved<#held, #key_type, #stored> =
                 ::weakmemo::__private::Resolved::new();
             __WEAKMEMO_TABLE.memo(#registry_var, #method, #defaults)
         }}
@@ -1264,8 +1258,13 @@ fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) -> TokenStr
     let lookup = &key.lookup;
     // The method resolves its handle itself rather than through `NAME_memo()`, whose
     // opaque method type would hide whether an `async fn`'s future is `Send`.
+    // A thin wrapper (the body is `NAME_uncached`): inlined, the hit is the handle's
+    // own, unless the function says otherwise.
+    let inline =
+        (!attrs.iter().any(|attr| attr.path().is_ident("inline"))).then(|| quote!(#[inline]));
     let public = quote! {
         #(#outer_attrs)*
+        #inline
         #vis #public_sig {
             { #resolve }.#call(#owners_expr, #lookup) #awaited
         }

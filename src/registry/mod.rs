@@ -27,7 +27,7 @@ pub use self::builder::{
 };
 pub use self::memo::{CacheInfo, Memo, Weigher};
 #[cfg(feature = "macros")]
-pub use self::tables::{Defaults, Holds, Resolved, memo};
+pub use self::tables::{Defaults, Resolved, memo};
 
 use self::directory::Directory;
 use self::maintenance::{Cursor, sum_over};

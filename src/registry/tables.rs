@@ -82,12 +82,15 @@ impl Registry {
         F: Method<O, A, K>,
     {
         let () = Named::<F>::METHOD;
-        Memo::new(self, self.table::<F, _, _, _>(Defaults::default()), method)
+        Memo::new(self, self.table::<F, _, _, _>(Defaults::default), method)
     }
 
     /// The table of method `F` storing `V`, made with `defaults` if it is new.
     #[inline]
-    pub(crate) fn table<F: 'static, H, A, V>(&self, defaults: Defaults) -> &MethodCache<H, A, V>
+    pub(crate) fn table<F: 'static, H, A, V>(
+        &self,
+        defaults: impl FnOnce() -> Defaults,
+    ) -> &MethodCache<H, A, V>
     where
         H: Held,
         A: Hash + Eq + Send + Sync + 'static,
@@ -95,7 +98,7 @@ impl Registry {
     {
         match self.methods.find(table_id::<F, V>()) {
             Some(cache) => downcast(cache),
-            None => self.new_table::<F, H, A, V>(defaults),
+            None => self.new_table::<F, H, A, V>(defaults()),
         }
     }
 
@@ -158,28 +161,38 @@ where
         .expect("a method's table has the types of its method")
 }
 
-/// A non-generic `#[memo]` method's table, found once: a hit then skips the directory.
+/// A `#[memo]` method's table, found once and kept in a `static` of the generated code,
+/// so that a hit skips the directory and its downcast: a load and two comparisons.
 ///
-/// `T` is the table's type when the attribute can name it, so the hit is a load and two
-/// comparisons; when the types name `Self` (which an item inside a method cannot), it
-/// is `dyn Any`, and the hit adds a downcast. The method's identity is kept beside the
-/// table, because one `static` serves every instantiation of a generic `impl`: only the
-/// first to come is served from it, the others look their table up.
+/// Only for a method whose stored types the `static` can name: not generic, and naming
+/// no `Self` (an item inside a method cannot); others look their table up each call
+/// ([`memo`]). The registry and the method's identity are kept beside the table, because
+/// the `registry` option is an expression evaluated at each call, and one `static`
+/// serves every instantiation of a generic `impl`: a call the kept table is not for
+/// looks its own up.
 #[cfg(feature = "macros")]
-#[derive(Debug)]
-pub struct Resolved<T: ?Sized + 'static> {
-    found: OnceLock<(&'static Registry, TypeId, &'static T)>,
+pub struct Resolved<H: Held, A: 'static, V: 'static> {
+    found: OnceLock<(&'static Registry, TypeId, &'static MethodCache<H, A, V>)>,
 }
 
 #[cfg(feature = "macros")]
-impl<T: ?Sized + 'static> Default for Resolved<T> {
+impl<H: Held, A, V> std::fmt::Debug for Resolved<H, A, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("found", &self.found.get().is_some())
+            .finish()
+    }
+}
+
+#[cfg(feature = "macros")]
+impl<H: Held, A, V> Default for Resolved<H, A, V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
 #[cfg(feature = "macros")]
-impl<T: ?Sized + 'static> Resolved<T> {
+impl<H: Held, A, V> Resolved<H, A, V> {
     /// Nothing found yet.
     #[must_use]
     pub const fn new() -> Self {
@@ -189,79 +202,46 @@ impl<T: ?Sized + 'static> Resolved<T> {
     }
 }
 
-/// A way to hold a table in a [`Resolved`].
 #[cfg(feature = "macros")]
-pub trait Holds<H: Held, A, V>: 'static {
-    /// The table, held.
-    fn hold(table: &'static MethodCache<H, A, V>) -> &'static Self;
-    /// The table, if this is it.
-    fn table(&'static self) -> Option<&'static MethodCache<H, A, V>>;
-}
-
-#[cfg(feature = "macros")]
-impl<H, A, V> Holds<H, A, V> for MethodCache<H, A, V>
+impl<H, A, V> Resolved<H, A, V>
 where
     H: Held,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    fn hold(table: &'static Self) -> &'static Self {
-        table
-    }
+    /// The handle of `method` in `registry`: the table kept, if it is this method's in
+    /// this registry, else the one found (or made with `defaults`), kept if none was.
     #[inline]
-    fn table(&'static self) -> Option<&'static Self> {
-        Some(self)
-    }
-}
-
-#[cfg(feature = "macros")]
-impl<H, A, V> Holds<H, A, V> for dyn Any + Send + Sync
-where
-    H: Held,
-    A: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    fn hold(table: &'static MethodCache<H, A, V>) -> &'static Self {
-        table
-    }
-    #[inline]
-    fn table(&'static self) -> Option<&'static MethodCache<H, A, V>> {
-        self.downcast_ref()
-    }
-}
-
-#[cfg(feature = "macros")]
-impl<T: ?Sized + 'static> Resolved<T> {
-    /// The handle of `method` in `registry`: the table found before, if it is this
-    /// registry's, else found (or made with `defaults`) and kept.
-    #[inline]
-    pub fn memo<F, H, A, V>(
+    pub fn memo<F: 'static>(
         &'static self,
         registry: &'static Registry,
         method: F,
         defaults: impl FnOnce() -> Defaults,
-    ) -> Memo<'static, F, H, A, V>
-    where
-        T: Holds<H, A, V>,
-        H: Held,
-        A: Hash + Eq + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
-        F: 'static,
-    {
+    ) -> Memo<'static, F, H, A, V> {
         let () = Named::<F>::METHOD;
-        if let Some(&(found_in, found_for, held)) = self.found.get() {
-            if std::ptr::eq(found_in, registry) && found_for == TypeId::of::<F>() {
-                if let Some(table) = held.table() {
-                    return Memo::new(registry, table, method);
-                }
+        let table = match self.found.get() {
+            Some(&(kept_in, kept_for, table))
+                if std::ptr::eq(kept_in, registry) && kept_for == TypeId::of::<F>() =>
+            {
+                table
             }
-        }
-        let table = registry.table::<F, H, A, V>(defaults());
-        // Kept for the first registry only; another is looked up each time.
-        let _ = self
-            .found
-            .set((registry, TypeId::of::<F>(), T::hold(table)));
+            _ => self.find::<F>(registry, defaults),
+        };
         Memo::new(registry, table, method)
+    }
+
+    /// The table of `F` in `registry`, kept if none was: out of line, so that the hit
+    /// above stays small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn find<F: 'static>(
+        &'static self,
+        registry: &'static Registry,
+        defaults: impl FnOnce() -> Defaults,
+    ) -> &'static MethodCache<H, A, V> {
+        let table = registry.table::<F, H, A, V>(defaults);
+        let _ = self.found.set((registry, TypeId::of::<F>(), table));
+        table
     }
 }
 
@@ -281,7 +261,7 @@ where
     F: 'static,
 {
     let () = Named::<F>::METHOD;
-    Memo::new(registry, registry.table::<F, H, A, V>(defaults()), method)
+    Memo::new(registry, registry.table::<F, H, A, V>(defaults), method)
 }
 
 #[cfg(test)]

@@ -67,10 +67,9 @@ use crate::sync::Mutex;
 /// A function giving an entry's weight.
 pub(crate) type Weigher<A, V> = Arc<dyn Fn(&A, &V) -> u32 + Send + Sync>;
 
-/// One method's table (public only for `#[memo]`'s generated code to name).
-#[doc(hidden)]
-#[allow(missing_debug_implementations)]
-pub struct MethodCache<H: Held, A, V> {
+/// One method's table: its shards of entries and keys in flight, its counters, bound,
+/// TTL and weigher.
+pub(crate) struct MethodCache<H: Held, A, V> {
     hasher: DefaultHashBuilder,
     /// Made at the first lookup, as many as the bound then asks for (see
     /// [`MethodCache::shards`]).
