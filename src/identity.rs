@@ -30,7 +30,9 @@ pub(crate) fn weak_addr<T: ?Sized>(owner: &Weak<T>) -> usize {
 ///
 /// Implemented for every such function; `Kind` ([`Returns`] or [`Awaits`]) is inferred
 /// and only tells the two sorts apart, so that [`Registry::method`](crate::Registry::method)
-/// can infer what a method's table stores ([`Stores`]).
+/// can infer what a method's table stores ([`Stores`]). A plain fn that returns a
+/// `'static` future is both, so two methods: name the kind where it matters,
+/// `registry.method::<_, _, _, Awaits<_>, _>(f)` (or `Returns<_>`).
 pub trait Method<O, A, Kind>: 'static {}
 
 /// The [`Method`] kind of a plain function returning `R`.
@@ -64,9 +66,10 @@ impl<O, A, R, F: Fn(O, &A) -> R + 'static> Method<O, A, Returns<R>> for F {}
 
 impl<O, A, R, F: AsyncFn(O, &A) -> R + 'static> Method<O, A, Awaits<R>> for F {}
 
-/// The identity of a method's table: the method and the type it stores. A method's
-/// plain, fallible and async calls store different types (its return type, the `Ok`
-/// type of its `Result`, its future's output), so each has its own table.
+/// The identity of a method's table: the method and the type it stores. `call` stores
+/// the return type (a whole `Result`, errors included), `try_call` the `Ok` type, and
+/// the async twins the future's output (or its `Ok` type), so one fn cached two ways
+/// has two tables; every handle of one fn and stored type reaches the same one.
 struct Table<F, V>(PhantomData<(F, V)>);
 
 /// Proves at build time that `F` names a method: it is zero-sized, as a fn item or a

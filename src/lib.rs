@@ -32,7 +32,7 @@
 //! assert_eq!(adder.calculate(1, 2), 3); // sleeps
 //! assert_eq!(adder.calculate(1, 2), 3); // a lookup
 //!
-//! // Python's `cache_info()` and `cache_clear()`, per method:
+//! // The method's handle, with Python's `cache_info()` and `cache_clear()` (`clear()`):
 //! let info = SlowAdder::calculate_memo().cache_info();
 //! assert_eq!((info.hits, info.misses, info.currsize), (1, 1, 1));
 //!
@@ -42,10 +42,13 @@
 //! # }
 //! ```
 //!
-//! The attribute writes a plain [`Registry::call`], which works as well by hand (and is
-//! all there is without the `macros` feature): the method to cache is a fn taking the
-//! owner and a reference to its arguments, passed to the shared [`global()`] registry or
-//! one of your own.
+//! # A method's handle
+//!
+//! Under the attribute is the method's handle, which works as well by hand (and is all
+//! there is without the `macros` feature). [`Registry::method`] takes the fn to cache, a
+//! fn taking the owner and a reference to its arguments, and returns its [`Memo`], whose
+//! [`call`](Memo::call) runs the fn once per live owner and arguments. The registry is the
+//! shared [`global()`] one or one of your own.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -68,12 +71,37 @@
 //! assert_eq!(adder.calculate(1, 2), 3); // a lookup
 //! ```
 //!
+//! A handle is typed by what its method's entries hold (owners, arguments, value), so
+//! its operations take the method's own owners and arguments, checked when the code is
+//! built: [`get`](Memo::get) reads without computing, [`invalidate`](Memo::invalidate)
+//! removes one key, [`invalidate_owner`](Memo::invalidate_owner) one owner's entries and
+//! [`clear`](Memo::clear) all of them; [`cache_info`](Memo::cache_info) and
+//! [`stats`](Memo::stats) count, and its setters tune this method alone. Every handle of
+//! one fn reaches one table, so a handle is cheap to make (a lookup) and need not be
+//! kept; `#[memo]` writes `NAME_memo()` to return it. What spans every method (a bound
+//! and a TTL for all, [`Registry::invalidate_owner`], [`Registry::clear`],
+//! [`purge`](Registry::purge), [`Registry::stats`]) is on the [`Registry`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use weakmemo::Registry;
+//!
+//! fn area(side: &Arc<f64>, &scale: &u32) -> f64 { **side * **side * f64::from(scale) }
+//!
+//! let cache = Registry::new();
+//! let area = cache.method(area);
+//! let side = Arc::new(2.0);
+//! assert_eq!(area.call(&side, 3), 12.0); // computed
+//! assert_eq!(area.get(&side, &3), Some(12.0)); // read
+//! assert!(area.invalidate(&side, &3));
+//! assert_eq!(area.get(&side, &3), None);
+//! assert_eq!(area.cache_info().to_string(), "CacheInfo(hits=1, misses=2, maxsize=None, currsize=0)");
+//! ```
+//!
 //! [`memo`] lists the attribute's options (the registry, a `Result` mode in which errors
 //! are not cached, `maxsize`, `ttl`, `by_value` and `in_trait`) and its compile-time
 //! errors; [`attribute`] shows what it writes for each shape: `Arc` arguments held
 //! weakly beside the receiver, owner-less functions, borrowed arguments, trait impls.
-//! Its handle, [`Memo`], reports [`CacheInfo`] and invalidates one key, one owner, or
-//! the whole method.
 //!
 //! # How identity works
 //!
@@ -82,8 +110,9 @@
 //!   be mistaken for a dead one at the same address. The owner's own `Hash` and `Eq` are
 //!   never called: two owners equal by value are two keys.
 //! - **The method** is its type. Pass a fn item (`Self::calculate_uncached`) or a
-//!   closure that captures nothing; every call site passing the same fn item shares
-//!   entries. A capturing closure or a fn pointer is refused when the code is built:
+//!   closure that captures nothing; every handle of the same fn item, wherever it is
+//!   made, shares its entries. A capturing closure or a fn pointer is refused when the
+//!   code is built:
 //!
 //! ```compile_fail,E0080
 //! # use std::sync::Arc;
@@ -163,10 +192,12 @@
 //!
 //! ```
 //! fn fib((): (), &n: &u64) -> u64 {
-//!     if n < 2 { n } else { weakmemo::global().method(fib).call((), n - 1) + weakmemo::global().method(fib).call((), n - 2) }
+//!     let fib = weakmemo::global().method(fib);
+//!     if n < 2 { n } else { fib.call((), n - 1) + fib.call((), n - 2) }
 //! }
-//! assert_eq!(weakmemo::global().method(fib).call((), 80), 23_416_728_348_467_685);
-//! assert_eq!(weakmemo::global().method(fib).capacity(), Some(1024));
+//! let fib = weakmemo::global().method(fib);
+//! assert_eq!(fib.call((), 80), 23_416_728_348_467_685);
+//! assert_eq!(fib.capacity(), Some(1024));
 //! ```
 //!
 //! A long-lived owner with arguments its callers choose (a user id, a query string) grows
@@ -187,7 +218,8 @@
 //!
 //! let site = Arc::new("home".to_string());
 //! let name: &str = "hi";
-//! assert_eq!(weakmemo::global().method(greet).call(&site, Parts((name, 2))), "home: hihi");
+//! let greet = weakmemo::global().method(greet);
+//! assert_eq!(greet.call(&site, Parts((name, 2))), "home: hihi");
 //! ```
 //!
 //! # When entries go away
@@ -213,12 +245,13 @@
 //! fn double(n: &Arc<u32>, &(): &()) -> u32 { **n * 2 }
 //!
 //! let cache = Registry::builder().purge_interval(1).build();
+//! let double = cache.method(double);
 //! let short_lived = Arc::new(1);
 //! let long_lived = Arc::new(2);
-//! cache.method(double).call(&short_lived, ());
+//! double.call(&short_lived, ());
 //! drop(short_lived);
 //! for _ in 0..100 {
-//!     cache.method(double).call(&long_lived, ()); // hits, and lazy purge steps
+//!     double.call(&long_lived, ()); // hits, and lazy purge steps
 //! }
 //! let stats = cache.stats();
 //! assert_eq!((stats.entries, stats.purged), (1, 1));
@@ -226,18 +259,22 @@
 //!
 //! # Bounds, weights and time to live
 //!
-//! - [`Registry::set_method_capacity`] keeps one method within a number of entries, like
-//!   the `maxsize` of Python's `lru_cache`: it evicts what is not hit (dead owners' and
+//! - [`Memo::set_capacity`] keeps one method within a number of entries, like the
+//!   `maxsize` of Python's `lru_cache`: it evicts what is not hit (dead owners' and
 //!   expired entries first) and keeps out newcomers seen less often than what they would
 //!   replace, so one-off scans do not flush the cache.
 //! - [`Registry::set_capacity`] bounds all methods together; over it, the method holding
 //!   the most evicts, so one flooding method cannot evict everything else.
-//! - [`Registry::set_method_weigher`] makes bounds count weight (bytes, say) instead of
-//!   entries.
-//! - [`Registry::set_ttl`] and [`Registry::set_method_ttl`] expire entries: never
-//!   returned once older, removed lazily.
+//! - [`Memo::set_weigher`] makes bounds count weight (bytes, say) instead of entries.
+//! - [`Registry::set_ttl`] (every method) and [`Memo::set_ttl`] (one) expire entries:
+//!   never returned once older, removed lazily.
 //! - [`Registry::set_removal_listener`] is told of every removal and its
 //!   [`RemovalCause`]; [`Stats`] counts each cause.
+//!
+//! A method's settings live in its table, so a setting made through one handle holds
+//! for every handle of the method, and all can change at run time. Bound a method before
+//! its first call where you can: its shards are made at its first lookup, about one per
+//! 64 entries of its bound then.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -251,12 +288,13 @@
 //!     .capacity(64 * 1024) // bytes, by the weigher below
 //!     .ttl(Duration::from_secs(600))
 //!     .build();
-//! CACHE.method(render).set_weigher(Some(std::sync::Arc::new(|_: &usize, html: &String| html.len() as u32)));
-//! CACHE.method(render).set_capacity(Some(16 * 1024));
+//! let render = CACHE.method(render);
+//! render.set_weigher(Some(Arc::new(|_: &usize, html: &String| html.len() as u32)));
+//! render.set_capacity(Some(16 * 1024));
 //!
 //! let doc = Arc::new(Doc { text: "<p>".into() });
 //! for width in 0..1_000 {
-//!     assert_eq!(CACHE.method(render).call(&doc, width).len(), 3 * width);
+//!     assert_eq!(render.call(&doc, width).len(), 3 * width);
 //! }
 //! assert!(CACHE.weight() <= 16 * 1024);
 //! assert!(CACHE.stats().evicted > 0);
@@ -272,10 +310,34 @@
 //!
 //! # Failing methods, panics and re-entrancy
 //!
-//! [`Registry::try_call`] caches `Ok` values and returns errors without caching them. A
-//! method that panics caches nothing; the panic reaches its caller and the registry stays
-//! usable (its locks do not poison). Methods run outside every lock, so a cached method
-//! may call other cached methods, or itself with other arguments:
+//! [`Memo::try_call`] caches `Ok` values and returns errors without caching them. Its
+//! table stores the `Ok` type, so it is another table than `call`'s (which stores the
+//! whole `Result`, errors included), and the handle's [`get`](Memo::get) reads the `Ok`
+//! value. A handle is typed by the value it stores, which its calls infer; a handle
+//! that is only read names it.
+//!
+//! ```
+//! use std::num::ParseIntError;
+//! use std::sync::Arc;
+//! use weakmemo::{Memo, Registry};
+//!
+//! fn parse(text: &Arc<str>, &radix: &u32) -> Result<u64, ParseIntError> {
+//!     u64::from_str_radix(text, radix)
+//! }
+//!
+//! let cache = Registry::new();
+//! let text: Arc<str> = Arc::from("ff");
+//! let parse_ok = cache.method(parse);
+//! assert!(parse_ok.try_call(&text, 10).is_err()); // not cached
+//! assert_eq!(parse_ok.try_call(&text, 16), Ok(255)); // cached
+//!
+//! let parsed: Memo<'_, _, _, _, u64> = cache.method(parse); // the same table
+//! assert_eq!(parsed.get(&text, &16), Some(255));
+//! ```
+//!
+//! A method that panics caches nothing; the panic reaches its caller and the registry
+//! stays usable (its locks do not poison). Methods run outside every lock, so a cached
+//! method may call other cached methods, or itself with other arguments:
 //!
 //! ```
 //! use std::sync::Arc;
@@ -286,8 +348,8 @@
 //!     if n < 2 {
 //!         return n * seq.step;
 //!     }
-//!     let cache = weakmemo::global();
-//!     cache.method(fib).call(seq, n - 1) + cache.method(fib).call(seq, n - 2)
+//!     let fib = weakmemo::global().method(fib);
+//!     fib.call(seq, n - 1) + fib.call(seq, n - 2)
 //! }
 //!
 //! let seq = Arc::new(Sequence { step: 1 });
@@ -301,11 +363,12 @@
 //!
 //! # Async methods
 //!
-//! [`Registry::call_async`] caches an `async fn` the same way, in the same tables: tasks
-//! that miss one key await one computation, and a computation whose task is cancelled
-//! hands the key over to a waiting task, as a panicking one does. It depends on no
-//! runtime, holds no lock across an `.await`, and its future is `Send` when the
-//! method's is. [`#[memo]`](memo) on an `async fn` writes this call.
+//! [`Memo::call_async`] (and [`Memo::try_call_async`]) caches an `async fn` the same
+//! way, with the lookup and single flight of `call`: tasks that miss one key await one
+//! computation, and a computation whose task is cancelled hands the key over to a
+//! waiting task, as a panicking one does. It depends on no runtime, holds no lock across
+//! an `.await`, and its future is `Send` when the method's is. [`#[memo]`](memo) on an
+//! `async fn` writes this call.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -318,9 +381,9 @@
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let user = Arc::new(User { id: 7 });
-//! let cache = weakmemo::global();
-//! assert_eq!(cache.method(profile).call_async(&user, ()).await, "profile 7");
-//! assert_eq!(cache.method(profile).get(&user, &()), Some("profile 7".to_string()));
+//! let profile = weakmemo::global().method(profile);
+//! assert_eq!(profile.call_async(&user, ()).await, "profile 7");
+//! assert_eq!(profile.get(&user, &()), Some("profile 7".to_string()));
 //! # });
 //! ```
 //!
@@ -333,9 +396,9 @@
 //!
 //! # Design notes and measurements
 //!
-//! [`design`] explains the data structures, the invariants the code relies on and the
-//! bound on how long dead entries stay; [`benchmarks`] records the measurements against
-//! a bare `hashbrown` lookup, quick_cache, moka and weak-table.
+//! [`design`] explains the layout of the code, the data structures, the invariants the
+//! code relies on and the bound on how long dead entries stay; [`benchmarks`] records the
+//! measurements against a bare `hashbrown` lookup, quick_cache, moka and weak-table.
 //!
 //! [`attribute`] describes what `#[memo]` writes and measures what it adds to a build.
 //!

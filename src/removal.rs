@@ -25,8 +25,9 @@ pub enum RemovalCause {
     /// It outlived its method's time to live. Counted in
     /// [`Stats::expired`](crate::Stats::expired).
     Expired,
-    /// An `invalidate*` method or [`clear`](crate::Registry::clear) removed it. Counted
-    /// in [`Stats::invalidated`](crate::Stats::invalidated).
+    /// [`invalidate`](crate::Memo::invalidate), `invalidate_owner` or `clear` (a
+    /// handle's or the registry's) removed it. Counted in
+    /// [`Stats::invalidated`](crate::Stats::invalidated).
     Explicit,
 }
 
@@ -48,8 +49,9 @@ pub enum RemovalCause {
 ///     }
 /// })));
 /// let n = Arc::new(1);
-/// cache.method(square).call(&n, 3);
-/// cache.method(square).invalidate(&n, &3);
+/// let squares = cache.method(square);
+/// squares.call(&n, 3);
+/// squares.invalidate(&n, &3);
 /// assert_eq!(*SEEN.lock().unwrap(), [(RemovalCause::Explicit, 3, 9)]);
 /// ```
 pub struct Removal<'a> {
@@ -67,8 +69,8 @@ impl Removal<'_> {
         self.cause
     }
 
-    /// Whether the entry was `method`'s (stored by `call`, `try_call` or their async
-    /// twins).
+    /// Whether the entry was `method`'s (stored through any of its handles: by `call`,
+    /// `try_call` or their async twins).
     #[must_use]
     pub fn is_method<O, A, K, F: Method<O, A, K>>(&self, method: F) -> bool {
         let _ = method;

@@ -1,16 +1,19 @@
 //! Counters a user reads to size and tune a registry.
 
-/// A snapshot of a [`Registry`](crate::Registry)'s counters, from [`Registry::stats`].
+/// A snapshot of counters: a [`Registry`](crate::Registry)'s, summed over its methods,
+/// from [`Registry::stats`], or one method's, from [`Memo::stats`].
 ///
 /// Counters are summed shard by shard without stopping other threads, so a snapshot
 /// taken while other threads use the registry mixes moments; each field says what it
 /// counts and how exact it is.
 ///
 /// [`Registry::stats`]: crate::Registry::stats
+/// [`Memo::stats`]: crate::Memo::stats
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Lookups (`call`, `try_call`, `get`, `get_ok`) that found a cached value.
+    /// Lookups (a handle's `call`, `try_call`, their async twins, and `get`) that found a
+    /// cached value.
     ///
     /// Counted without a locked instruction so that a hit writes no shared cache line:
     /// when two threads hit the same shard at the same instant one count may be lost,
@@ -18,7 +21,8 @@ pub struct Stats {
     pub hits: u64,
     /// Lookups that found no cached value. Exact. A miss of `call` or `try_call` either
     /// runs the method or, with single flight, receives the value of another thread's run
-    /// (see `waited`). Lookups of a method the registry has never cached count nowhere.
+    /// (see `waited`). Every lookup counts: a method's table is made with its first
+    /// handle, before any lookup through it.
     pub misses: u64,
     /// Entries held now, including entries of dead owners that were not purged yet.
     /// Right after [`Registry::purge`](crate::Registry::purge), with no other thread
@@ -30,7 +34,8 @@ pub struct Stats {
     ///
     /// [`RemovalCause::Collected`]: crate::RemovalCause::Collected
     pub purged: u64,
-    /// Entries removed by the `invalidate*` methods and `clear()`. Exact.
+    /// Entries removed by `invalidate`, `invalidate_owner` and `clear` (a handle's or the
+    /// registry's). Exact.
     pub invalidated: u64,
     /// Values computed but not stored, for one of two reasons. Exact.
     /// - The call lost a race: another caller stored the same key first, so this value
@@ -39,22 +44,24 @@ pub struct Stats {
     ///   single flight would coalesce.
     /// - An invalidation covered the key while it was being computed: the value is from
     ///   before the invalidation, so it went only to the callers already waiting for it
-    ///   (see [`Registry::invalidate`](crate::Registry::invalidate)).
+    ///   (see [`Memo::invalidate`](crate::Memo::invalidate)).
     pub discarded: u64,
     /// Calls that found their key being computed by another thread and waited for that
     /// computation instead of running the method themselves (single flight). Exact.
     pub waited: u64,
     /// Entries a bound removed to make room, and newcomers kept out (by a bound, as
     /// heavier than one, or by a TTL of zero); see
-    /// [`Registry::set_method_capacity`](crate::Registry::set_method_capacity) and
+    /// [`Memo::set_capacity`](crate::Memo::set_capacity) and
     /// [`Registry::set_capacity`](crate::Registry::set_capacity). Exact.
     pub evicted: u64,
     /// Entries removed because they outlived their method's time to live (see
-    /// [`Registry::set_method_ttl`](crate::Registry::set_method_ttl)). Exact.
+    /// [`Memo::set_ttl`](crate::Memo::set_ttl)). Exact.
     pub expired: u64,
     /// Lazy purge steps run so far (see the purge interval). Exact.
     pub purge_steps: u64,
-    /// Methods that have a table in this registry.
+    /// Tables in this registry: one per method and stored type, made with its first
+    /// handle (so a fn cached through both `call` and `try_call` counts twice). 1 in a
+    /// method's own stats.
     pub methods: usize,
 }
 
