@@ -1,4 +1,4 @@
-//! `Registry::call_async` against moka's `future::Cache::get_with` and quick_cache's async
+//! `Memo::call_async` against moka's `future::Cache::get_with` and quick_cache's async
 //! guard (`sync::Cache::get_value_or_guard_async`), on the hit path and on one cold key
 //! shared by 1,000 tasks.
 //!
@@ -13,9 +13,9 @@
 //!   one after another (criterion's `iter_custom`; the runtime is built once). Contenders:
 //!   - `floor_hashmap`: a bare `HashMap<(usize, u64), u64>` read inside the same
 //!     `block_on`, the cost of the loop and of `block_on` itself;
-//!   - `weakmemo_call`: the sync `Registry::call` inside the `block_on`, so that
+//!   - `weakmemo_call`: the sync `Memo::call` inside the `block_on`, so that
 //!     `weakmemo_call_async` beside it shows what the async wrapper costs;
-//!   - `weakmemo_call_async`: `Registry::call_async` with an `async fn` method;
+//!   - `weakmemo_call_async`: `Memo::call_async` with an `async fn` method;
 //!   - `quick_cache_get`: the sync `sync::Cache::get`, quick_cache's own baseline;
 //!   - `quick_cache_async_guard`: `get_value_or_guard_async`, inserting through the guard
 //!     on a miss;

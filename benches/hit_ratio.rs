@@ -26,7 +26,7 @@
 //!   `quick_cache::unsync::Cache` (S3-FIFO-like, one shard, so the policy is not split).
 //!   Both with a fixed hasher, so that their sketches and shards are the same every run.
 //! - `weakmemo`: the real thing, a fresh `Registry` per trace and capacity with one method
-//!   bounded by `set_method_capacity`, one owner, the key as the argument. Its hasher is
+//!   bounded by `Memo::set_capacity`, one owner, the key as the argument. Its hasher is
 //!   seeded at random, so its figures move slightly from run to run.
 //! - candidates (`benches/support/policies.rs`): CLOCK over hash-ordered buckets with a
 //!   1-bit and a 2-bit counter, the 2-bit one with TinyLFU admission fed by every request

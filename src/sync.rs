@@ -1,7 +1,7 @@
 //! The synchronization primitives the cache is built on, in one place, so that a model
 //! checker can stand in for them: with the `shuttle` feature (for tests only), every lock,
 //! condition variable and thread-local below is Shuttle's, and the unit tests in
-//! `src/model.rs` explore the in-flight protocol's interleavings.
+//! `src/table/single_flight/model.rs` explore the in-flight protocol's interleavings.
 
 #[cfg(not(feature = "shuttle"))]
 pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};

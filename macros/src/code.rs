@@ -252,7 +252,7 @@ pub(crate) fn key_code(keys: &[(&Param<'_>, &Form<'_>)], args: &Ident) -> KeyCod
 
 /// The bounds the registry needs, checked at the span of each owner, argument and of
 /// the return type, so that a missing `Hash` points at the argument rather than at the
-/// attribute. (`Registry::call` reports them too, at the attribute.)
+/// attribute. (`Memo::call` reports them too, at the attribute.)
 pub(crate) fn bounds(
     owners: &[Owner<'_, '_>],
     keys: &[(&Param<'_>, &Form<'_>)],

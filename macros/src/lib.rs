@@ -10,10 +10,10 @@
 //!
 //! - `NAME_uncached`: the original body, in a private fn taking the owners and `&KEY`
 //!   (an `async fn` if the function is one);
-//! - `NAME`: the original signature, docs and attributes, whose body is one
-//!   `Registry::call` (or `try_call`; for an `async fn`, an awaited `call_async` or
-//!   `try_call_async`) passing `NAME_uncached`;
-//! - `NAME_memo()`: the method's `weakmemo::Memo` handle.
+//! - `NAME`: the original signature, docs and attributes, whose body finds the method's
+//!   `weakmemo::Memo` handle and makes one `call` (or `try_call`; for an `async fn`, an
+//!   awaited `call_async` or `try_call_async`);
+//! - `NAME_memo()`: that handle, with the function's visibility.
 //!
 //! With `in_trait` (a trait impl, where rustc refuses items the trait does not declare)
 //! it writes `NAME` alone, the body in a closure inside it.
@@ -43,7 +43,7 @@ use crate::shape::check;
 ///     #[weakmemo::memo]
 ///     pub fn calculate(self: &Arc<Self>, a: i64, b: i64) -> i64 { ... }
 /// }
-/// // SlowAdder::calculate_memo().cache_info(), .cache_clear(), .invalidate(&adder, &(1, 2))
+/// // SlowAdder::calculate_memo(): .cache_info(), .clear(), .invalidate(&adder, &(1, 2)), ...
 /// ```
 ///
 /// It applies to a method, an associated fn or a free function, plain or `async fn`.
@@ -71,10 +71,10 @@ use crate::shape::check;
 ///     #[weakmemo::memo]
 ///     pub async fn fetch(self: &Arc<Self>, path: &str) -> String { ... }
 /// }
-/// // client.fetch("/a").await: `Registry::call_async`, single flight across tasks
+/// // client.fetch("/a").await: `Memo::call_async`, single flight across tasks
 /// ```
 ///
-/// An `async fn` stays one: `NAME` awaits `Registry::call_async` (`try_call_async` in
+/// An `async fn` stays one: `NAME` awaits `Memo::call_async` (`try_call_async` in
 /// `result` mode) on the `async fn NAME_uncached`, and its future is `Send` when the
 /// body's is (but see the design note for a rustc limit on spawning a task that awaits
 /// it when an owner or key type holds a lifetime). Concurrent tasks missing one key
@@ -88,8 +88,17 @@ use crate::shape::check;
 ///   takes the owners (`self`, one `&Arc`, a tuple of them, or `()`) and `&KEY`; it is
 ///   the method identity the registry sees;
 /// - `NAME_memo()`, with the function's visibility, returning its `weakmemo::Memo`
-///   handle: `cache_info()`, `ttl()`, `cache_clear()`, `invalidate_owner(&owner)`,
-///   `invalidate(owners, &key)`.
+///   handle, so that code that can call the method can read it (`get(owners, &key)`,
+///   `stats()`, `cache_info()`), tune it (`set_capacity`, `set_ttl`, `set_weigher`) and
+///   invalidate it (`invalidate(owners, &key)`, `invalidate_owner(&owner)`, `clear()`).
+///   A loop that calls the method often can hold the handle and `call` it: the hit then
+///   skips finding the method's table.
+///
+/// `NAME` finds the handle on each call: for a function that is not generic and whose
+/// owner, key and value types do not name `Self`, from a `static` that keeps its table
+/// once found; otherwise through the registry's directory, as `Registry::method` does
+/// (an item inside a method cannot name `Self`, and a `static` is one for every
+/// instantiation of a generic function).
 ///
 /// They are named `Self::NAME_uncached` when the function is in an `impl`: it has a
 /// receiver or names `Self` in its signature or body; otherwise it is taken for a free
@@ -101,17 +110,18 @@ use crate::shape::check;
 ///   evaluated on each call (`registry = &PARSERS` for a `static`); default
 ///   `weakmemo::global()`.
 /// - `result`: the function returns a `Result`; `Ok` values are cached and errors are
-///   returned without being cached (`Registry::try_call`, or `try_call_async`).
-/// - `maxsize = N`: bounds the method to `N` entries (`Registry::set_method_capacity`,
-///   set on the registry of the first call); `cache_info().maxsize` reports it from
-///   then on. `maxsize = None` lifts the bound of an owner-less function. Not for
-///   generic functions, whose instantiations are methods of their own.
+///   returned without being cached (`Memo::try_call`, or `try_call_async`).
+/// - `maxsize = N`: bounds the method to `N` entries (`Memo::set_capacity`): the bound
+///   its table starts with, when the table is made (by the first call or the first
+///   `NAME_memo()`), so `cache_info().maxsize` reports it from the start, and each
+///   instantiation of a generic function, a method of its own with a table of its own,
+///   starts with it too. `maxsize = None` lifts the bound of an owner-less function.
+///   A bound changed later through the handle stays changed.
 /// - `ttl = DURATION`: gives the method a time to live, an expression of type
-///   `std::time::Duration` (`ttl = Duration::from_secs(60)`): its entries are never
-///   returned once older than that, and the next call computes afresh
-///   (`Registry::set_method_ttl`, set on the registry of the first call, with
-///   `maxsize`'s flag); `NAME_memo().ttl()` reports it from then on. Not for generic
-///   functions either.
+///   `std::time::Duration` (`ttl = Duration::from_secs(60)`), evaluated when the table
+///   is made: its entries are never returned once older than that, and the next call
+///   computes afresh (`Memo::set_ttl`); like `maxsize`, a starting setting of every
+///   instantiation, which `NAME_memo().ttl()` reports.
 /// - `by_value(ARG, ..)`: these `Arc` arguments are part of the key, compared by value
 ///   (`Arc`'s `Eq`, which compares what it points to) and **held strongly** by every
 ///   entry made with them, like any other key: for `Arc<str>` names and other values
@@ -124,12 +134,12 @@ use crate::shape::check;
 ///
 /// # Panics
 ///
-/// The generated function panics where `Registry::call` does: when the body panics
+/// The generated function panics where `Memo::call` does: when the body panics
 /// (nothing is cached, the registry stays usable), when a call re-enters the key it is
 /// computing ("recursive call for the same key"), and when waiting for another thread
 /// would close a cycle ("deadlock avoided"). An `async fn` panics where
-/// `Registry::call_async` does: the same, with tasks for threads. In `result` mode an
-/// `Err` is returned, not cached; see `Registry::try_call`.
+/// `Memo::call_async` does: the same, with tasks for threads. In `result` mode an
+/// `Err` is returned, not cached; see `Memo::try_call`.
 ///
 /// # Errors at compile time
 ///
@@ -139,13 +149,13 @@ use crate::shape::check;
 /// argument (take `&Arc<dyn Trait>`); an `impl Trait` argument; a borrow or a
 /// non-`'static` lifetime inside an argument's type (`Vec<&str>`, `Cow<'a, str>`); more
 /// than eight key arguments beside a borrowed one; `const fn`, `unsafe fn`, `extern
-/// fn`; no return type; an unknown option, or `by_value` naming no `Arc` argument;
-/// `maxsize` or `ttl` on a generic function. A `ttl` that is not a `Duration` is
+/// fn`; no return type; an unknown option, or `by_value` naming no `Arc` argument. A
+/// `ttl` that is not a `Duration` is
 /// rustc's type error, at the expression. An owner that is not `Send + Sync +
 /// 'static`, a key argument that is not `Clone + Hash + Eq + Send + Sync + 'static`
 /// (a borrowed one: whose owned form is not), or a return type that is not `Clone +
 /// Send + Sync + 'static`, is reported at its own span (and once more at the
-/// attribute, by `Registry::call` or `call_async`).
+/// attribute, by `Memo::call` or `call_async`).
 ///
 /// # Build time
 ///

@@ -1,5 +1,5 @@
 //! The handle of one memoized method: its calls, its entries, its settings and its
-//! counters (Python's `cache_info()` and `cache_clear()`), in one registry.
+//! counters (Python's `cache_info()`, and `cache_clear()` as `clear()`), in one registry.
 
 use std::any::type_name;
 use std::fmt;

@@ -19,7 +19,7 @@
 //! is pinned by the last test: a weigher set before them weighs their entries too).
 //!
 //! The audit after the threads have joined: `purge()`, then the entries stored are the
-//! values `get`/`get_ok` find over the live owners, keys and methods (no TTL expires, and
+//! values `get`/the `Ok` table's `get` find over the live owners, keys and methods (no TTL expires, and
 //! the purge removed every dead owner's entry, so `Stats::entries` must be their number);
 //! `weight()` must be the sum of their recorded weights; no id was reported removed
 //! twice, nor any still stored; `clear()` then reports each of them once, and leaves a
@@ -268,7 +268,7 @@ impl Run {
         slots[slot] = owner;
     }
 
-    /// One call, `get` or `get_ok` of a random owner, method and key; one call in eight
+    /// One call, `get` or the `Ok` table's `get` of a random owner, method and key; one call in eight
     /// panics in its method if it runs it.
     fn call(&self, rng: &mut Rng) {
         let owner = self.owner(rng);
@@ -431,7 +431,7 @@ impl Run {
     }
 
     /// The ids of the entries stored, with the weight each was stored with, found by
-    /// `get` and `get_ok` over the live owners, methods and keys.
+    /// `get` and the `Ok` table's `get` over the live owners, methods and keys.
     fn stored(&self) -> BTreeMap<u64, u32> {
         let weighed = self.weighed.lock().unwrap().clone();
         let mut stored = BTreeMap::new();

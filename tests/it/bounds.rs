@@ -1,4 +1,4 @@
-//! A method's bound (`Registry::set_method_capacity`): it holds under threads, keeps
+//! A method's bound (`Registry::set_capacity`): it holds under threads, keeps
 //! what is hit through scans, frees a value that holds its own owner, counts what it
 //! removes, and handles 0, lifting and lowering.
 

@@ -1,4 +1,4 @@
-//! Time to live (`RegistryBuilder::ttl`, `Registry::set_ttl`, `set_method_ttl`): an
+//! Time to live (`RegistryBuilder::ttl`, `Registry::set_ttl`, `set_ttl`): an
 //! expired entry is never returned, whichever TTL applies; a method's own TTL overrides
 //! the registry's, `Duration::MAX` exempts, `Duration::ZERO` stores nothing; entries
 //! stored before a TTL age from when it is set; expired entries are removed lazily
@@ -29,7 +29,7 @@ fn outlive_ttl() {
     sleep(3 * TTL);
 }
 
-/// A method's TTL: once it has passed, `get` and `get_ok` return nothing and `call` and
+/// A method's TTL: once it has passed, `get` and the `Ok` table's `get` return nothing and `call` and
 /// `try_call` run the method again, exactly once per key.
 #[test]
 fn a_method_ttl_expires_its_entries() {
@@ -143,7 +143,7 @@ fn a_registry_ttl_set_at_run_time_applies_to_every_method() {
 }
 
 /// A method's own TTL wins over the registry's, longer or shorter, whichever is set
-/// first; `set_method_ttl(None)` gives the method the registry's again.
+/// first; `set_ttl(None)` gives the method the registry's again.
 #[test]
 fn a_method_ttl_overrides_the_registry_ttl() {
     let cache = Registry::builder().ttl(TTL).purge_interval(0).build();

@@ -1,6 +1,6 @@
 //! `#[weakmemo::memo]`: each supported shape caches per owner and key, the handle reports
 //! and invalidates, and the generated code goes through the same registry path as a
-//! hand-written `Registry::call` (or `call_async`, for an `async fn`).
+//! hand-written `Memo::call` (or `call_async`, for an `async fn`).
 #![cfg(feature = "macros")]
 
 use std::collections::BTreeMap;
@@ -242,7 +242,7 @@ fn the_default_registry_is_the_global_one() {
     );
 }
 
-/// The attribute's code path is a plain `Registry::call` with `NAME_uncached`.
+/// The attribute's code path is a plain `Memo::call` with `NAME_uncached`.
 struct Square(u64);
 
 impl Square {
@@ -336,7 +336,7 @@ fn attributes_are_kept() {
 }
 
 /// An `async fn` method: the body becomes an `async fn NAME_uncached`, the method awaits
-/// `Registry::call_async`.
+/// `Memo::call_async`.
 struct Fetcher {
     base: String,
     runs: AtomicUsize,
@@ -471,7 +471,7 @@ async fn async_free_functions_take_the_owner_first() {
     assert_eq!(async_word_count_memo().invalidate_owner(&text), 1);
 }
 
-/// The attribute's code path is a plain `Registry::call_async` with `NAME_uncached`.
+/// The attribute's code path is a plain `Memo::call_async` with `NAME_uncached`.
 struct AsyncSquare(u64);
 
 impl AsyncSquare {

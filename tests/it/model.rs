@@ -2,9 +2,9 @@
 //!
 //! Each case builds a registry (purge interval 0, 1 or 7; 1, 4 or 16 shards) and runs up
 //! to 64 random operations: create an owner, drop an owner, `call` (method 1 or 2,
-//! argument 0..4), `try_call` (fails for some owner/argument pairs), `get`, `get_ok`,
+//! argument 0..4), `try_call` (fails for some owner/argument pairs), `get`, the `Ok` table's `get`,
 //! `invalidate` (method 1, 2 or the fallible one), `invalidate_owner`,
-//! `invalidate_method`, `clear`, `purge`, `set_purge_interval(0 | 1 | 7)`.
+//! `clear`, `clear`, `purge`, `set_purge_interval(0 | 1 | 7)`.
 //!
 //! The model is a map (owner, table, argument) -> value for live owners. Every cached
 //! value carries a token `Arc` unique to its key, so the test also sees exactly which
@@ -12,24 +12,24 @@
 //! longer be looked up). Invariants checked after every operation:
 //!
 //! 1. Every returned value equals the model's: `call`/`try_call` return the pure value of
-//!    (owner, method, argument), or the error; `get`/`get_ok` return exactly the model's
+//!    (owner, method, argument), or the error; `get`/the `Ok` table's `get` return exactly the model's
 //!    entry or `None`.
 //! 2. A method runs exactly on a model miss (`call`, `try_call`), never on a hit, never for
-//!    `get`/`get_ok`; an `Err` is never stored.
+//!    `get`/the `Ok` table's `get`; an `Err` is never stored.
 //! 3. The registry holds exactly the model's entries of live owners (each key's token is
 //!    held once or not at all; `Arc::weak_count` of each live owner equals its entries).
 //! 4. Dead owners' entries: right after an owner is dropped its owner value is freed
 //!    (`Weak::upgrade` is `None`); its entries may linger, but a dead entry never comes
-//!    back once gone; `invalidate_method` and `clear` remove the dead entries of their
+//!    back once gone; `clear` and `clear` remove the dead entries of their
 //!    scope too and count them; after `purge()` none remain, and purge returns exactly
 //!    how many were present.
 //! 5. Counts returned: `invalidate` (whether the model had the key), `invalidate_owner`
-//!    (the model's entries of that owner), `invalidate_method` (the model's live entries
+//!    (the model's entries of that owner), `clear` (the model's live entries
 //!    of that method plus its dead entries present), `clear` (all entries present).
 //! 6. `stats()` exactly: `entries` = live model entries + dead entries present; `hits`,
 //!    `misses` (lookups of a method whose table exists; a `get` before any `call` counts
 //!    nowhere); `purged` = dead entries that disappeared other than by `clear` or
-//!    `invalidate_method`; `invalidated` = the sum of the counts returned; `discarded` = 0
+//!    `clear`; `invalidated` = the sum of the counts returned; `discarded` = 0
 //!    (one thread); `methods` = tables made; `purge_steps` grows by exactly one per lookup
 //!    while the interval is 1, by none while it is 0, by at most one per lookup while 7.
 

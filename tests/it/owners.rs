@@ -1,4 +1,4 @@
-//! Object arguments and owner-less functions, called by hand through `Registry::call`.
+//! Object arguments and owner-less functions, called by hand through `Memo::call`.
 //!
 //! - A tuple of owners (a receiver and object arguments) is held weakly, by identity:
 //!   the entry lives while all of them live, is never returned once one dies, and is
@@ -12,7 +12,7 @@
 //! - An owner-less function (`()` as its owners) runs once per distinct argument, also
 //!   under 16 threads missing one cold key at once, and through `call_async`; it is
 //!   bounded by `DEFAULT_OWNERLESS_CAPACITY` until told otherwise, and its entries go by
-//!   `invalidate`, `invalidate_method`, a bound or a TTL.
+//!   `invalidate`, `clear`, a bound or a TTL.
 //! - TTLs and bounds apply to methods with object arguments as to any other.
 
 use crate::common;
@@ -730,7 +730,7 @@ fn a_bound_applies_to_a_method_with_object_arguments() {
 // Owner-less functions.
 
 /// Each distinct argument of an owner-less function runs once; the repeats are hits,
-/// counted by `stats` and `method_stats`.
+/// counted by `stats` and `stats`.
 #[test]
 fn an_ownerless_function_runs_once_per_distinct_argument() {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -799,7 +799,7 @@ fn sixteen_threads_on_one_cold_ownerless_key_run_it_once() {
 }
 
 /// An owner-less method is bounded by `DEFAULT_OWNERLESS_CAPACITY` (1024) until told
-/// otherwise; `set_method_capacity(f, None)` lifts the bound, before the first call or
+/// otherwise; `set_capacity(f, None)` lifts the bound, before the first call or
 /// after.
 #[test]
 fn an_ownerless_function_is_bounded_by_default_until_lifted() {
@@ -862,7 +862,7 @@ fn a_working_set_of_the_default_bounds_size_is_kept_whole() {
 }
 
 /// The default bound holds for an owner-less function cached through `try_call` too,
-/// and `set_method_capacity(f, None)` lifts it there as well.
+/// and `set_capacity(f, None)` lifts it there as well.
 #[test]
 fn an_ownerless_try_call_is_bounded_by_default_too() {
     fn parse((): (), &x: &u64) -> Result<u64, String> {
@@ -905,7 +905,7 @@ fn an_ownerless_try_call_is_bounded_by_default_too() {
     );
 }
 
-/// `invalidate((), f, &k)` removes one owner-less entry, `invalidate_method` all of
+/// `invalidate((), f, &k)` removes one owner-less entry, `clear` all of
 /// them; the function then runs again.
 #[test]
 fn ownerless_entries_are_invalidated_by_key_and_by_method() {

@@ -1,7 +1,7 @@
 //! The cache never keeps an owner alive, and frees each cached value exactly once.
 //!
-//! For every public path (`call`, `try_call` with `Ok` and `Err`, `get`, `get_ok`,
-//! `invalidate`, `invalidate_owner`, `invalidate_method`, `clear`, `purge`, a panicking
+//! For every public path (`call`, `try_call` with `Ok` and `Err`, `get`, the `Ok` table's `get`,
+//! `invalidate`, `invalidate_owner`, `clear`, `clear`, `purge`, a panicking
 //! method) this file shows, with drop counters and exact counts:
 //!
 //! - the owner's `Drop` runs as soon as the user's last `Arc` goes, while its entries are
@@ -13,7 +13,7 @@
 //!   is only read (hits and `get`), which is the Caffeine #111/#167 pitfall;
 //! - dropping a registry drops every value and `Weak` it held;
 //! - a value holding its own owner is a cycle (documented limitation): only `clear`,
-//!   `invalidate_method` or `invalidate_owner` break it.
+//!   `clear` or `invalidate_owner` break it.
 
 use crate::common;
 
@@ -137,7 +137,7 @@ fn try_call_err_stores_nothing_and_keeps_nothing() {
 }
 
 #[test]
-fn get_and_get_ok_keep_no_owner_alive() {
+fn gets_of_both_tables_keep_no_owner_alive() {
     let cache = Registry::new();
     let owner = Owner::new(4);
     let values = owner.values.clone();

@@ -4,7 +4,7 @@
 //!   (`stats().entries` unchanged, `get` returns `None`, no `Weak` taken), the registry
 //!   stays usable, and the next call runs the method again and caches its value.
 //! - `try_call` returning `Err`: the error reaches the caller, nothing is stored, the next
-//!   call runs the method again; an `Ok` later is cached and read back by `get_ok`, and
+//!   call runs the method again; an `Ok` later is cached and read back by the `Ok` table's `get`, and
 //!   `call` and `try_call` of one method keep separate tables.
 //! - A value whose `Clone` panics on the hit path, an argument whose `Eq` panics under the
 //!   lock (in a lookup, or in the insert after the method ran), and an argument whose
@@ -124,7 +124,7 @@ fn an_error_is_not_cached_and_the_next_call_recomputes() {
             .is_none()
     );
     assert_eq!(cache.stats().entries, 0);
-    assert_eq!(cache.stats().misses, 4, "three try_calls and the get_ok");
+    assert_eq!(cache.stats().misses, 4, "three try_calls and the get");
     assert_eq!(Arc::weak_count(&owner), 0);
 
     assert_eq!(

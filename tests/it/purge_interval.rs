@@ -5,7 +5,7 @@
 //!   one step per lookup and removes them within the bound `docs/design.md` states,
 //!   ⌈(B + S) / 64⌉ + 1 steps (B buckets, S shards), leaving exactly the live entries.
 //! - With one shard, a step runs exactly every `interval` lookups (hits, misses, `get`
-//!   and `get_ok` all count); a large interval runs few or no steps; lowering the
+//!   and the `Ok` table's `get` all count); a large interval runs few or no steps; lowering the
 //!   interval takes effect at the next lookup.
 //! - `set_purge_interval` on `global()` works at run time (restored afterwards).
 //! - Sweep before growth: with lazy steps off, 100,000 create / call / drop cycles keep
@@ -102,7 +102,7 @@ fn with_one_shard_a_step_runs_every_interval_lookups() {
             "after {lookups} lookups"
         );
     }
-    // try_call and get_ok count on their own table (one shard too).
+    // try_call and get count on their own table (one shard too).
     let mut fallible = 0;
     for arg in 0..10 {
         drop(common::ok_table(&cache, checked).try_call(&owner, arg));
@@ -300,7 +300,7 @@ fn sweep_before_growth_bounds_a_churn_among_live_owners() {
     assert_eq!(cache.stats().entries, LIVE as usize);
 }
 
-/// Regression: `make_room` (src/method_cache.rs) promises a full table never holds more
+/// Regression: `make_room` (src/table/) promises a full table never holds more
 /// than `4 × live` entries. An earlier version swept with `extract_if` and
 /// then let hashbrown grow: the removed entries became tombstones that give no room
 /// back, so the table grew again and again and held up to 7.5 times its live entries.
@@ -308,7 +308,7 @@ fn sweep_before_growth_bounds_a_churn_among_live_owners() {
 #[test]
 fn sweep_before_growth_keeps_a_table_within_its_documented_bound() {
     const LIVE: usize = 12;
-    const BOUND: usize = 4 * LIVE; // `make_room` in src/method_cache.rs
+    const BOUND: usize = 4 * LIVE; // `make_room` in src/table/store.rs
     let mut worst = 0;
     for _ in 0..100 {
         let cache = Registry::builder().shards(1).purge_interval(0).build();

@@ -11,7 +11,7 @@
 //!   use the registry.
 //! - Values (and arguments) of removed entries are dropped outside locks: a value whose
 //!   `Drop` calls the registry works on every removal path (`invalidate`,
-//!   `invalidate_owner`, `invalidate_method`, `clear`, `purge`, a lazy step, the sweep
+//!   `invalidate_owner`, `clear`, `clear`, `purge`, a lazy step, the sweep
 //!   before growth, and a value discarded after a lost insert race).
 
 use crate::common;

@@ -1,5 +1,5 @@
 //! The registry-wide bound (`RegistryBuilder::capacity`, `Registry::set_capacity`) and
-//! weighers (`set_method_weigher`): the bound holds under threads; the heaviest method
+//! weighers (`set_weigher`): the bound holds under threads; the heaviest method
 //! gives up entries, so a flood does not evict a small method, and per-method bounds
 //! still apply; a lowered bound is met at once, 0 stores nothing, `None` lifts it;
 //! `weight()` is the sum of the weights stored; an entry heavier than a bound is

@@ -234,9 +234,9 @@ fn expired_entries_are_reported_exactly() {
     assert_counts_match(&recorder, stats, 0);
 }
 
-/// `invalidate`, `invalidate_owner`, `invalidate_owner_method`, `invalidate_method` and
+/// `invalidate`, `invalidate_owner`, `invalidate_owner`, `clear` and
 /// `clear` report what they remove as `Explicit`, including a dead owner's entries that
-/// `invalidate_method` and `clear` sweep up; `try_call`'s entries report their `Ok` value.
+/// `clear` and `clear` sweep up; `try_call`'s entries report their `Ok` value.
 #[test]
 fn explicit_removals_are_reported_exactly() {
     let cache = Registry::builder().purge_interval(0).build();

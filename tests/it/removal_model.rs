@@ -11,10 +11,10 @@
 //!
 //! Each case (purge interval 0, 1 or 7 to start with; 1 or 4 shards) runs up to 64
 //! random operations on 3 owner slots, 2 methods and 4 keys: call, a call whose method
-//! panics, get, drop an owner, invalidate, invalidate_owner, invalidate_method, clear,
-//! purge, and setting changes interleaved with them: set_method_capacity (none or 0..7),
-//! set_capacity (none or 0..10), set_method_weigher (weight 1, key % 3 with 0 allowed, or
-//! key + 1), set_method_ttl (none: the registry's, zero, `Duration::MAX`: exempt),
+//! panics, get, drop an owner, invalidate, invalidate_owner, clear, clear,
+//! purge, and setting changes interleaved with them: set_capacity (none or 0..7),
+//! set_capacity (none or 0..10), set_weigher (weight 1, key % 3 with 0 allowed, or
+//! key + 1), set_ttl (none: the registry's, zero, `Duration::MAX`: exempt),
 //! set_ttl for the registry (none, zero, `Duration::MAX`), set_single_flight (on, off)
 //! and set_purge_interval (0, 1, 7). No timing is involved: a TTL of zero expires every
 //! entry, `Duration::MAX` none. After every operation:
@@ -45,8 +45,8 @@
 //!    never exceeds its bound, except right after the bound is lowered, and then never
 //!    grows until within it; with a registry bound, the total weight is within it (a
 //!    lowered registry bound is met at once).
-//! 8. The getters read back what was set: `capacity()`, `method_capacity()`, `ttl()`,
-//!    `method_ttl()`, `single_flight()`, `purge_interval()`.
+//! 8. The getters read back what was set: `capacity()`, `capacity()`, `ttl()`,
+//!    `ttl()`, `single_flight()`, `purge_interval()`.
 
 use crate::common;
 

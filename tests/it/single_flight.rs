@@ -28,7 +28,7 @@
 //!   method, all get the value stored first, `discarded` is N-1 and `waited` 0; switching
 //!   it at run time takes effect at once, even while a key is being computed, and every
 //!   caller still gets one value.
-//! - A stress run (8 threads × 2000 random `try_call`, `get_ok` and `invalidate` over 4
+//! - A stress run (8 threads × 2000 random `try_call`, the `Ok` table's `get` and `invalidate` over 4
 //!   owners × 8 arguments, with seeded sleeps and errors) never runs one key twice at
 //!   once, returns only right values and real errors, and balances its counters exactly.
 //!

@@ -1,7 +1,7 @@
 //! Concurrent use keeps every value right and every count exact.
 //!
 //! - Eight threads run seeded random operations (calls of two methods, `try_call`, `get`,
-//!   `get_ok`, owner replacement and drops, `invalidate*`, `clear`, `purge`) on a shared
+//!   the `Ok` table's `get`, owner replacement and drops, `invalidate*`, `clear`, `purge`) on a shared
 //!   pool of owner slots. Every value returned is checked against a pure function of
 //!   (owner id, method, argument). Afterwards, with all threads joined, the counters
 //!   balance exactly: every method run is an entry now, or was purged, invalidated,

@@ -23,7 +23,7 @@ const EXPLORATIONS: usize = 3_000;
 
 type Cache = MethodCache<std::sync::Weak<u32>, u32, u64>;
 
-/// One call of key 5, as `Registry::call` makes it: find, claim, wait or compute (with
+/// One call of key 5, as `Memo::call` makes it: find, claim, wait or compute (with
 /// `compute`, which may give up, as a panicking or failing method would), until a value.
 fn call(cache: &Cache, owner: &Arc<u32>, mut compute: impl FnMut() -> Option<u64>) -> u64 {
     let caller = Caller::thread();
