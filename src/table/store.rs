@@ -223,6 +223,7 @@ pub(super) enum Stored<H: Held, A, V> {
 
 /// Stores `entry` unless its key is stored already and unexpired, in which case the
 /// first value stays, so that every caller of one key sees one value.
+#[inline] // one call site, in `complete`, in another module
 pub(super) fn store<H: Held, A: Hash + Eq + 'static, V: Clone + 'static>(
     ready: &mut HashTable<Entry<H, A, V>>,
     key: KeyOf<H>,
@@ -261,6 +262,7 @@ pub(super) fn store<H: Held, A: Hash + Eq + 'static, V: Clone + 'static>(
 /// none. Its cost, O(buckets), is paid by the at least `live` inserts (3 if none) the previous
 /// rebuild made room for, so inserts stay amortized O(1); and a table never holds more
 /// than `4 × live` entries (or 3), `live` counted at its last rebuild.
+#[inline] // on every store; kept inlined into `complete`, as before the split
 pub(super) fn make_room<H: Held, A: Eq + 'static, V: 'static>(
     table: &mut HashTable<Entry<H, A, V>>,
     clock: Option<Clock>,

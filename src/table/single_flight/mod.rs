@@ -51,6 +51,7 @@ where
     /// for) under the lookup's read lock; then take the shard's purge turn, now that no
     /// lock is held. The claim is guarded already, so a panic in the purge step (a
     /// removed value's `Drop`) abandons it.
+    #[inline] // the miss path's one step, called from the registry's module
     pub(crate) fn settle_miss<'a, Q: Lookup<A>>(
         &'a self,
         host: &impl Host,
@@ -69,6 +70,7 @@ where
     /// The rest of a thread's miss, from the first claim: wait for the key's computer
     /// and take its value (or, if it gave up, look again), or compute it; the claim's
     /// guard ends it however the method ends.
+    #[inline] // the miss path's one step, called from the registry's module
     pub(crate) fn compute_once<'a, O, Q, E>(
         &'a self,
         host: &impl Host,
