@@ -11,6 +11,9 @@
 //!   `weakmemo_arc_arg` passes the argument as an object held weakly (a second owner),
 //!   `weakmemo_str_arg` as a `&str` looked up against a stored `String`.
 //! - `threads_40k`: the 40k hits from 1 and from 2 threads (wall clock, `iter_custom`).
+//! - `hot_key`: hits from 1 and 2 threads on one key (`one/...`), and on 16 keys with
+//!   Zipf traffic (s = 1: the hottest key takes 30% of the lookups; `zipf16/...`), each
+//!   thread from its own place in one sequence. weakmemo through a handle made once.
 //! - `miss_insert`: a fresh key (new args on an existing owner) computed and stored, in a
 //!   table that already holds the 40k entries and has been through a warm-up round.
 //! - `purge_interval`: hits on 40k live entries plus 40k entries of dropped owners, for
@@ -342,6 +345,88 @@ fn threads_40k(c: &mut Criterion) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Hot keys: every thread on one key, or on the hottest of 16.
+
+/// 4 owners x 4 arguments; `order` is all on one key, or a Zipf sequence (s = 1) over
+/// the 16, long enough for the threads' starting places to be apart.
+fn hot_data(zipf: bool) -> Data {
+    let mut data = Data::new(4, 0x5EED_0003);
+    let keys: Vec<(u32, u64)> = (0..4u32).flat_map(|i| (0..ARGS).map(move |k| (i, k))).collect();
+    let len = 64 * BATCH;
+    data.order = if zipf {
+        let weights: Vec<f64> = (1..=keys.len()).map(|rank| 1.0 / rank as f64).collect();
+        let total: f64 = weights.iter().sum();
+        let mut rng = support::keyset::XorShift(0x2195);
+        (0..len)
+            .map(|_| {
+                let mut u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
+                let mut rank = 0;
+                while rank + 1 < keys.len() && u >= weights[rank] {
+                    u -= weights[rank];
+                    rank += 1;
+                }
+                keys[rank]
+            })
+            .collect()
+    } else {
+        vec![keys[0]; len]
+    };
+    data.checksum = data.order.iter().fold(0u64, |acc, &(i, k)| {
+        acc.wrapping_add(f(&data.owners[i as usize], &k))
+    });
+    data
+}
+
+fn hot_key(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hot_key");
+    for (shape, zipf) in [("one", false), ("zipf16", true)] {
+        let data = hot_data(zipf);
+        let want = |name: &str| wanted(&format!("hot_key/{shape}/{name}"));
+        if want("floor_hashmap") {
+            let map = build_floor(&data);
+            bench_threads(&mut group, &format!("{shape}/floor_hashmap"), &data, |o, k| {
+                map.get(&(addr(o), k)).copied().unwrap_or(0)
+            });
+        }
+        if want("mutex_hashmap") {
+            let map = Mutex::new(build_floor(&data));
+            bench_threads(&mut group, &format!("{shape}/mutex_hashmap"), &data, |o, k| {
+                map.lock().get(&(addr(o), k)).copied().unwrap_or(0)
+            });
+        }
+        if want("quick_cache") {
+            let cache = build_quick_cache(&data);
+            bench_threads(&mut group, &format!("{shape}/quick_cache"), &data, |o, k| {
+                cache.get(&(addr(o), k)).unwrap_or(0)
+            });
+        }
+        if want("moka") {
+            let cache = build_moka(&data);
+            bench_threads(&mut group, &format!("{shape}/moka"), &data, |o, k| {
+                cache.get(&(addr(o), k)).unwrap_or(0)
+            });
+        }
+        if want("weak_table_mutex") {
+            let map = Mutex::new(build_weak_table(&data));
+            bench_threads(&mut group, &format!("{shape}/weak_table_mutex"), &data, |o, k| {
+                map.lock()
+                    .get(o)
+                    .and_then(|args| args.get(&k).copied())
+                    .unwrap_or(0)
+            });
+        }
+        if want("weakmemo_handle") {
+            let registry = build_weakmemo(&data, Registry::new());
+            let handle = registry.method(f);
+            bench_threads(&mut group, &format!("{shape}/weakmemo_handle"), &data, |o, k| {
+                handle.call(o, k)
+            });
+        }
+    }
+    group.finish();
+}
+
+// ---------------------------------------------------------------------------------------
 // Miss + insert: each timed batch computes and stores BATCH fresh keys (new args on
 // existing owners) into a table holding the 40k entries; the batch's keys are removed
 // again outside the timer, so the table keeps its size and its capacity (it has been
@@ -555,7 +640,7 @@ fn purge_interval(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = hits_40k, hits_1m, threads_40k, miss_insert, purge_interval
+    targets = hits_40k, hits_1m, threads_40k, hot_key, miss_insert, purge_interval
 }
 
 fn main() {
