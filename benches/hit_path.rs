@@ -351,7 +351,9 @@ fn threads_40k(c: &mut Criterion) {
 /// the 16, long enough for the threads' starting places to be apart.
 fn hot_data(zipf: bool) -> Data {
     let mut data = Data::new(4, 0x5EED_0003);
-    let keys: Vec<(u32, u64)> = (0..4u32).flat_map(|i| (0..ARGS).map(move |k| (i, k))).collect();
+    let keys: Vec<(u32, u64)> = (0..4u32)
+        .flat_map(|i| (0..ARGS).map(move |k| (i, k)))
+        .collect();
     let len = 64 * BATCH;
     data.order = if zipf {
         let weights: Vec<f64> = (1..=keys.len()).map(|rank| 1.0 / rank as f64).collect();
@@ -384,21 +386,30 @@ fn hot_key(c: &mut Criterion) {
         let want = |name: &str| wanted(&format!("hot_key/{shape}/{name}"));
         if want("floor_hashmap") {
             let map = build_floor(&data);
-            bench_threads(&mut group, &format!("{shape}/floor_hashmap"), &data, |o, k| {
-                map.get(&(addr(o), k)).copied().unwrap_or(0)
-            });
+            bench_threads(
+                &mut group,
+                &format!("{shape}/floor_hashmap"),
+                &data,
+                |o, k| map.get(&(addr(o), k)).copied().unwrap_or(0),
+            );
         }
         if want("mutex_hashmap") {
             let map = Mutex::new(build_floor(&data));
-            bench_threads(&mut group, &format!("{shape}/mutex_hashmap"), &data, |o, k| {
-                map.lock().get(&(addr(o), k)).copied().unwrap_or(0)
-            });
+            bench_threads(
+                &mut group,
+                &format!("{shape}/mutex_hashmap"),
+                &data,
+                |o, k| map.lock().get(&(addr(o), k)).copied().unwrap_or(0),
+            );
         }
         if want("quick_cache") {
             let cache = build_quick_cache(&data);
-            bench_threads(&mut group, &format!("{shape}/quick_cache"), &data, |o, k| {
-                cache.get(&(addr(o), k)).unwrap_or(0)
-            });
+            bench_threads(
+                &mut group,
+                &format!("{shape}/quick_cache"),
+                &data,
+                |o, k| cache.get(&(addr(o), k)).unwrap_or(0),
+            );
         }
         if want("moka") {
             let cache = build_moka(&data);
@@ -408,19 +419,27 @@ fn hot_key(c: &mut Criterion) {
         }
         if want("weak_table_mutex") {
             let map = Mutex::new(build_weak_table(&data));
-            bench_threads(&mut group, &format!("{shape}/weak_table_mutex"), &data, |o, k| {
-                map.lock()
-                    .get(o)
-                    .and_then(|args| args.get(&k).copied())
-                    .unwrap_or(0)
-            });
+            bench_threads(
+                &mut group,
+                &format!("{shape}/weak_table_mutex"),
+                &data,
+                |o, k| {
+                    map.lock()
+                        .get(o)
+                        .and_then(|args| args.get(&k).copied())
+                        .unwrap_or(0)
+                },
+            );
         }
         if want("weakmemo_handle") {
             let registry = build_weakmemo(&data, Registry::new());
             let handle = registry.method(f);
-            bench_threads(&mut group, &format!("{shape}/weakmemo_handle"), &data, |o, k| {
-                handle.call(o, k)
-            });
+            bench_threads(
+                &mut group,
+                &format!("{shape}/weakmemo_handle"),
+                &data,
+                |o, k| handle.call(o, k),
+            );
         }
     }
     group.finish();

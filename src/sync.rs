@@ -4,14 +4,18 @@
 //! `src/table/single_flight/model.rs` explore the in-flight protocol's interleavings.
 
 #[cfg(not(feature = "shuttle"))]
-pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock};
+#[cfg(not(feature = "shuttle"))]
+pub(crate) use read_mostly::{ReadGuard, ReadMostly};
 #[cfg(not(feature = "shuttle"))]
 pub(crate) use std::thread_local;
 
 #[cfg(feature = "shuttle")]
 pub(crate) use shuttle::thread_local;
 #[cfg(feature = "shuttle")]
-pub(crate) use shuttle_backed::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+pub(crate) use shuttle_backed::{
+    Mutex, MutexGuard, RwLock, RwLock as ReadMostly, RwLockReadGuard as ReadGuard,
+};
 
 /// A condition variable whose `wait` takes and returns the guard, which both backends
 /// can provide without `unsafe`.
@@ -39,6 +43,35 @@ impl Condvar {
 
     pub(crate) fn notify_all(&self) {
         self.inner.notify_all();
+    }
+}
+
+/// A lock for data read far more often than written (a shard's entries): a reader locks
+/// the slot of its thread's group, on a cache line of its own, so readers on different
+/// cores write no shared line; a writer locks every slot (crossbeam's `ShardedLock`, 8
+/// slots). A panic under the write lock poisons nothing here: the table's invariants do
+/// not depend on a write finishing (user code never runs under it).
+#[cfg(not(feature = "shuttle"))]
+mod read_mostly {
+    use std::sync::PoisonError;
+
+    use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
+
+    pub(crate) type ReadGuard<'a, T> = ShardedLockReadGuard<'a, T>;
+
+    pub(crate) struct ReadMostly<T>(ShardedLock<T>);
+
+    impl<T> ReadMostly<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(ShardedLock::new(value))
+        }
+        #[inline]
+        pub(crate) fn read(&self) -> ReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(PoisonError::into_inner)
+        }
+        pub(crate) fn write(&self) -> ShardedLockWriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(PoisonError::into_inner)
+        }
     }
 }
 

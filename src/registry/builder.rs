@@ -66,11 +66,13 @@ impl RegistryBuilder {
     }
 
     /// Shards (independently locked parts) of each method's table, rounded up to a power
-    /// of two; 0, the default, picks 64 per available core, from 128 to 1024.
+    /// of two; 0, the default, picks 4 per available core, from 8 to 256.
     ///
-    /// More shards let more threads hit one method at once without meeting on a lock;
-    /// each costs 128 bytes (16 KiB per method at 128 shards) plus its table's slack. A
-    /// program with very many cached methods and few threads can lower it.
+    /// Hits do not meet on a shard's lock (each thread reads through a slot of its own),
+    /// so shards serve the stores: more let more threads store into one method at once.
+    /// Each costs about 1.2 KiB (its lock's eight reader slots, 128 bytes each, and
+    /// itself) plus its table's slack. A program with very many cached methods and few
+    /// threads can lower it.
     pub const fn shards(mut self, shards: usize) -> Self {
         self.shards = if shards == 0 {
             0

@@ -142,7 +142,7 @@ impl Registry {
         static DEFAULT: OnceLock<usize> = OnceLock::new();
         *DEFAULT.get_or_init(|| {
             let cores = std::thread::available_parallelism().map_or(1, NonZero::get);
-            (cores * 64).next_power_of_two().clamp(128, 1024)
+            (cores * 4).next_power_of_two().clamp(8, 256)
         })
     }
 }
@@ -272,6 +272,6 @@ mod tests {
     fn builder_rounds_shards_to_a_power_of_two() {
         assert_eq!(Registry::builder().shards(5).build().shard_count(), 8);
         assert!(Registry::new().shard_count().is_power_of_two());
-        assert!(Registry::new().shard_count() >= 128);
+        assert!(Registry::new().shard_count() >= 8);
     }
 }

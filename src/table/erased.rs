@@ -149,9 +149,11 @@ where
 
     fn add_stats(&self, stats: &mut Stats) {
         for shard in self.made_shards() {
-            stats.hits += shard.hits.load(Relaxed);
-            stats.misses += shard.misses.load(Relaxed);
             stats.entries += Scoped::lock(|| shard.tables.read()).ready.len();
+        }
+        for lookups in &self.lookups {
+            stats.hits += lookups.hits.load(Relaxed);
+            stats.misses += lookups.misses.load(Relaxed);
         }
         stats.purged += self.counters.purged.load(Relaxed);
         stats.invalidated += self.counters.invalidated.load(Relaxed);

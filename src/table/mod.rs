@@ -51,7 +51,7 @@ pub(crate) use self::shard::{Miss, Probe};
 
 use self::entry::VISITS;
 use self::removals::Removals;
-use self::shard::{Counters, Shard, Tables};
+use self::shard::{Counters, Lookups, STRIPES, Shard, Tables, stripe};
 
 use self::bound::Bound;
 use self::expiry::Expiry;
@@ -77,6 +77,8 @@ pub(crate) struct MethodCache<H: Held, A, V> {
     /// The registry's shard count: the most a table has.
     max_shards: usize,
     counters: Counters,
+    /// Lookups, counted per stripe of threads (see [`shard::Lookups`]).
+    lookups: Box<[Lookups]>,
     /// The weight of the entries stored, plus that of reservations under way (see the
     /// module's invariants): counted for every method, bounded or not, so that a bound
     /// set at any moment starts from the exact weight.
@@ -193,6 +195,7 @@ where
             shards: OnceLock::new(),
             max_shards: setup.max_shards,
             counters: Counters::default(),
+            lookups: (0..STRIPES).map(|_| Lookups::default()).collect(),
             held: AtomicUsize::new(0),
             bound: OnceLock::new(),
             expiry: Expiry::new(),
@@ -234,7 +237,7 @@ where
     ) -> Probe<'_, H, A, V> {
         let shard = self.shard(key.hash);
         let found = shard.find(key, args, &self.expiry);
-        let purge_due = shard.count_lookup(found.is_ok(), purge_interval);
+        let purge_due = self.lookups[stripe()].count(found.is_ok(), purge_interval);
         Probe { found, purge_due }
     }
 

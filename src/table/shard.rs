@@ -13,7 +13,7 @@ use crate::lock_scope::Scoped;
 use crate::lookup::Lookup;
 use crate::owners::Held;
 use crate::removal::RemovalCause;
-use crate::sync::{Mutex, RwLock, RwLockReadGuard};
+use crate::sync::{Mutex, ReadGuard, ReadMostly};
 
 /// A shard's entries: the stored results, and the keys being computed now.
 pub(super) struct Tables<H: Held, A, V> {
@@ -35,33 +35,25 @@ pub(crate) struct Probe<'a, H: Held, A, V> {
 /// with no moment in between at which the key could be stored: the read lock keeps out
 /// `complete`, which stores a key and ends its pending entry under the write lock.
 pub(crate) struct Miss<'a, H: Held, A, V> {
-    pub(super) tables: Scoped<RwLockReadGuard<'a, Tables<H, A, V>>>,
+    pub(super) tables: Scoped<ReadGuard<'a, Tables<H, A, V>>>,
 }
 
-// Aligned to two cache lines (the unit x86 prefetches) so that hits on neighbouring
-// shards from different cores do not share a line. Counters of rarer events live in
-// the `MethodCache`, so that a shard fits in those 128 bytes.
+/// A part of a method's entries, behind a lock that readers take without writing a line
+/// that readers on other cores take too: a hit writes nothing shared. Aligned to two
+/// cache lines (the unit x86 prefetches), so that a write to one shard's table header
+/// does not evict the next shard's from its readers' caches.
 #[repr(align(128))]
 pub(super) struct Shard<H: Held, A, V> {
-    pub(super) tables: RwLock<Tables<H, A, V>>,
-    /// Counted with a plain load and store, not a locked add: a hit then writes only the
-    /// line its lock already owns, at the price of losing increments under contention.
-    pub(super) hits: AtomicU64,
-    /// Lookups left before this shard triggers a lazy purge step; racy like `hits`.
-    pub(super) until_purge: AtomicUsize,
-    pub(super) misses: AtomicU64,
+    pub(super) tables: ReadMostly<Tables<H, A, V>>,
 }
 
 impl<H: Held, A, V> Default for Shard<H, A, V> {
     fn default() -> Self {
         Self {
-            tables: RwLock::new(Tables {
+            tables: ReadMostly::new(Tables {
                 ready: HashTable::new(),
                 in_flight: Mutex::new(InFlight::new()),
             }),
-            hits: AtomicU64::new(0),
-            until_purge: AtomicUsize::new(0),
-            misses: AtomicU64::new(0),
         }
     }
 }
@@ -87,10 +79,43 @@ impl<H: Held, A: Eq, V: Clone> Shard<H, A, V> {
             _ => Err(Miss { tables }),
         }
     }
+}
 
+/// Stripes of lookup counters per table, one per group of threads: a thread counts its
+/// lookups on its own stripe, so that hits from several cores write no shared line.
+pub(super) const STRIPES: usize = 8;
+
+/// One stripe's lookup counters, on cache lines of its own (two: the unit x86
+/// prefetches).
+#[derive(Default)]
+#[repr(align(128))]
+pub(super) struct Lookups {
+    /// Counted with a plain load and store, not a locked add: exact while each stripe
+    /// has one thread, and may lose increments when threads of one stripe hit at once.
+    pub(super) hits: AtomicU64,
+    /// Lookups left before this stripe triggers a lazy purge step; racy like `hits`.
+    pub(super) until_purge: AtomicUsize,
+    pub(super) misses: AtomicU64,
+}
+
+crate::sync::thread_local! {
+    /// This thread's stripe, given in turn as threads first look something up.
+    static STRIPE: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Relaxed) % STRIPES
+    };
+}
+
+/// The stripe of the calling thread.
+#[inline]
+pub(super) fn stripe() -> usize {
+    STRIPE.with(|stripe| *stripe)
+}
+
+impl Lookups {
     /// Counts one lookup; true once every `interval` lookups (never when it is 0).
     #[inline]
-    pub(super) fn count_lookup(&self, hit: bool, interval: usize) -> bool {
+    pub(super) fn count(&self, hit: bool, interval: usize) -> bool {
         if hit {
             self.hits
                 .store(self.hits.load(Relaxed).wrapping_add(1), Relaxed);
@@ -100,7 +125,7 @@ impl<H: Held, A: Eq, V: Clone> Shard<H, A, V> {
         if interval == 0 {
             return false;
         }
-        // 0 is a fresh shard; more than `interval` means the interval was lowered.
+        // 0 is a fresh stripe; more than `interval` means the interval was lowered.
         let left = match self.until_purge.load(Relaxed) {
             0 => interval,
             left => left.min(interval),
