@@ -6,16 +6,45 @@
 #[cfg(not(feature = "shuttle"))]
 pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock};
 #[cfg(not(feature = "shuttle"))]
-pub(crate) use read_mostly::{ReadGuard, ReadMostly};
+pub(crate) use std::sync::atomic;
 #[cfg(not(feature = "shuttle"))]
 pub(crate) use std::thread_local;
 
 #[cfg(feature = "shuttle")]
+pub(crate) use shuttle::sync::atomic;
+#[cfg(feature = "shuttle")]
 pub(crate) use shuttle::thread_local;
 #[cfg(feature = "shuttle")]
-pub(crate) use shuttle_backed::{
-    Mutex, MutexGuard, RwLock, RwLock as ReadMostly, RwLockReadGuard as ReadGuard,
-};
+pub(crate) use shuttle_backed::{Mutex, MutexGuard, RwLock};
+
+pub(crate) use crate::read_mostly::{ReadGuard, ReadMostly};
+
+/// Stripes of threads: per-thread counters and reader slots are indexed by a thread's
+/// stripe, so that threads on different cores (up to this many) write different lines.
+pub(crate) const STRIPES: usize = 8;
+
+#[cfg(not(feature = "shuttle"))]
+thread_local! {
+    /// This thread's stripe, given in turn as threads first need one.
+    static STRIPE: usize = {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % STRIPES
+    };
+}
+
+/// The calling thread's stripe, below [`STRIPES`].
+#[cfg(not(feature = "shuttle"))]
+#[inline]
+pub(crate) fn stripe() -> usize {
+    STRIPE.with(|stripe| *stripe)
+}
+
+/// The calling task's stripe: from its id, so that every execution of a model gives the
+/// same stripes (Shuttle's depth-first search replays executions, which must not differ).
+#[cfg(feature = "shuttle")]
+pub(crate) fn stripe() -> usize {
+    usize::from(shuttle::current::me()) % STRIPES
+}
 
 /// A condition variable whose `wait` takes and returns the guard, which both backends
 /// can provide without `unsafe`.
@@ -43,35 +72,6 @@ impl Condvar {
 
     pub(crate) fn notify_all(&self) {
         self.inner.notify_all();
-    }
-}
-
-/// A lock for data read far more often than written (a shard's entries): a reader locks
-/// the slot of its thread's group, on a cache line of its own, so readers on different
-/// cores write no shared line; a writer locks every slot (crossbeam's `ShardedLock`, 8
-/// slots). A panic under the write lock poisons nothing here: the table's invariants do
-/// not depend on a write finishing (user code never runs under it).
-#[cfg(not(feature = "shuttle"))]
-mod read_mostly {
-    use std::sync::PoisonError;
-
-    use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
-
-    pub(crate) type ReadGuard<'a, T> = ShardedLockReadGuard<'a, T>;
-
-    pub(crate) struct ReadMostly<T>(ShardedLock<T>);
-
-    impl<T> ReadMostly<T> {
-        pub(crate) fn new(value: T) -> Self {
-            Self(ShardedLock::new(value))
-        }
-        #[inline]
-        pub(crate) fn read(&self) -> ReadGuard<'_, T> {
-            self.0.read().unwrap_or_else(PoisonError::into_inner)
-        }
-        pub(crate) fn write(&self) -> ShardedLockWriteGuard<'_, T> {
-            self.0.write().unwrap_or_else(PoisonError::into_inner)
-        }
     }
 }
 

@@ -51,7 +51,8 @@ pub(crate) use self::shard::{Miss, Probe};
 
 use self::entry::VISITS;
 use self::removals::Removals;
-use self::shard::{Counters, Lookups, STRIPES, Shard, Tables, stripe};
+use self::shard::{Counters, Lookups, Shard, Tables};
+use crate::sync::{STRIPES, stripe};
 
 use self::bound::Bound;
 use self::expiry::Expiry;

@@ -81,10 +81,6 @@ impl<H: Held, A: Eq, V: Clone> Shard<H, A, V> {
     }
 }
 
-/// Stripes of lookup counters per table, one per group of threads: a thread counts its
-/// lookups on its own stripe, so that hits from several cores write no shared line.
-pub(super) const STRIPES: usize = 8;
-
 /// One stripe's lookup counters, on cache lines of its own (two: the unit x86
 /// prefetches).
 #[derive(Default)]
@@ -96,20 +92,6 @@ pub(super) struct Lookups {
     /// Lookups left before this stripe triggers a lazy purge step; racy like `hits`.
     pub(super) until_purge: AtomicUsize,
     pub(super) misses: AtomicU64,
-}
-
-crate::sync::thread_local! {
-    /// This thread's stripe, given in turn as threads first look something up.
-    static STRIPE: usize = {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        NEXT.fetch_add(1, Relaxed) % STRIPES
-    };
-}
-
-/// The stripe of the calling thread.
-#[inline]
-pub(super) fn stripe() -> usize {
-    STRIPE.with(|stripe| *stripe)
 }
 
 impl Lookups {
