@@ -15,9 +15,12 @@ pub struct Stats {
     /// Lookups (a handle's `call`, `try_call`, their async twins, and `get`) that found a
     /// cached value.
     ///
-    /// Counted without a locked instruction so that a hit writes no shared cache line:
-    /// when two threads hit the same shard at the same instant one count may be lost,
-    /// so under contention this may undercount slightly. Exact on one thread.
+    /// Counted per stripe of threads (8 stripes, threads taking them in turn) without a
+    /// locked instruction, so that a hit writes no cache line another core writes: when
+    /// two threads of one stripe hit the same method at the same instant one count may
+    /// be lost, so with more than 8 threads this may undercount slightly. Exact while no
+    /// two threads share a stripe: the first 8 threads to look something up have one
+    /// each.
     pub hits: u64,
     /// Lookups that found no cached value. Exact. A miss of `call` or `try_call` either
     /// runs the method or, with single flight, receives the value of another thread's run

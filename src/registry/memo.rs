@@ -64,7 +64,7 @@ pub struct Memo<'r, F, H: Held, A, V> {
 #[non_exhaustive]
 pub struct CacheInfo {
     /// Lookups that found a cached value (as [`Stats::hits`]: may undercount slightly
-    /// when threads hit the same shard at the same instant).
+    /// when threads of one stripe hit the method at the same instant).
     pub hits: u64,
     /// Lookups that found no cached value (exact).
     pub misses: u64,
