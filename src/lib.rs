@@ -410,8 +410,9 @@
 //! | `shuttle` | off | testing only: model-checks the in-flight protocol under Shuttle |
 //!
 //! The minimum supported Rust version is 1.86. The crate's one `unsafe` module is the
-//! lock a shard's readers take without writing a shared line (`src/read_mostly.rs`),
-//! each block argued in a `// SAFETY:` comment and the whole model-checked by Shuttle.
+//! lock a shard's readers take without writing a shared line ([`design`],
+//! "Concurrency"), each block argued in a `// SAFETY:` comment and the lock
+//! model-checked by Shuttle.
 #![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
