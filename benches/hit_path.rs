@@ -9,7 +9,8 @@
 //! Groups (filter names):
 //! - `hits_40k`, `hits_1m`: random hits on 10k owners x 4 args and 250k owners x 4 args;
 //!   `weakmemo_arc_arg` passes the argument as an object held weakly (a second owner),
-//!   `weakmemo_str_arg` as a `&str` looked up against a stored `String`.
+//!   `weakmemo_str_arg` as a `&str` looked up against a stored `String`;
+//!   `weakmemo_call` finds the method's table each call, `weakmemo_handle` holds it.
 //! - `threads_40k`: the 40k hits from 1 and from 2 threads (wall clock, `iter_custom`).
 //! - `hot_key`: hits from 1 and 2 threads on one key (`one/...`), and on 16 keys with
 //!   Zipf traffic (s = 1: the hottest key takes 30% of the lookups; `zipf16/...`), each
@@ -209,11 +210,18 @@ fn hits(c: &mut Criterion, group_name: &str, owners: usize) {
                 .unwrap_or(0)
         });
     }
-    if want("weakmemo_call") || want("weakmemo_get") {
+    if want("weakmemo_call") || want("weakmemo_get") || want("weakmemo_handle") {
         let registry = build_weakmemo(&data, Registry::new());
         if want("weakmemo_call") {
             bench_one(&mut group, "weakmemo_call", &data, |o, k| {
                 registry.method(f).call(o, k)
+            });
+        }
+        if want("weakmemo_handle") {
+            // The handle made once, as a hot loop (or `Type::NAME_memo()`) holds it.
+            let handle = registry.method(f);
+            bench_one(&mut group, "weakmemo_handle", &data, |o, k| {
+                handle.call(o, k)
             });
         }
         if want("weakmemo_get") {

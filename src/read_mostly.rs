@@ -94,7 +94,13 @@ impl<T> ReadMostly<T> {
     /// Shared access; waits while a writer is in.
     #[inline]
     pub(crate) fn read(&self) -> ReadGuard<'_, T> {
-        let slot = &self.readers[stripe() & (self.readers.len() - 1)].0;
+        self.read_in(stripe())
+    }
+
+    /// [`read`](Self::read), for a caller that knows its thread's stripe already.
+    #[inline]
+    pub(crate) fn read_in(&self, stripe: usize) -> ReadGuard<'_, T> {
+        let slot = &self.readers[stripe & (self.readers.len() - 1)].0;
         loop {
             slot.fetch_add(1, SeqCst);
             if !self.writing.load(SeqCst) {

@@ -237,8 +237,10 @@ where
         purge_interval: usize,
     ) -> Probe<'_, H, A, V> {
         let shard = self.shard(key.hash);
-        let found = shard.find(key, args, &self.expiry);
-        let purge_due = self.lookups[stripe()].count(found.is_ok(), purge_interval);
+        // One thread-local read serves the reader slot and the counters.
+        let stripe = stripe();
+        let found = shard.find(key, args, &self.expiry, stripe);
+        let purge_due = self.lookups[stripe].count(found.is_ok(), purge_interval);
         Probe { found, purge_due }
     }
 
@@ -248,7 +250,7 @@ where
         key: KeyOf<H>,
         args: &Q,
     ) -> Result<V, Miss<'_, H, A, V>> {
-        self.shard(key.hash).find(key, args, &self.expiry)
+        self.shard(key.hash).find(key, args, &self.expiry, stripe())
     }
 
     /// Decides who computes a key that missed, under the miss's read lock: this caller,

@@ -65,8 +65,9 @@ impl<H: Held, A: Eq, V: Clone> Shard<H, A, V> {
         key: KeyOf<H>,
         args: &Q,
         expiry: &Expiry,
+        stripe: usize,
     ) -> Result<V, Miss<'_, H, A, V>> {
-        let tables = Scoped::lock(|| self.tables.read());
+        let tables = Scoped::lock(|| self.tables.read_in(stripe));
         match tables
             .ready
             .find(key.hash, |entry| entry.matches(key, args))
