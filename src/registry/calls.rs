@@ -10,9 +10,9 @@ use std::task::{Context, Poll};
 use super::Memo;
 use crate::lookup::Lookup;
 use crate::owners::{Held, Owners};
-use crate::table::Probe;
 use crate::table::single_flight::Host;
 use crate::table::single_flight::waits::Caller;
+use crate::table::{KeyOf, Miss, Probe};
 
 impl<'r, F, H, A, V> Memo<'r, F, H, A, V>
 where
@@ -132,41 +132,30 @@ where
             Probe {
                 found: Err(miss),
                 purge_due,
-            } => {
-                // The miss path, out of line so that the hit path stays small. The key
-                // is claimed (or joined) before the lookup's read lock is released.
-                #[inline(never)]
-                fn compute_miss<'a, H, A, V, O, Q, E>(
-                    memo: (&'a super::Registry, &'a crate::table::MethodCache<H, A, V>),
-                    (key, owners, args): (crate::table::KeyOf<H>, O, Q),
-                    miss: crate::table::Miss<'a, H, A, V>,
-                    purge_due: bool,
-                    compute: impl FnOnce(O, &A) -> Result<V, E>,
-                ) -> Result<V, E>
-                where
-                    H: Held,
-                    A: Hash + Eq + Send + Sync + 'static,
-                    V: Clone + Send + Sync + 'static,
-                    O: Owners<Held = H>,
-                    Q: Lookup<A>,
-                {
-                    let (registry, table) = memo;
-                    let caller = Caller::thread();
-                    let claim = table.settle_miss(registry, (key, args), miss, purge_due, &caller);
-                    let value =
-                        table.compute_once(registry, (key, owners), claim, compute, &caller)?;
-                    registry.keep_within_capacity();
-                    Ok(value)
-                }
-                compute_miss(
-                    (registry, table),
-                    (key, owners, args),
-                    miss,
-                    purge_due,
-                    compute,
-                )
-            }
+            } => self.compute_miss((key, owners, args), miss, purge_due, compute),
         }
+    }
+
+    /// The miss path, out of line so that the hit path stays small. The key is claimed
+    /// (or joined) before the lookup's read lock is released.
+    #[inline(never)]
+    fn compute_miss<O, Q, E>(
+        &self,
+        (key, owners, args): (KeyOf<H>, O, Q),
+        miss: Miss<'r, H, A, V>,
+        purge_due: bool,
+        compute: impl FnOnce(O, &A) -> Result<V, E>,
+    ) -> Result<V, E>
+    where
+        O: Owners<Held = H>,
+        Q: Lookup<A>,
+    {
+        let (registry, table) = (self.registry(), self.table());
+        let caller = Caller::thread();
+        let claim = table.settle_miss(registry, (key, args), miss, purge_due, &caller);
+        let value = table.compute_once(registry, (key, owners), claim, compute, &caller)?;
+        registry.keep_within_capacity();
+        Ok(value)
     }
 
     /// Like [`call`](Self::call), for an `async` method: the cached value, or the
