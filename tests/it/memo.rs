@@ -1405,3 +1405,36 @@ fn attribute_settings_reach_every_instantiation_of_a_generic_method() {
     );
     assert_eq!(GENERIC_BOUNDED.stats().methods, 2);
 }
+
+static SETTINGS_PANIC: Registry = Registry::new();
+static TTL_ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// The attribute's `ttl`, user code run when the table is made: panics while armed.
+fn armed_ttl() -> Duration {
+    if TTL_ARMED.swap(false, Relaxed) {
+        panic!("ttl expression failed");
+    }
+    Duration::from_secs(60)
+}
+
+#[memo(registry = &SETTINGS_PANIC, maxsize = 8, ttl = armed_ttl())]
+fn settings_once(owner: &Arc<u32>) -> u32 {
+    **owner + 1
+}
+
+/// The attribute's settings are user code, run with no lock held when the method's table
+/// is made: a panic there reaches the caller, makes no table, and the next call makes it
+/// with every setting.
+#[test]
+fn a_panicking_setting_expression_makes_no_table_and_the_next_call_does() {
+    let owner = Arc::new(41);
+    let panic = std::panic::catch_unwind(|| settings_once(&owner)).unwrap_err();
+    assert_eq!(panic.downcast_ref::<&str>(), Some(&"ttl expression failed"));
+    assert_eq!(SETTINGS_PANIC.stats().methods, 0, "no table half made");
+    assert_eq!(settings_once(&owner), 42);
+    assert_eq!(settings_once(&owner), 42);
+    let memo = settings_once_memo();
+    assert_eq!(memo.ttl(), Some(Duration::from_secs(60)));
+    let info = memo.cache_info();
+    assert_eq!((info.maxsize, info.hits, info.misses), (Some(8), 1, 1));
+}
