@@ -12,16 +12,20 @@
 //! `Weak`): it frees the owners but returns wrong values once the allocator reuses an
 //! address, which is why weakmemo holds a `Weak`.
 //!
-//! Criterion then times one churn iteration for the naive table and for weakmemo.
+//! weak-table's `PtrWeakKeyHashMap` runs beside them, the peer that also holds owners
+//! weakly.
+//!
+//! Criterion then times one churn iteration for the naive table, weak-table and weakmemo.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use hashbrown::HashMap;
 use parking_lot::Mutex;
+use std::sync::{Arc, Weak};
+use weak_table::PtrWeakKeyHashMap;
 use weakmemo::Registry;
 
 mod support;
@@ -120,6 +124,30 @@ impl Memo for AddrOnly {
     }
 }
 
+/// weak-table's map of weakly held owners, each to its arguments' values, behind a
+/// mutex: it drops dead owners' entries when it grows, as weakmemo purges lazily.
+#[derive(Default)]
+struct WeakTable(Mutex<PtrWeakKeyHashMap<Weak<Owner>, HashMap<u64, u64>>>);
+
+impl Memo for WeakTable {
+    fn call(&self, owner: &Arc<Owner>, k: u64) -> u64 {
+        if let Some(value) = self.0.lock().get(owner).and_then(|args| args.get(&k)) {
+            return *value;
+        }
+        let value = method(owner, &k);
+        *self
+            .0
+            .lock()
+            .entry(owner.clone())
+            .or_insert_with(HashMap::new)
+            .entry(k)
+            .or_insert(value)
+    }
+    fn entries(&self) -> usize {
+        self.0.lock().len()
+    }
+}
+
 struct Weakmemo(Registry);
 
 impl Memo for Weakmemo {
@@ -193,6 +221,10 @@ fn churn_report() {
         eprintln!("|   weakmemo after purge() | | | 0 | | | | | purge() removed {purged} |");
     }
     {
+        let memo = WeakTable::default();
+        report("weak-table (Mutex<PtrWeakKeyHashMap>)", &memo, String::new);
+    }
+    {
         let memo = AddrOnly::default();
         report("address-only key (no Arc, no Weak)", &memo, String::new);
     }
@@ -240,6 +272,12 @@ fn churn(c: &mut Criterion) {
         &mut group,
         "naive_arc_mutex_hashmap",
         &Naive::default(),
+        &mut next_id,
+    );
+    bench_churn(
+        &mut group,
+        "weak_table_mutex",
+        &WeakTable::default(),
         &mut next_id,
     );
     let memo = Weakmemo(Registry::new());

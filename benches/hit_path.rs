@@ -21,6 +21,9 @@
 //!   several purge intervals. Before criterion starts, a plain run prints (to stderr) how
 //!   many lookups each interval needs until the dead owners' entries are gone.
 //!
+//! `quick_cache_sharded` is quick_cache built with its `sharded-lock` feature (see
+//! Cargo.toml), in the hit groups.
+//!
 //! Every contender's table is checked once against the expected checksum before it is
 //! timed, so a contender that silently missed (an evicting cache, a wrong key) fails.
 
@@ -129,6 +132,15 @@ fn build_quick_cache(data: &Data) -> quick_cache::sync::Cache<(usize, u64), u64>
     cache
 }
 
+/// quick_cache with its `sharded-lock` feature (see Cargo.toml), built as above.
+fn build_quick_cache_sharded(data: &Data) -> quick_cache_sharded::sync::Cache<(usize, u64), u64> {
+    let cache = quick_cache_sharded::sync::Cache::new(data.entries() * 2);
+    for (o, k, v) in data.each() {
+        cache.insert((addr(o), k), v);
+    }
+    cache
+}
+
 fn build_moka(data: &Data) -> moka::sync::Cache<(usize, u64), u64> {
     let cache = moka::sync::Cache::builder()
         .max_capacity(data.entries() as u64 * 2)
@@ -192,6 +204,12 @@ fn hits(c: &mut Criterion, group_name: &str, owners: usize) {
     if want("quick_cache") {
         let cache = build_quick_cache(&data);
         bench_one(&mut group, "quick_cache", &data, |o, k| {
+            cache.get(&(addr(o), k)).unwrap_or(0)
+        });
+    }
+    if want("quick_cache_sharded") {
+        let cache = build_quick_cache_sharded(&data);
+        bench_one(&mut group, "quick_cache_sharded", &data, |o, k| {
             cache.get(&(addr(o), k)).unwrap_or(0)
         });
     }
@@ -337,6 +355,12 @@ fn threads_40k(c: &mut Criterion) {
             cache.get(&(addr(o), k)).unwrap_or(0)
         });
     }
+    if want("quick_cache_sharded") {
+        let cache = build_quick_cache_sharded(&data);
+        bench_threads(&mut group, "quick_cache_sharded", &data, |o, k| {
+            cache.get(&(addr(o), k)).unwrap_or(0)
+        });
+    }
     if want("moka") {
         let cache = build_moka(&data);
         bench_threads(&mut group, "moka", &data, |o, k| {
@@ -415,6 +439,15 @@ fn hot_key(c: &mut Criterion) {
             bench_threads(
                 &mut group,
                 &format!("{shape}/quick_cache"),
+                &data,
+                |o, k| cache.get(&(addr(o), k)).unwrap_or(0),
+            );
+        }
+        if want("quick_cache_sharded") {
+            let cache = build_quick_cache_sharded(&data);
+            bench_threads(
+                &mut group,
+                &format!("{shape}/quick_cache_sharded"),
                 &data,
                 |o, k| cache.get(&(addr(o), k)).unwrap_or(0),
             );

@@ -15,6 +15,9 @@
 //! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss
 //! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss off
 //! valgrind --tool=callgrind --toggle-collect='*count_floor*' target/release/examples/instruction_counts floor
+//! valgrind --tool=callgrind --toggle-collect='*count_hits_quick_cache*' target/release/examples/instruction_counts hit quick_cache
+//! valgrind --tool=callgrind --toggle-collect='*count_misses_quick_cache*' target/release/examples/instruction_counts miss quick_cache
+//! valgrind --tool=callgrind --toggle-collect='*count_misses_quick_cache_guard*' target/release/examples/instruction_counts miss quick_cache guard
 //! ```
 //!
 //! Divide callgrind's "Collected" by the count the program prints. `hit`: 1,000,000
@@ -26,7 +29,9 @@
 //! looked up against a stored `String`; `handle` makes them through one handle made
 //! before the loop (`hit` makes one per call); `memo` makes the hits through a
 //! `#[weakmemo::memo]` method (`self: &Arc<Self>`) on a static registry, `memo free`
-//! through a `#[weakmemo::memo]` free function (`owner: &Arc<Owner>`). `floor`: the same keys inserted into a bare `hashbrown::HashMap`. Without
+//! through a `#[weakmemo::memo]` free function (`owner: &Arc<Owner>`). `floor`: the same keys inserted into a bare `hashbrown::HashMap`;
+//! `quick_cache` makes the same hits or misses on a `quick_cache::sync::Cache` (`guard`:
+//! through its single-flight `get_or_insert_with`). Without
 //! valgrind the program just runs.
 
 use std::hint::black_box;
@@ -167,6 +172,60 @@ fn count_misses(registry: &Registry, owners: &[Arc<Owner>], keys: &[(usize, u64)
     sum
 }
 
+/// The misses of `miss quick_cache`: quick_cache's `get`, then `insert` (no single
+/// flight), as the `miss_insert` bench's baseline does.
+#[inline(never)]
+fn count_misses_quick_cache(
+    cache: &QuickCache,
+    owners: &[Arc<Owner>],
+    keys: &[(usize, u64)],
+) -> u64 {
+    let mut sum = 0u64;
+    for &(i, arg) in keys {
+        let owner = black_box(&owners[i]);
+        let key = (Arc::as_ptr(owner) as usize, black_box(arg));
+        sum = sum.wrapping_add(cache.get(&key).unwrap_or_else(|| {
+            let value = mix(owner, &arg);
+            cache.insert(key, value);
+            value
+        }));
+    }
+    sum
+}
+
+/// The misses of `miss quick_cache guard`: quick_cache's single-flight
+/// `get_or_insert_with`.
+#[inline(never)]
+fn count_misses_quick_cache_guard(
+    cache: &QuickCache,
+    owners: &[Arc<Owner>],
+    keys: &[(usize, u64)],
+) -> u64 {
+    let mut sum = 0u64;
+    for &(i, arg) in keys {
+        let owner = black_box(&owners[i]);
+        let key = (Arc::as_ptr(owner) as usize, black_box(arg));
+        let value = cache.get_or_insert_with(&key, || Ok::<_, ()>(mix(owner, &arg)));
+        sum = sum.wrapping_add(value.unwrap_or_default());
+    }
+    sum
+}
+
+/// The hits of `hit quick_cache`: the keys of `hit`, in a quick_cache.
+#[inline(never)]
+fn count_hits_quick_cache(cache: &QuickCache, owners: &[Arc<Owner>], n: usize) -> u64 {
+    let mut sum = 0u64;
+    for i in 0..n {
+        let owner = black_box(&owners[i % owners.len()]);
+        let arg = black_box((i / owners.len() % 4) as u64);
+        let key = (Arc::as_ptr(owner) as usize, arg);
+        sum = sum.wrapping_add(cache.get(&key).unwrap_or_default());
+    }
+    sum
+}
+
+type QuickCache = quick_cache::sync::Cache<(usize, u64), u64>;
+
 #[inline(never)]
 fn count_floor(
     map: &mut HashMap<(usize, u64), u64>,
@@ -197,7 +256,15 @@ fn main() {
             let owners: Vec<_> = (0..250).map(|id| Arc::new(Owner { id })).collect();
             let args: Vec<_> = (0..4).map(|id| Arc::new(Owner { id })).collect();
             let n = 1_000_000;
-            if std::env::args().any(|arg| arg == "handle") {
+            if std::env::args().any(|arg| arg == "quick_cache") {
+                let cache = QuickCache::new(2 * owners.len() * 4);
+                for owner in &owners {
+                    for arg in 0..4 {
+                        cache.insert((Arc::as_ptr(owner) as usize, arg), mix(owner, &arg));
+                    }
+                }
+                black_box(count_hits_quick_cache(&cache, &owners, n));
+            } else if std::env::args().any(|arg| arg == "handle") {
                 for owner in &owners {
                     for arg in 0..4 {
                         registry.method(mix).call(owner, arg);
@@ -246,11 +313,15 @@ fn main() {
         }
         "miss" | "floor" => {
             let owners: Vec<_> = (0..10_000).map(|id| Arc::new(Owner { id })).collect();
+            let quick_cache = std::env::args().any(|arg| arg == "quick_cache");
+            let guard = std::env::args().any(|arg| arg == "guard");
             let mut map = HashMap::new();
+            let cache = QuickCache::new(2 * owners.len() * 4);
             for owner in &owners {
                 for arg in 0..4 {
                     registry.method(mix).call(owner, arg);
                     map.insert((Arc::as_ptr(owner) as usize, arg), mix(owner, &arg));
+                    cache.insert((Arc::as_ptr(owner) as usize, arg), mix(owner, &arg));
                 }
             }
             let mut fresh = 1_000_000u64;
@@ -261,7 +332,16 @@ fn main() {
                         ((round * BATCH + j) * 7919 % owners.len(), fresh)
                     })
                     .collect();
-                if mode == "miss" {
+                if mode == "miss" && quick_cache {
+                    if guard {
+                        black_box(count_misses_quick_cache_guard(&cache, &owners, &keys));
+                    } else {
+                        black_box(count_misses_quick_cache(&cache, &owners, &keys));
+                    }
+                    for &(i, arg) in &keys {
+                        cache.remove(&(Arc::as_ptr(&owners[i]) as usize, arg));
+                    }
+                } else if mode == "miss" {
                     black_box(count_misses(&registry, &owners, &keys));
                     for &(i, arg) in &keys {
                         registry.method(mix).invalidate(&owners[i], &arg);
@@ -276,7 +356,7 @@ fn main() {
             println!("{} {mode} calls", ROUNDS * BATCH);
         }
         _ => panic!(
-            "usage: instruction_counts hit [ttl | arc | str | handle | memo [free]] | miss [off] [ttl] | floor"
+            "usage: instruction_counts hit [ttl | arc | str | handle | memo [free] | quick_cache] | miss [off] [ttl] [quick_cache [guard]] | floor"
         ),
     }
 }

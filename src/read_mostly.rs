@@ -12,7 +12,8 @@
 //!   rather than spins);
 //! - a writer takes the writers' mutex, sets the flag, then waits for every slot to
 //!   read 0 (asleep: the last reader to leave a slot while the flag is set wakes it);
-//!   it clears the flag when done.
+//!   it clears the flag when done (a `Release` store: the clear takes no part in the
+//!   handshake below, and a reader's `SeqCst` load of it is an acquire).
 //!
 //! Exclusion is Dekker's argument: the reader's add and read of the flag, and the
 //! writer's set of the flag and reads of the slots, are `SeqCst`, so in their single
@@ -38,7 +39,10 @@ use std::num::NonZero;
 use std::ops::{Deref, DerefMut};
 use std::sync::OnceLock;
 
-use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use crate::sync::atomic::{
+    AtomicBool, AtomicUsize,
+    Ordering::{Release, SeqCst},
+};
 use crate::sync::{Condvar, Mutex, MutexGuard, stripe};
 
 /// The most reader slots a lock has: readers on more cores than this share slots.
@@ -215,8 +219,11 @@ impl<T> DerefMut for WriteGuard<'_, T> {
 impl<T> Drop for WriteGuard<'_, T> {
     fn drop(&mut self) {
         // Before the mutex is released (the field drops after this), so a reader
-        // waiting on it finds the flag clear.
-        self.lock.writing.store(false, SeqCst);
+        // waiting on it finds the flag clear. `Release` suffices: only the set takes
+        // part in the store-then-load handshake with the readers' slots, and a reader
+        // that reads this clear sees the writer's data (its load is `SeqCst`, so an
+        // acquire). On x86 a plain store, not the `xchg` (a full barrier) of `SeqCst`.
+        self.lock.writing.store(false, Release);
     }
 }
 
