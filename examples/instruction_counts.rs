@@ -14,6 +14,8 @@
 //! valgrind --tool=callgrind --toggle-collect='*count_hits_memo_free*' target/release/examples/instruction_counts hit memo free
 //! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss
 //! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss off
+//! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss free
+//! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss free other
 //! valgrind --tool=callgrind --toggle-collect='*count_floor*' target/release/examples/instruction_counts floor
 //! valgrind --tool=callgrind --toggle-collect='*count_hits_quick_cache*' target/release/examples/instruction_counts hit quick_cache
 //! valgrind --tool=callgrind --toggle-collect='*count_misses_quick_cache*' target/release/examples/instruction_counts miss quick_cache
@@ -24,7 +26,8 @@
 //! `call` hits on a 1,000-entry table (250 owners × 4 arguments). `miss`: misses as in
 //! the `miss_insert` bench, 10,000 owners × 4 arguments stored, then 51 batches of 1,024
 //! fresh keys, each batch invalidated outside the counted loop; `off` turns single
-//! flight off; `ttl` gives the registry a time to live (an hour, so nothing expires); `arc`
+//! flight off; `free` gives every owner a `FreeOnDrop` token, `free other` one other
+//! owner only (so the misses look in the books and find nothing); `ttl` gives the registry a time to live (an hour, so nothing expires); `arc`
 //! passes the argument as an object held weakly (a second owner), `str` as a `&str`
 //! looked up against a stored `String`; `handle` makes them through one handle made
 //! before the loop (`hit` makes one per call); `memo` makes the hits through a
@@ -42,6 +45,14 @@ use weakmemo::Registry;
 
 struct Owner {
     id: u64,
+    /// `miss free`: the owner's entries leave as it drops.
+    _free: Option<weakmemo::FreeOnDrop>,
+}
+
+impl Owner {
+    fn new(id: u64) -> Arc<Self> {
+        Arc::new(Self { id, _free: None })
+    }
 }
 
 fn mix(owner: &Arc<Owner>, &arg: &u64) -> u64 {
@@ -244,7 +255,14 @@ fn count_floor(
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "hit".into());
-    let registry = Registry::new();
+    // 'static, as a `FreeOnDrop` token needs.
+    let registry: &'static Registry = Box::leak(Box::new(Registry::new()));
+    let free = |id| {
+        Arc::new_cyclic(|me| Owner {
+            id,
+            _free: Some(registry.free_on_drop(me)),
+        })
+    };
     if std::env::args().any(|arg| arg == "off") {
         registry.set_single_flight(false);
     }
@@ -253,8 +271,8 @@ fn main() {
     }
     match mode.as_str() {
         "hit" => {
-            let owners: Vec<_> = (0..250).map(|id| Arc::new(Owner { id })).collect();
-            let args: Vec<_> = (0..4).map(|id| Arc::new(Owner { id })).collect();
+            let owners: Vec<_> = (0..250).map(Owner::new).collect();
+            let args: Vec<_> = (0..4).map(Owner::new).collect();
             let n = 1_000_000;
             if std::env::args().any(|arg| arg == "quick_cache") {
                 let cache = QuickCache::new(2 * owners.len() * 4);
@@ -270,7 +288,7 @@ fn main() {
                         registry.method(mix).call(owner, arg);
                     }
                 }
-                black_box(count_hits_handle(&registry, &owners, n));
+                black_box(count_hits_handle(registry, &owners, n));
             } else if std::env::args().any(|arg| arg == "memo") {
                 let free = std::env::args().any(|arg| arg == "free");
                 for owner in &owners {
@@ -293,26 +311,36 @@ fn main() {
                         registry.method(mix_arc).call((owner, arg), ());
                     }
                 }
-                black_box(count_hits_arc(&registry, &owners, &args, n));
+                black_box(count_hits_arc(registry, &owners, &args, n));
             } else if std::env::args().any(|arg| arg == "str") {
                 for owner in &owners {
                     for name in NAMES {
                         registry.method(mix_str).call(owner, name);
                     }
                 }
-                black_box(count_hits_str(&registry, &owners, n));
+                black_box(count_hits_str(registry, &owners, n));
             } else {
                 for owner in &owners {
                     for arg in 0..4 {
                         registry.method(mix).call(owner, arg);
                     }
                 }
-                black_box(count_hits(&registry, &owners, n));
+                black_box(count_hits(registry, &owners, n));
             }
             println!("{n} hits");
         }
         "miss" | "floor" => {
-            let owners: Vec<_> = (0..10_000).map(|id| Arc::new(Owner { id })).collect();
+            // `free`: every owner holds a token; `free other`: only one more owner does.
+            let owners: Vec<_> = if std::env::args().any(|arg| arg == "free") {
+                if std::env::args().any(|arg| arg == "other") {
+                    std::mem::forget(free(u64::MAX));
+                    (0..10_000).map(Owner::new).collect()
+                } else {
+                    (0..10_000).map(free).collect()
+                }
+            } else {
+                (0..10_000).map(Owner::new).collect()
+            };
             let quick_cache = std::env::args().any(|arg| arg == "quick_cache");
             let guard = std::env::args().any(|arg| arg == "guard");
             let mut map = HashMap::new();
@@ -342,7 +370,7 @@ fn main() {
                         cache.remove(&(Arc::as_ptr(&owners[i]) as usize, arg));
                     }
                 } else if mode == "miss" {
-                    black_box(count_misses(&registry, &owners, &keys));
+                    black_box(count_misses(registry, &owners, &keys));
                     for &(i, arg) in &keys {
                         registry.method(mix).invalidate(&owners[i], &arg);
                     }
@@ -356,7 +384,7 @@ fn main() {
             println!("{} {mode} calls", ROUNDS * BATCH);
         }
         _ => panic!(
-            "usage: instruction_counts hit [ttl | arc | str | handle | memo [free] | quick_cache] | miss [off] [ttl] [quick_cache [guard]] | floor"
+            "usage: instruction_counts hit [ttl | arc | str | handle | memo [free] | quick_cache] | miss [off] [ttl] [free [other]] [quick_cache [guard]] | floor"
         ),
     }
 }

@@ -434,8 +434,8 @@ pub use owners::Owners;
 #[doc(hidden)]
 pub use owners::{Addresses, Held};
 pub use registry::{
-    CacheInfo, DEFAULT_OWNERLESS_CAPACITY, DEFAULT_PURGE_INTERVAL, MAX_WEIGHT, Memo,
-    PURGE_STEP_BUCKETS, Registry, RegistryBuilder, Weigher, global,
+    CacheInfo, DEFAULT_OWNERLESS_CAPACITY, DEFAULT_PURGE_INTERVAL, FREE_ON_DROP_KEYS, FreeOnDrop,
+    MAX_WEIGHT, Memo, PURGE_STEP_BUCKETS, Registry, RegistryBuilder, Weigher, global,
 };
 pub use removal::{Removal, RemovalCause, RemovalListener};
 pub use stats::Stats;

@@ -43,6 +43,12 @@ pub(crate) fn assert_unlocked() {
     }
 }
 
+/// Whether this thread holds a registry lock: it is inside an argument's `Eq` or a
+/// value's `Clone`.
+pub(crate) fn is_locked() -> bool {
+    LOCKED.with(Cell::get)
+}
+
 #[cold]
 #[inline(never)]
 fn nested_call() -> ! {

@@ -173,12 +173,19 @@ owner_tuples! {
 #[doc(hidden)]
 pub trait Addresses: Copy + Eq + Hash + Send + Sync + 'static {
     /// Whether `addr` is among them.
-    fn contains(&self, addr: usize) -> bool;
+    fn contains(&self, addr: usize) -> bool {
+        self.as_slice().contains(&addr)
+    }
+    /// The addresses, in order.
+    fn as_slice(&self) -> &[usize];
 }
 
 impl Addresses for usize {
     fn contains(&self, addr: usize) -> bool {
         *self == addr
+    }
+    fn as_slice(&self) -> &[usize] {
+        std::slice::from_ref(self)
     }
 }
 
@@ -186,10 +193,13 @@ impl Addresses for () {
     fn contains(&self, _: usize) -> bool {
         false
     }
+    fn as_slice(&self) -> &[usize] {
+        &[]
+    }
 }
 
 impl<const N: usize> Addresses for [usize; N] {
-    fn contains(&self, addr: usize) -> bool {
-        self.as_slice().contains(&addr)
+    fn as_slice(&self) -> &[usize] {
+        self
     }
 }

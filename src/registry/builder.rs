@@ -119,6 +119,7 @@ impl RegistryBuilder {
                 Some(capacity) => capacity as u64,
                 None => u64::MAX,
             },
+            tracked: super::prompt::Tracked::new(),
         }
     }
 }

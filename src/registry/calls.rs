@@ -154,6 +154,7 @@ where
         let caller = Caller::thread();
         let claim = table.settle_miss(registry, (key, args), miss, purge_due, &caller);
         let value = table.compute_once(registry, (key, owners), claim, compute, &caller)?;
+        registry.stored(table.id(), key);
         registry.keep_within_capacity();
         Ok(value)
     }
@@ -301,6 +302,9 @@ where
             let result = table
                 .compute_once_async(registry, (key, owners), claim, compute, &caller)
                 .await;
+            if result.is_ok() {
+                registry.stored(table.id(), key);
+            }
             registry.keep_within_capacity();
             finish(result)
         }))

@@ -110,12 +110,10 @@ impl Registry {
     }
 }
 
-/// Runs `each` on every table and sums what it returns. Every table is done even if
-/// one panics (a removed entry's `Drop` may); the first panic is resumed at the end.
-pub(super) fn sum_over<'a>(
-    tables: impl Iterator<Item = &'a dyn ErasedCache>,
-    each: impl Fn(&'a dyn ErasedCache) -> usize,
-) -> usize {
+/// Runs `each` on every table (or table and key) and sums what it returns. Every one
+/// is done even if one panics (a removed entry's `Drop` may); the first panic is resumed
+/// at the end.
+pub(super) fn sum_over<T>(tables: impl Iterator<Item = T>, each: impl Fn(T) -> usize) -> usize {
     let mut deferred: Deferred = None;
     let mut sum = 0;
     for table in tables {

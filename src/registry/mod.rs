@@ -14,6 +14,7 @@ mod calls;
 mod directory;
 mod maintenance;
 mod memo;
+mod prompt;
 mod tables;
 
 use std::fmt;
@@ -26,6 +27,7 @@ pub use self::builder::{
     RegistryBuilder,
 };
 pub use self::memo::{CacheInfo, Memo, Weigher};
+pub use self::prompt::{FREE_ON_DROP_KEYS, FreeOnDrop};
 #[cfg(feature = "macros")]
 pub use self::tables::{Defaults, Resolved, memo};
 
@@ -85,6 +87,8 @@ pub struct Registry {
     /// cannot allocate): its bound, from `capacity` until set, and its listener.
     shared: OnceLock<Arc<Shared>>,
     capacity: u64,
+    /// The books of the owners whose entries leave as they drop ([`FreeOnDrop`]).
+    tracked: self::prompt::Tracked,
 }
 
 // A registry is shared between threads by design (the global one is a `static`).

@@ -122,6 +122,7 @@ impl Registry {
         let cache = self.methods.find_or_insert(table_id::<F, V>(), || {
             Box::new(MethodCache::<H, A, V>::new(Setup {
                 max_shards: self.shard_count(),
+                id: table_id::<F, V>(),
                 method: TypeId::of::<F>(),
                 name: type_name::<F>(),
                 shared: Arc::clone(self.shared()),

@@ -6,6 +6,7 @@ use std::hash::Hash;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::MethodCache;
+use super::entry::Entry;
 use super::removals::{Removals, resume};
 use crate::lock_scope::Scoped;
 use crate::owners::{Addresses, Held};
@@ -22,6 +23,9 @@ pub(crate) trait ErasedCache: Any + Send + Sync {
     fn purge(&self) -> usize;
     /// Removes every entry of the owner at `addr`.
     fn remove_owner(&self, addr: usize) -> usize;
+    /// Removes the entries of the dead owner at `addr`: those of the key `hash`, or,
+    /// without one, all of them (a scan of every shard).
+    fn remove_dead(&self, addr: usize, hash: Option<u64>) -> usize;
     /// Removes every entry.
     fn clear(&self) -> usize;
     fn add_stats(&self, stats: &mut Stats);
@@ -106,6 +110,34 @@ where
             |entry| entry.belongs_to(addr).then_some(RemovalCause::Explicit),
             |pending| pending.addrs().contains(addr),
         )
+    }
+
+    fn remove_dead(&self, addr: usize, hash: Option<u64>) -> usize {
+        let dead = |entry: &Entry<H, A, V>| entry.belongs_to(addr) && entry.is_dead();
+        let Some(hash) = hash else {
+            return self.remove_where(
+                |entry| dead(entry).then_some(RemovalCause::Collected),
+                |_| false,
+            );
+        };
+        // A key's entries are in its hash's shard, made by the store that recorded it.
+        let Some(shard) = self.shard_of(hash) else {
+            return 0;
+        };
+        let mut removals = Removals::new(self);
+        {
+            let mut tables = Scoped::lock(|| shard.tables.write());
+            // Keys of one hash may differ in their arguments: take every one.
+            while let Ok(entry) = tables
+                .ready
+                .find_entry(hash, |entry| entry.hash() == hash && dead(entry))
+            {
+                removals.push(entry.remove().0, RemovalCause::Collected);
+            }
+        }
+        let count = removals.len();
+        resume(removals.settle());
+        count
     }
 
     fn clear(&self) -> usize {

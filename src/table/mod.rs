@@ -92,6 +92,8 @@ pub(crate) struct MethodCache<H: Held, A, V> {
     /// Whether `weigher` holds one, so that a method without one never locks it.
     weighed: AtomicBool,
     shared: Arc<Shared>,
+    /// The table's identity in its registry's directory (see [`crate::identity`]).
+    id: TypeId,
     /// The method's identity and name, for the removal listener and panic messages.
     method: TypeId,
     name: &'static str,
@@ -102,6 +104,7 @@ pub(crate) struct MethodCache<H: Held, A, V> {
 pub(crate) struct Setup {
     /// The most shards the table may have, a power of two.
     pub(crate) max_shards: usize,
+    pub(crate) id: TypeId,
     pub(crate) method: TypeId,
     pub(crate) name: &'static str,
     pub(crate) shared: Arc<Shared>,
@@ -117,6 +120,7 @@ impl Setup {
     pub(crate) fn plain(shards: usize) -> Self {
         Self {
             max_shards: shards,
+            id: TypeId::of::<()>(),
             method: TypeId::of::<()>(),
             name: "test",
             shared: Arc::new(Shared::new(u64::MAX)),
@@ -126,12 +130,24 @@ impl Setup {
     }
 }
 
+/// The shard of `hash` among `count`, a power of two: hashbrown places by a hash's low
+/// bits and tags by its top seven, so the shard takes the middle ones.
+#[inline]
+fn shard_index(hash: u64, count: usize) -> usize {
+    (hash >> 32) as usize & (count - 1)
+}
+
 impl<H: Held, A, V> MethodCache<H, A, V> {
     #[inline]
     fn shard(&self, hash: u64) -> &Shard<H, A, V> {
         let shards = self.shards();
-        // hashbrown places by the low bits and tags by the top seven; use the middle.
-        &shards[(hash >> 32) as usize & (shards.len() - 1)]
+        &shards[shard_index(hash, shards.len())]
+    }
+
+    /// The shard of `hash`, if the shards are made.
+    fn shard_of(&self, hash: u64) -> Option<&Shard<H, A, V>> {
+        let shards = self.made_shards();
+        (!shards.is_empty()).then(|| &shards[shard_index(hash, shards.len())])
     }
 
     /// The shards, made at the first lookup: as many as the registry's shard count, or,
@@ -154,6 +170,11 @@ impl<H: Held, A, V> MethodCache<H, A, V> {
     /// The shards made so far: none before the first lookup, which nothing else needs.
     fn made_shards(&self) -> &[Shard<H, A, V>] {
         self.shards.get().map_or(&[], |shards| shards)
+    }
+
+    /// The table's identity in its registry's directory.
+    pub(crate) fn id(&self) -> TypeId {
+        self.id
     }
 
     /// The method's name, as `std::any::type_name` spells it.
@@ -203,6 +224,7 @@ where
             weighed: AtomicBool::new(false),
             weigher: Mutex::new(None),
             shared: setup.shared,
+            id: setup.id,
             method: setup.method,
             name: setup.name,
         };

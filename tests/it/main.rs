@@ -13,6 +13,7 @@ mod bounds;
 mod collisions;
 mod common;
 mod expiry;
+mod free_on_drop;
 mod memo;
 mod model;
 mod owners;
