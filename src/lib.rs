@@ -425,6 +425,7 @@ mod registry;
 mod removal;
 mod shared;
 mod stats;
+mod sweep;
 mod sync;
 mod table;
 
@@ -439,6 +440,7 @@ pub use registry::{
 };
 pub use removal::{Removal, RemovalCause, RemovalListener};
 pub use stats::Stats;
+pub use sweep::Sweeper;
 #[cfg(feature = "macros")]
 pub use weakmemo_macros::memo;
 

@@ -14,6 +14,7 @@ mod collisions;
 mod common;
 mod expiry;
 mod free_on_drop;
+mod idle_sweep;
 mod memo;
 mod model;
 mod owners;
