@@ -387,6 +387,16 @@
 //! # });
 //! ```
 //!
+//! # Freeing dead owners' values sooner
+//!
+//! A dead owner's entries are never returned, and lazy purge steps remove them as calls
+//! go by. Where that is not soon enough (a large value per short-lived owner, or a
+//! cache that goes idle), two opt-ins: a [`FreeOnDrop`] token in the owner removes its
+//! entries as it drops ([`Registry::free_on_drop`]), and a sweeper purges the registry
+//! every period with no traffic ([`Registry::sweep_every`], a thread, or
+//! [`Registry::sweeping`], a future on any runtime). The README's "Choosing how dead
+//! values go" compares every way with its cost.
+//!
 //! # A value that holds its owner
 //!
 //! Rust has no ephemerons: if a cached value holds an `Arc` to its own owner, the entry
