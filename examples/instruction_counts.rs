@@ -19,7 +19,7 @@
 //! valgrind --tool=callgrind --toggle-collect='*count_floor*' target/release/examples/instruction_counts floor
 //! valgrind --tool=callgrind --toggle-collect='*count_hits_quick_cache*' target/release/examples/instruction_counts hit quick_cache
 //! valgrind --tool=callgrind --toggle-collect='*count_misses_quick_cache*' target/release/examples/instruction_counts miss quick_cache
-//! valgrind --tool=callgrind --toggle-collect='*count_misses_quick_cache_guard*' target/release/examples/instruction_counts miss quick_cache guard
+//! valgrind --tool=callgrind --toggle-collect='*count_misses_quick_cache*' target/release/examples/instruction_counts miss quick_cache guard
 //! ```
 //!
 //! Divide callgrind's "Collected" by the count the program prints. `hit`: 1,000,000
@@ -184,40 +184,19 @@ fn count_misses(registry: &Registry, owners: &[Arc<Owner>], keys: &[(usize, u64)
 }
 
 /// The misses of `miss quick_cache`: quick_cache's `get`, then `insert` (no single
-/// flight), as the `miss_insert` bench's baseline does.
+/// flight), as the `miss_insert` bench's baseline does; or, with `guard`, its
+/// single-flight `get_or_insert_with`. Each a loop of its own (the closure's type).
 #[inline(never)]
 fn count_misses_quick_cache(
-    cache: &QuickCache,
     owners: &[Arc<Owner>],
     keys: &[(usize, u64)],
+    miss: impl Fn(&Arc<Owner>, (usize, u64), u64) -> u64,
 ) -> u64 {
     let mut sum = 0u64;
     for &(i, arg) in keys {
         let owner = black_box(&owners[i]);
-        let key = (Arc::as_ptr(owner) as usize, black_box(arg));
-        sum = sum.wrapping_add(cache.get(&key).unwrap_or_else(|| {
-            let value = mix(owner, &arg);
-            cache.insert(key, value);
-            value
-        }));
-    }
-    sum
-}
-
-/// The misses of `miss quick_cache guard`: quick_cache's single-flight
-/// `get_or_insert_with`.
-#[inline(never)]
-fn count_misses_quick_cache_guard(
-    cache: &QuickCache,
-    owners: &[Arc<Owner>],
-    keys: &[(usize, u64)],
-) -> u64 {
-    let mut sum = 0u64;
-    for &(i, arg) in keys {
-        let owner = black_box(&owners[i]);
-        let key = (Arc::as_ptr(owner) as usize, black_box(arg));
-        let value = cache.get_or_insert_with(&key, || Ok::<_, ()>(mix(owner, &arg)));
-        sum = sum.wrapping_add(value.unwrap_or_default());
+        let arg = black_box(arg);
+        sum = sum.wrapping_add(miss(owner, (Arc::as_ptr(owner) as usize, arg), arg));
     }
     sum
 }
@@ -361,11 +340,21 @@ fn main() {
                     })
                     .collect();
                 if mode == "miss" && quick_cache {
-                    if guard {
-                        black_box(count_misses_quick_cache_guard(&cache, &owners, &keys));
+                    black_box(if guard {
+                        count_misses_quick_cache(&owners, &keys, |owner, key, arg| {
+                            let value =
+                                cache.get_or_insert_with(&key, || Ok::<_, ()>(mix(owner, &arg)));
+                            value.unwrap_or_default()
+                        })
                     } else {
-                        black_box(count_misses_quick_cache(&cache, &owners, &keys));
-                    }
+                        count_misses_quick_cache(&owners, &keys, |owner, key, arg| {
+                            cache.get(&key).unwrap_or_else(|| {
+                                let value = mix(owner, &arg);
+                                cache.insert(key, value);
+                                value
+                            })
+                        })
+                    });
                     for &(i, arg) in &keys {
                         cache.remove(&(Arc::as_ptr(&owners[i]) as usize, arg));
                     }

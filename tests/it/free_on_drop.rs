@@ -14,7 +14,7 @@ fn registry() -> &'static Registry {
     Box::leak(Box::new(Registry::new()))
 }
 
-/// An owner that opted in (or not, `free: None`), whose values count in `values`.
+/// An owner that opted in (or not: `opt_in` false), whose values count in `values`.
 struct Doc {
     id: u64,
     values: Live,
@@ -188,7 +188,7 @@ fn a_panicking_value_drop_reaches_the_owners_drop() {
     let registry = registry();
     let doc = doc(registry, 4, &Live::new(), true);
     for arg in 0..3 {
-        // The copy handed back is no bomb: only the stored one is.
+        // The copies handed back are forgotten: only the stored bomb goes off.
         std::mem::forget(registry.method(bomb).call(&doc, arg));
     }
     let panic = catch_unwind(AssertUnwindSafe(|| drop(doc))).expect_err("the bomb went off");
