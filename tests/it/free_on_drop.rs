@@ -257,3 +257,55 @@ fn an_owner_dropped_under_a_registry_lock_waits_for_a_purge() {
     assert_eq!(registry.purge(), 1);
     assert_eq!(values.get(), 1);
 }
+
+/// Threads making, calling and dropping owners that opted in, beside plain ones, on
+/// one registry: every tracked owner's value goes with it, and the books stay exact.
+#[test]
+fn threads_churning_tracked_owners_free_every_value() {
+    let registry = registry();
+    let values = Live::new();
+    let plain = doc(registry, 999_999, &values, false);
+    std::thread::scope(|scope| {
+        for t in 0..4u64 {
+            let values = values.clone();
+            let plain = &plain;
+            scope.spawn(move || {
+                let render = registry.method(render);
+                for i in 0..2_000 {
+                    let id = t * 10_000 + i;
+                    let doc = doc(registry, id, &values, true);
+                    assert_eq!(render.call(&doc, i % 3).n, id * 1000 + i % 3);
+                    render.call(plain, i % 5);
+                    drop(doc);
+                }
+            });
+        }
+    });
+    assert_eq!(
+        values.get(),
+        5,
+        "only the plain owner's five values are held"
+    );
+    let stats = registry.stats();
+    assert_eq!((stats.entries, stats.purged), (5, 8_000));
+}
+
+/// `call_async` records its keys as `call` does.
+#[test]
+fn an_async_call_is_freed_as_its_owner_drops() {
+    async fn render_async(doc: &Arc<Doc>, &arg: &u64) -> Val {
+        Val::new(doc.id + arg, &doc.values)
+    }
+    let registry = registry();
+    let values = Live::new();
+    let doc = doc(registry, 9, &values, true);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let value = runtime.block_on(registry.method(render_async).call_async(&doc, 1));
+    assert_eq!(value.n, 10);
+    drop(value);
+    assert_eq!(values.get(), 1);
+    drop(doc);
+    assert_eq!(values.get(), 0);
+}
