@@ -181,18 +181,12 @@ pub trait Addresses: Copy + Eq + Hash + Send + Sync + 'static {
 }
 
 impl Addresses for usize {
-    fn contains(&self, addr: usize) -> bool {
-        *self == addr
-    }
     fn as_slice(&self) -> &[usize] {
         std::slice::from_ref(self)
     }
 }
 
 impl Addresses for () {
-    fn contains(&self, _: usize) -> bool {
-        false
-    }
     fn as_slice(&self) -> &[usize] {
         &[]
     }

@@ -35,7 +35,8 @@ pub const FREE_ON_DROP_KEYS: usize = 64;
 
 /// The registry's books of the owners that opted in, by address.
 pub(super) struct Tracked {
-    /// Owners that opted in and have not dropped: while 0, a store looks no further.
+    /// Owners that opted in and have not dropped (the books' length, kept outside the
+    /// mutex): while 0, a store looks no further.
     owners: AtomicUsize,
     books: Mutex<Option<HashMap<usize, Book>>>,
 }
