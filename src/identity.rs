@@ -12,6 +12,7 @@
 
 use std::any::TypeId;
 use std::marker::PhantomData;
+use std::rc::{self, Rc};
 use std::sync::{Arc, Weak};
 
 /// The address of an owner's allocation (the data pointer, metadata dropped).
@@ -23,6 +24,16 @@ pub(crate) fn owner_addr<T: ?Sized>(owner: &Arc<T>) -> usize {
 /// allocation, whatever `T` the `Arc` was coerced to.
 pub(crate) fn weak_addr<T: ?Sized>(owner: &Weak<T>) -> usize {
     Weak::as_ptr(owner).cast::<()>().addr()
+}
+
+/// [`owner_addr`] of an `Rc` owner.
+pub(crate) fn rc_addr<T: ?Sized>(owner: &Rc<T>) -> usize {
+    Rc::as_ptr(owner).cast::<()>().addr()
+}
+
+/// [`weak_addr`] of an `rc::Weak`.
+pub(crate) fn rc_weak_addr<T: ?Sized>(owner: &rc::Weak<T>) -> usize {
+    rc::Weak::as_ptr(owner).cast::<()>().addr()
 }
 
 /// A method the registry can name: a fn item, or a closure that captures nothing, taking

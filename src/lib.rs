@@ -427,6 +427,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod identity;
+mod local;
 mod lock_scope;
 mod lookup;
 mod owners;
@@ -440,10 +441,11 @@ mod sync;
 mod table;
 
 pub use identity::{Awaits, Method, Returns, Stores};
+pub use local::{LocalMemo, LocalRegistry, LocalRemovalListener, LocalWeigher, local};
 pub use lookup::{Borrowed, Lookup, Part, Parts};
 pub use owners::Owners;
 #[doc(hidden)]
-pub use owners::{Addresses, Held};
+pub use owners::{Addresses, Held, SharedHeld};
 pub use registry::{
     CacheInfo, DEFAULT_OWNERLESS_CAPACITY, DEFAULT_PURGE_INTERVAL, FREE_ON_DROP_KEYS, FreeOnDrop,
     MAX_WEIGHT, Memo, PURGE_STEP_BUCKETS, Registry, RegistryBuilder, Weigher, global,

@@ -10,9 +10,10 @@
 //! and `Eq` are never called.
 
 use std::hash::Hash;
+use std::rc::{Rc, Weak as RcWeak};
 use std::sync::{Arc, Weak};
 
-use crate::identity::{owner_addr, weak_addr};
+use crate::identity::{owner_addr, rc_addr, rc_weak_addr, weak_addr};
 
 /// The objects a call's entry belongs to: `&Arc<T>` (a method's receiver), a tuple of
 /// up to four `&Arc`s (a receiver and object arguments, each held weakly, by identity),
@@ -53,7 +54,7 @@ pub trait Owners: Copy + sealed::Sealed {
 
 /// What an entry holds of its owners (see [`Owners`]).
 #[doc(hidden)]
-pub trait Held: Send + Sync + 'static {
+pub trait Held: 'static {
     /// The owners' addresses, in order.
     type Addrs: Addresses;
     /// The addresses the `Weak`s point to.
@@ -68,37 +69,17 @@ mod sealed {
     pub trait Sealed {}
 }
 
-impl<T: ?Sized + Send + Sync + 'static> sealed::Sealed for &Arc<T> {}
-
-impl<T: ?Sized + Send + Sync + 'static> Owners for &Arc<T> {
-    type Held = Weak<T>;
-
-    #[inline]
-    fn addrs(self) -> usize {
-        owner_addr(self)
-    }
-
-    fn downgrade(self) -> Weak<T> {
-        Arc::downgrade(self)
-    }
-}
-
-impl<T: ?Sized + Send + Sync + 'static> Held for Weak<T> {
-    type Addrs = usize;
-
-    #[inline]
-    fn addrs(&self) -> usize {
-        weak_addr(self)
-    }
-
-    fn is_dead(&self) -> bool {
-        self.strong_count() == 0
-    }
-
-    fn holds(&self, addr: usize) -> bool {
-        weak_addr(self) == addr
-    }
-}
+/// What a [`Registry`](crate::Registry) can hold of its owners: `Weak`s of `Send + Sync`
+/// objects, since its entries cross threads. A [`LocalRegistry`](crate::LocalRegistry)
+/// holds any [`Held`], `rc::Weak`s included.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "weakmemo: a `Registry` is shared by threads, so it cannot hold `{Self}`",
+    label = "owners of a shared registry must be `Arc`s of `Send + Sync` objects",
+    note = "for `Rc` owners, or objects that are not `Send + Sync`, use a `LocalRegistry` \
+            (`weakmemo::local()`), which serves one thread"
+)]
+pub trait SharedHeld: Held + Send + Sync {}
 
 impl sealed::Sealed for () {}
 
@@ -127,29 +108,72 @@ impl Held for () {
     }
 }
 
-macro_rules! owner_tuples {
-    ($($n:literal: ($($t:ident $i:tt),+);)+) => {$(
-        impl<$($t: ?Sized + Send + Sync + 'static),+> sealed::Sealed for ($(&Arc<$t>,)+) {}
+impl SharedHeld for () {}
 
-        impl<$($t: ?Sized + Send + Sync + 'static),+> Owners for ($(&Arc<$t>,)+) {
-            type Held = ($(Weak<$t>,)+);
+/// `&Arc<T>` and `&Rc<T>` owners, alone and in tuples: `$strong` is the pointer,
+/// `$weak` its `Weak`, `$addr` and `$weak_addr` their addresses.
+macro_rules! owners {
+    ($strong:ident, $weak:ident, $addr:ident, $weak_addr:ident) => {
+        impl<T: ?Sized + 'static> sealed::Sealed for &$strong<T> {}
+
+        impl<T: ?Sized + 'static> Owners for &$strong<T> {
+            type Held = $weak<T>;
 
             #[inline]
-            fn addrs(self) -> [usize; $n] {
-                [$(owner_addr(self.$i)),+]
+            fn addrs(self) -> usize {
+                $addr(self)
             }
 
-            fn downgrade(self) -> Self::Held {
-                ($(Arc::downgrade(self.$i),)+)
+            fn downgrade(self) -> $weak<T> {
+                $strong::downgrade(self)
             }
         }
 
-        impl<$($t: ?Sized + Send + Sync + 'static),+> Held for ($(Weak<$t>,)+) {
+        impl<T: ?Sized + 'static> Held for $weak<T> {
+            type Addrs = usize;
+
+            #[inline]
+            fn addrs(&self) -> usize {
+                $weak_addr(self)
+            }
+
+            fn is_dead(&self) -> bool {
+                self.strong_count() == 0
+            }
+
+            fn holds(&self, addr: usize) -> bool {
+                $weak_addr(self) == addr
+            }
+        }
+
+        owners!(@tuples $strong, $weak, $weak_addr;
+            2: (A 0, B 1);
+            3: (A 0, B 1, C 2);
+            4: (A 0, B 1, C 2, D 3);
+        );
+    };
+    (@tuples $strong:ident, $weak:ident, $weak_addr:ident; $($n:literal: ($($t:ident $i:tt),+);)+) => {$(
+        impl<$($t: ?Sized + 'static),+> sealed::Sealed for ($(&$strong<$t>,)+) {}
+
+        impl<$($t: ?Sized + 'static),+> Owners for ($(&$strong<$t>,)+) {
+            type Held = ($($weak<$t>,)+);
+
+            #[inline]
+            fn addrs(self) -> [usize; $n] {
+                [$(Owners::addrs(self.$i)),+]
+            }
+
+            fn downgrade(self) -> Self::Held {
+                ($($strong::downgrade(self.$i),)+)
+            }
+        }
+
+        impl<$($t: ?Sized + 'static),+> Held for ($($weak<$t>,)+) {
             type Addrs = [usize; $n];
 
             #[inline]
             fn addrs(&self) -> [usize; $n] {
-                [$(weak_addr(&self.$i)),+]
+                [$($weak_addr(&self.$i)),+]
             }
 
             fn is_dead(&self) -> bool {
@@ -157,16 +181,27 @@ macro_rules! owner_tuples {
             }
 
             fn holds(&self, addr: usize) -> bool {
-                $(weak_addr(&self.$i) == addr)||+
+                $($weak_addr(&self.$i) == addr)||+
             }
         }
     )+};
 }
 
-owner_tuples! {
-    2: (A 0, B 1);
-    3: (A 0, B 1, C 2);
-    4: (A 0, B 1, C 2, D 3);
+owners!(Arc, Weak, owner_addr, weak_addr);
+owners!(Rc, RcWeak, rc_addr, rc_weak_addr);
+
+impl<T: ?Sized + Send + Sync + 'static> SharedHeld for Weak<T> {}
+
+macro_rules! shared_tuples {
+    ($(($($t:ident),+);)+) => {$(
+        impl<$($t: ?Sized + Send + Sync + 'static),+> SharedHeld for ($(Weak<$t>,)+) {}
+    )+};
+}
+
+shared_tuples! {
+    (A, B);
+    (A, B, C);
+    (A, B, C, D);
 }
 
 /// The owners' addresses of a key: one, none, or a few.

@@ -24,6 +24,8 @@ fn misuse_is_a_compile_error_with_a_clear_message() {
     cases.compile_fail("tests/ui/owner_not_sync.rs");
     cases.compile_fail("tests/ui/value_not_send.rs");
     cases.compile_fail("tests/ui/weigher_wrong_value.rs");
+    cases.compile_fail("tests/ui/rc_owner_in_shared_registry.rs");
+    cases.compile_fail("tests/ui/local_handle_across_threads.rs");
     #[cfg(feature = "macros")]
     memo_cases(&cases);
 }

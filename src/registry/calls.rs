@@ -9,14 +9,14 @@ use std::task::{Context, Poll};
 
 use super::Memo;
 use crate::lookup::Lookup;
-use crate::owners::{Held, Owners};
+use crate::owners::{Owners, SharedHeld};
 use crate::table::single_flight::Host;
 use crate::table::single_flight::waits::Caller;
 use crate::table::{KeyOf, Miss, Probe};
 
 impl<'r, F, H, A, V> Memo<'r, F, H, A, V>
 where
-    H: Held,
+    H: SharedHeld,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {

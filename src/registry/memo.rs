@@ -11,7 +11,7 @@ use super::Registry;
 use crate::identity::owner_addr;
 use crate::lock_scope::assert_unlocked;
 use crate::lookup::Lookup;
-use crate::owners::{Held, Owners};
+use crate::owners::{Owners, SharedHeld};
 use crate::stats::Stats;
 use crate::table::expiry::{ttl_duration, ttl_ms};
 use crate::table::{ErasedCache, MethodCache};
@@ -52,7 +52,7 @@ pub type Weigher<A, V> = Arc<dyn Fn(&A, &V) -> u32 + Send + Sync>;
 /// assert!(double.invalidate(&n, &10));
 /// assert_eq!(double.cache_info().currsize, 0);
 /// ```
-pub struct Memo<'r, F, H: Held, A, V> {
+pub struct Memo<'r, F, H: SharedHeld, A, V> {
     registry: &'r Registry,
     table: &'r MethodCache<H, A, V>,
     method: F,
@@ -94,15 +94,15 @@ impl fmt::Display for CacheInfo {
     }
 }
 
-impl<F: Copy, H: Held, A, V> Clone for Memo<'_, F, H, A, V> {
+impl<F: Copy, H: SharedHeld, A, V> Clone for Memo<'_, F, H, A, V> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<F: Copy, H: Held, A, V> Copy for Memo<'_, F, H, A, V> {}
+impl<F: Copy, H: SharedHeld, A, V> Copy for Memo<'_, F, H, A, V> {}
 
-impl<F, H: Held, A, V> fmt::Debug for Memo<'_, F, H, A, V> {
+impl<F, H: SharedHeld, A, V> fmt::Debug for Memo<'_, F, H, A, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Memo")
             .field("method", &type_name::<F>())
@@ -112,7 +112,7 @@ impl<F, H: Held, A, V> fmt::Debug for Memo<'_, F, H, A, V> {
 
 impl<'r, F, H, A, V> Memo<'r, F, H, A, V>
 where
-    H: Held,
+    H: SharedHeld,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {

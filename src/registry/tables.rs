@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::builder::DEFAULT_OWNERLESS_CAPACITY;
 use super::{Memo, Registry};
 use crate::identity::{Method, Named, Stores, table_id};
-use crate::owners::{Held, Owners};
+use crate::owners::{Owners, SharedHeld};
 use crate::table::expiry::ttl_ms;
 use crate::table::{ErasedCache, MethodCache, Setup};
 
@@ -75,7 +75,7 @@ impl Registry {
     /// ```
     pub fn method<F, O, A, K, V>(&self, method: F) -> Memo<'_, F, O::Held, A, V>
     where
-        O: Owners,
+        O: Owners<Held: SharedHeld>,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
         K: Stores<V>,
@@ -92,7 +92,7 @@ impl Registry {
         defaults: impl FnOnce() -> Defaults,
     ) -> &MethodCache<H, A, V>
     where
-        H: Held,
+        H: SharedHeld,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
@@ -108,7 +108,7 @@ impl Registry {
     #[inline(never)]
     fn new_table<F: 'static, H, A, V>(&self, defaults: Defaults) -> &MethodCache<H, A, V>
     where
-        H: Held,
+        H: SharedHeld,
         A: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
@@ -153,7 +153,7 @@ impl Registry {
 #[inline]
 fn downcast<H, A, V>(cache: &dyn ErasedCache) -> &MethodCache<H, A, V>
 where
-    H: Held,
+    H: SharedHeld,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
@@ -172,12 +172,12 @@ where
 /// serves every instantiation of a generic `impl`: a call the kept table is not for
 /// looks its own up.
 #[cfg(feature = "macros")]
-pub struct Resolved<H: Held, A: 'static, V: 'static> {
+pub struct Resolved<H: SharedHeld, A: 'static, V: 'static> {
     found: OnceLock<(&'static Registry, TypeId, &'static MethodCache<H, A, V>)>,
 }
 
 #[cfg(feature = "macros")]
-impl<H: Held, A, V> std::fmt::Debug for Resolved<H, A, V> {
+impl<H: SharedHeld, A, V> std::fmt::Debug for Resolved<H, A, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Resolved")
             .field("found", &self.found.get().is_some())
@@ -186,14 +186,14 @@ impl<H: Held, A, V> std::fmt::Debug for Resolved<H, A, V> {
 }
 
 #[cfg(feature = "macros")]
-impl<H: Held, A, V> Default for Resolved<H, A, V> {
+impl<H: SharedHeld, A, V> Default for Resolved<H, A, V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
 #[cfg(feature = "macros")]
-impl<H: Held, A, V> Resolved<H, A, V> {
+impl<H: SharedHeld, A, V> Resolved<H, A, V> {
     /// Nothing found yet.
     #[must_use]
     pub const fn new() -> Self {
@@ -206,7 +206,7 @@ impl<H: Held, A, V> Resolved<H, A, V> {
 #[cfg(feature = "macros")]
 impl<H, A, V> Resolved<H, A, V>
 where
-    H: Held,
+    H: SharedHeld,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
@@ -256,7 +256,7 @@ pub fn memo<F, H, A, V>(
     defaults: impl FnOnce() -> Defaults,
 ) -> Memo<'static, F, H, A, V>
 where
-    H: Held,
+    H: SharedHeld,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
     F: 'static,

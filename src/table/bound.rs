@@ -22,7 +22,7 @@ use std::hash::Hash;
 use super::MethodCache;
 use super::removals::Removals;
 use crate::lock_scope::Scoped;
-use crate::owners::Held;
+use crate::owners::SharedHeld;
 use crate::removal::RemovalCause;
 use crate::sync::{Mutex, RwLock};
 
@@ -207,7 +207,7 @@ mod tests {
 
 impl<H, A, V> MethodCache<H, A, V>
 where
-    H: Held,
+    H: SharedHeld,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {

@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::expiry::Clock;
 use crate::lookup::Lookup;
-use crate::owners::Held;
+use crate::owners::{Held, SharedHeld};
 use crate::removal::RemovalCause;
 
 /// [`crate::MAX_WEIGHT`]: an entry's weight shares its [`Stamp`] with its birth time.
 pub(super) const MAX_WEIGHT: usize = crate::MAX_WEIGHT as usize;
 
-pub(super) struct Entry<H: Held, A, V> {
+pub(super) struct Entry<H: SharedHeld, A, V> {
     /// The key's hash, stored so that growing, shrinking and comparing never run the
     /// arguments' `Hash`, with the entry's visit count in its [`VISITS`] bits.
     pub(super) word: AtomicU64,
@@ -52,7 +52,7 @@ impl Stamp {
 pub(super) const VISITS: u64 = 0b11 << 48;
 pub(super) const ONE_VISIT: u64 = 1 << 48;
 
-impl<H: Held, A: Eq, V> Entry<H, A, V> {
+impl<H: SharedHeld, A: Eq, V> Entry<H, A, V> {
     pub(super) fn new(key: KeyOf<H>, owner: H, args: A, value: V, stamp: Stamp) -> Self {
         Self {
             word: AtomicU64::new(key.hash),

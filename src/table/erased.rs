@@ -9,7 +9,7 @@ use super::MethodCache;
 use super::entry::Entry;
 use super::removals::{Removals, resume};
 use crate::lock_scope::Scoped;
-use crate::owners::{Addresses, Held};
+use crate::owners::{Addresses, SharedHeld};
 use crate::removal::RemovalCause;
 use crate::stats::Stats;
 
@@ -54,7 +54,7 @@ pub(crate) struct SweepStep {
 
 impl<H, A, V> ErasedCache for MethodCache<H, A, V>
 where
-    H: Held,
+    H: SharedHeld,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {

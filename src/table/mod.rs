@@ -60,7 +60,7 @@ use self::single_flight::in_flight::{ArgSlot, Claim, Claimed, FinishOnDrop, Foun
 use self::single_flight::waits::Caller;
 use crate::lock_scope::Scoped;
 use crate::lookup::Lookup;
-use crate::owners::{Held, Owners};
+use crate::owners::{Owners, SharedHeld};
 use crate::removal::RemovalCause;
 use crate::shared::Shared;
 use crate::sync::Mutex;
@@ -70,7 +70,7 @@ pub(crate) type Weigher<A, V> = Arc<dyn Fn(&A, &V) -> u32 + Send + Sync>;
 
 /// One method's table: its shards of entries and keys in flight, its counters, bound,
 /// TTL and weigher.
-pub(crate) struct MethodCache<H: Held, A, V> {
+pub(crate) struct MethodCache<H: SharedHeld, A, V> {
     hasher: DefaultHashBuilder,
     /// Made at the first lookup, as many as the bound then asks for (see
     /// [`MethodCache::shards`]).
@@ -137,7 +137,7 @@ fn shard_index(hash: u64, count: usize) -> usize {
     (hash >> 32) as usize & (count - 1)
 }
 
-impl<H: Held, A, V> MethodCache<H, A, V> {
+impl<H: SharedHeld, A, V> MethodCache<H, A, V> {
     #[inline]
     fn shard(&self, hash: u64) -> &Shard<H, A, V> {
         let shards = self.shards();
@@ -206,7 +206,7 @@ impl<H: Held, A, V> MethodCache<H, A, V> {
 
 impl<H, A, V> MethodCache<H, A, V>
 where
-    H: Held,
+    H: SharedHeld,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {

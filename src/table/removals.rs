@@ -11,7 +11,7 @@ use super::shard::{Counters, Tables};
 use super::single_flight::in_flight::Pending;
 use super::store::release;
 use crate::lock_scope::Scoped;
-use crate::owners::Held;
+use crate::owners::SharedHeld;
 use crate::removal::{Removal, RemovalCause, tell};
 use std::hash::Hash;
 
@@ -19,7 +19,7 @@ use std::hash::Hash;
 /// gives its weight back as it is pushed (so that an eviction loop sees the room it
 /// made), and is counted, reported and dropped once every lock is released: by
 /// [`Removals::settle`], or by `Drop` if a panic unwinds first.
-pub(super) struct Removals<'a, H: Held, A: 'static, V: 'static> {
+pub(super) struct Removals<'a, H: SharedHeld, A: 'static, V: 'static> {
     pub(super) cache: &'a MethodCache<H, A, V>,
     pub(super) removed: Vec<(Entry<H, A, V>, RemovalCause)>,
 }
@@ -35,7 +35,7 @@ pub(crate) fn resume(deferred: Deferred) {
     }
 }
 
-impl<'a, H: Held, A: 'static, V: 'static> Removals<'a, H, A, V> {
+impl<'a, H: SharedHeld, A: 'static, V: 'static> Removals<'a, H, A, V> {
     pub(super) fn new(cache: &'a MethodCache<H, A, V>) -> Self {
         Self {
             cache,
@@ -71,7 +71,7 @@ impl<'a, H: Held, A: 'static, V: 'static> Removals<'a, H, A, V> {
     }
 }
 
-impl<H: Held, A: 'static, V: 'static> Drop for Removals<'_, H, A, V> {
+impl<H: SharedHeld, A: 'static, V: 'static> Drop for Removals<'_, H, A, V> {
     fn drop(&mut self) {
         // Reached with entries only if a panic unwinds past their settling: the panic
         // under way is the one to report.
@@ -79,7 +79,7 @@ impl<H: Held, A: 'static, V: 'static> Drop for Removals<'_, H, A, V> {
     }
 }
 
-impl<H: Held, A: 'static, V: 'static> MethodCache<H, A, V> {
+impl<H: SharedHeld, A: 'static, V: 'static> MethodCache<H, A, V> {
     #[inline(never)]
     pub(super) fn settle_some(&self, removed: Vec<(Entry<H, A, V>, RemovalCause)>) -> Deferred {
         for (_, cause) in &removed {
@@ -109,7 +109,7 @@ impl<H: Held, A: 'static, V: 'static> MethodCache<H, A, V> {
 
 impl<H, A, V> MethodCache<H, A, V>
 where
-    H: Held,
+    H: SharedHeld,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {

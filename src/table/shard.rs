@@ -11,12 +11,12 @@ use super::expiry::Expiry;
 use super::single_flight::in_flight::InFlight;
 use crate::lock_scope::Scoped;
 use crate::lookup::Lookup;
-use crate::owners::Held;
+use crate::owners::SharedHeld;
 use crate::removal::RemovalCause;
 use crate::sync::{Mutex, ReadGuard, ReadMostly};
 
 /// A shard's entries: the stored results, and the keys being computed now.
-pub(super) struct Tables<H: Held, A, V> {
+pub(super) struct Tables<H: SharedHeld, A, V> {
     pub(super) ready: HashTable<Entry<H, A, V>>,
     /// Kept apart from `ready` so that entries stay small and hits probe only stored
     /// results. Claims change it under the read lock, one at a time by its mutex; the
@@ -26,7 +26,7 @@ pub(super) struct Tables<H: Held, A, V> {
 }
 
 /// The result of a lookup, and whether this shard's turn at lazy purging has come.
-pub(crate) struct Probe<'a, H: Held, A, V> {
+pub(crate) struct Probe<'a, H: SharedHeld, A, V> {
     pub(crate) found: Result<V, Miss<'a, H, A, V>>,
     pub(crate) purge_due: bool,
 }
@@ -34,7 +34,7 @@ pub(crate) struct Probe<'a, H: Held, A, V> {
 /// A lookup that missed, still holding its shard's read lock, so that a claim can follow
 /// with no moment in between at which the key could be stored: the read lock keeps out
 /// `complete`, which stores a key and ends its pending entry under the write lock.
-pub(crate) struct Miss<'a, H: Held, A, V> {
+pub(crate) struct Miss<'a, H: SharedHeld, A, V> {
     pub(super) tables: Scoped<ReadGuard<'a, Tables<H, A, V>>>,
 }
 
@@ -43,11 +43,11 @@ pub(crate) struct Miss<'a, H: Held, A, V> {
 /// cache lines (the unit x86 prefetches), so that a write to one shard's table header
 /// does not evict the next shard's from its readers' caches.
 #[repr(align(128))]
-pub(super) struct Shard<H: Held, A, V> {
+pub(super) struct Shard<H: SharedHeld, A, V> {
     pub(super) tables: ReadMostly<Tables<H, A, V>>,
 }
 
-impl<H: Held, A, V> Default for Shard<H, A, V> {
+impl<H: SharedHeld, A, V> Default for Shard<H, A, V> {
     fn default() -> Self {
         Self {
             tables: ReadMostly::new(Tables {
@@ -58,7 +58,7 @@ impl<H: Held, A, V> Default for Shard<H, A, V> {
     }
 }
 
-impl<H: Held, A: Eq, V: Clone> Shard<H, A, V> {
+impl<H: SharedHeld, A: Eq, V: Clone> Shard<H, A, V> {
     #[inline]
     pub(super) fn find<Q: Lookup<A>>(
         &self,

@@ -16,7 +16,7 @@ use super::removals::{Removals, resume};
 use super::shard::{Counters, Tables};
 use super::single_flight::in_flight::{ArgSlot, FinishOnDrop};
 use crate::lock_scope::Scoped;
-use crate::owners::{Held, Owners};
+use crate::owners::{Owners, SharedHeld};
 use crate::removal::RemovalCause;
 
 /// Room reserved in `held` for an entry about to be stored; given back when dropped,
@@ -49,7 +49,7 @@ pub(super) fn release(held: &AtomicUsize, weight: usize) {
 
 impl<H, A, V> MethodCache<H, A, V>
 where
-    H: Held,
+    H: SharedHeld,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
@@ -201,7 +201,7 @@ where
 
 /// What a completed claim did not store, dropped once no lock is held and waiters are
 /// woken.
-pub(super) enum Unstored<H: Held, A, V> {
+pub(super) enum Unstored<H: SharedHeld, A, V> {
     None,
     /// A bound kept it out.
     Refused(Entry<H, A, V>),
@@ -213,7 +213,7 @@ pub(super) enum Unstored<H: Held, A, V> {
 }
 
 /// What [`store`] did with a newcomer.
-pub(super) enum Stored<H: Held, A, V> {
+pub(super) enum Stored<H: SharedHeld, A, V> {
     /// It is in the table.
     Kept,
     /// Its key was stored already, unexpired: the first value stays, and this is a
@@ -224,7 +224,7 @@ pub(super) enum Stored<H: Held, A, V> {
 /// Stores `entry` unless its key is stored already and unexpired, in which case the
 /// first value stays, so that every caller of one key sees one value.
 #[inline] // one call site, in `complete`, in another module
-pub(super) fn store<H: Held, A: Hash + Eq + 'static, V: Clone + 'static>(
+pub(super) fn store<H: SharedHeld, A: Hash + Eq + 'static, V: Clone + 'static>(
     ready: &mut HashTable<Entry<H, A, V>>,
     key: KeyOf<H>,
     entry: Entry<H, A, V>,
@@ -263,7 +263,7 @@ pub(super) fn store<H: Held, A: Hash + Eq + 'static, V: Clone + 'static>(
 /// rebuild made room for, so inserts stay amortized O(1); and a table never holds more
 /// than `4 × live` entries (or 3), `live` counted at its last rebuild.
 #[inline] // on every store; kept inlined into `complete`, as before the split
-pub(super) fn make_room<H: Held, A: Eq + 'static, V: 'static>(
+pub(super) fn make_room<H: SharedHeld, A: Eq + 'static, V: 'static>(
     table: &mut HashTable<Entry<H, A, V>>,
     clock: Option<Clock>,
     removals: &mut Removals<'_, H, A, V>,

@@ -15,6 +15,7 @@ mod common;
 mod expiry;
 mod free_on_drop;
 mod idle_sweep;
+mod local;
 mod memo;
 mod model;
 mod owners;

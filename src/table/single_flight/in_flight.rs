@@ -19,7 +19,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use crate::lookup::Lookup;
-use crate::owners::{Held, Owners};
+use crate::owners::{Owners, SharedHeld};
 use crate::table::single_flight::flight::Flight;
 use crate::table::single_flight::waits::Token;
 use crate::table::{Key, KeyOf, MethodCache};
@@ -161,7 +161,7 @@ pub(crate) enum Found {
 }
 
 /// What a caller that missed must do about its key.
-pub(crate) enum Claim<'a, H: Held, Q, A, V> {
+pub(crate) enum Claim<'a, H: SharedHeld, Q, A, V> {
     /// This caller computes it: run the method on the claim's arguments, then complete.
     Compute(Claimed<'a, H, A, V>),
     /// Another caller computes it: wait for the flight, take its value, or look again if
@@ -211,13 +211,13 @@ impl<Ad: Copy + Eq, A, V> InFlight<Ad, A, V> {
 /// A key this caller is computing. Dropped before [`Claimed::complete`] (the method
 /// panicked or returned an error, a step after the claim panicked, or, for
 /// `call_async`, its future was dropped), it abandons the key so that waiters take over.
-pub(crate) struct Claimed<'a, H: Held, A, V> {
+pub(crate) struct Claimed<'a, H: SharedHeld, A, V> {
     pub(crate) cache: &'a MethodCache<H, A, V>,
     pub(crate) key: KeyOf<H>,
     pub(crate) slot: Option<ArgSlot<A>>,
 }
 
-impl<H: Held, A, V> Claimed<'_, H, A, V> {
+impl<H: SharedHeld, A, V> Claimed<'_, H, A, V> {
     pub(crate) fn args(&self) -> &A {
         self.slot
             .as_deref()
@@ -228,7 +228,7 @@ impl<H: Held, A, V> Claimed<'_, H, A, V> {
 
 impl<H, A, V> Claimed<'_, H, A, V>
 where
-    H: Held,
+    H: SharedHeld,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
@@ -244,7 +244,7 @@ where
     }
 }
 
-impl<H: Held, A, V> Drop for Claimed<'_, H, A, V> {
+impl<H: SharedHeld, A, V> Drop for Claimed<'_, H, A, V> {
     fn drop(&mut self) {
         if let Some(slot) = self.slot.take() {
             self.cache.abandon(self.key, slot);

@@ -31,7 +31,7 @@ use self::in_flight::Claim;
 use self::waits::{Caller, Polling};
 use super::{KeyOf, MethodCache, Miss};
 use crate::lookup::Lookup;
-use crate::owners::{Held, Owners};
+use crate::owners::{Owners, SharedHeld};
 
 /// What a table's calls need of their registry, which the table cannot borrow.
 pub(crate) trait Host {
@@ -43,7 +43,7 @@ pub(crate) trait Host {
 
 impl<H, A, V> MethodCache<H, A, V>
 where
-    H: Held,
+    H: SharedHeld,
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {

@@ -405,7 +405,7 @@ pub fn ok_table<'r, F, O, A, T, E>(
 ) -> weakmemo::Memo<'r, F, O::Held, A, T>
 where
     F: Fn(O, &A) -> Result<T, E> + 'static,
-    O: weakmemo::Owners,
+    O: weakmemo::Owners<Held: weakmemo::SharedHeld>,
     A: std::hash::Hash + Eq + Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
 {

@@ -1,0 +1,9 @@
+use std::rc::Rc;
+
+fn len(text: &Rc<String>, &(): &()) -> usize {
+    text.len()
+}
+
+fn main() {
+    weakmemo::global().method(len).call(&Rc::new(String::new()), ());
+}
