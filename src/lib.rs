@@ -462,6 +462,7 @@ pub use weakmemo_macros::memo;
 pub mod __private {
     use std::hash::Hash;
 
+    pub use crate::local::local_memo;
     pub use crate::registry::{Defaults, Resolved, memo};
 
     /// The value type a `result`-mode method's table stores: its `Ok` type.
@@ -492,6 +493,23 @@ pub mod __private {
 
     /// Names a return type that cannot be cached at the return type's span.
     pub fn assert_value<V: Clone + Send + Sync + 'static>() {}
+
+    /// [`assert_key`] for a `LocalRegistry`, which needs no `Send` or `Sync`.
+    pub fn assert_local_key<K: Clone + Hash + Eq + 'static>() {}
+
+    /// [`assert_borrowed`] for a `LocalRegistry`.
+    pub fn assert_local_borrowed<U>()
+    where
+        U: ?Sized + ToOwned + Hash + Eq,
+        U::Owned: Hash + Eq + 'static,
+    {
+    }
+
+    /// [`assert_owner`] for a `LocalRegistry`.
+    pub fn assert_local_owner<T: ?Sized + 'static>() {}
+
+    /// [`assert_value`] for a `LocalRegistry`.
+    pub fn assert_local_value<V: Clone + 'static>() {}
 }
 
 #[doc = include_str!("../docs/design.md")]

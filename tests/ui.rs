@@ -44,6 +44,8 @@ fn memo_cases(cases: &trybuild::TestCases) {
     cases.compile_fail("tests/ui/memo/too_many_owners.rs");
     cases.compile_fail("tests/ui/memo/by_value_misuse.rs");
     cases.compile_fail("tests/ui/memo/owner_not_sync.rs");
+    cases.compile_fail("tests/ui/memo/mixed_arc_and_rc.rs");
+    cases.compile_fail("tests/ui/memo/rc_value_in_shared_registry.rs");
     cases.compile_fail("tests/ui/memo/trait_impl_without_in_trait.rs");
     cases.compile_fail("tests/ui/memo/assoc_fn_without_self.rs");
     cases.compile_fail("tests/ui/memo/unknown_option.rs");

@@ -101,7 +101,13 @@ pub(crate) fn owners_code(
     owners: &[Owner<'_, '_>],
     self_name: Option<&Ident>,
     lifetime: &syn::Lifetime,
+    local: bool,
 ) -> OwnersCode {
+    let (strong, weak) = if local {
+        (quote!(::std::rc::Rc), quote!(::std::rc::Weak))
+    } else {
+        (quote!(::std::sync::Arc), quote!(::std::sync::Weak))
+    };
     let received: Vec<Received> = owners
         .iter()
         .enumerate()
@@ -154,12 +160,9 @@ pub(crate) fn owners_code(
         .collect();
     let types_at: Vec<TokenStream2> = inners
         .iter()
-        .map(|inner| quote!(&#lifetime ::std::sync::Arc<#inner>))
+        .map(|inner| quote!(&#lifetime #strong<#inner>))
         .collect();
-    let held: Vec<TokenStream2> = inners
-        .iter()
-        .map(|inner| quote!(::std::sync::Weak<#inner>))
-        .collect();
+    let held: Vec<TokenStream2> = inners.iter().map(|inner| quote!(#weak<#inner>)).collect();
     let doc = match owners.len() {
         0 => "()".to_string(),
         1 => "&owner".to_string(),
@@ -253,34 +256,47 @@ pub(crate) fn key_code(keys: &[(&Param<'_>, &Form<'_>)], args: &Ident) -> KeyCod
 /// The bounds the registry needs, checked at the span of each owner, argument and of
 /// the return type, so that a missing `Hash` points at the argument rather than at the
 /// attribute. (`Memo::call` reports them too, at the attribute.)
+///
+/// A `LocalRegistry`'s (`local`) need no `Send` or `Sync`: its `local_` checks.
 pub(crate) fn bounds(
     owners: &[Owner<'_, '_>],
     keys: &[(&Param<'_>, &Form<'_>)],
     options: &Options,
     output: &ReturnType,
+    local: bool,
 ) -> Vec<TokenStream2> {
+    let check = |name: &str| {
+        let prefix = if local { "local_" } else { "" };
+        Ident::new(&format!("assert_{prefix}{name}"), Span::call_site())
+    };
+    let (assert_owner, assert_key, assert_borrowed, assert_value) = (
+        check("owner"),
+        check("key"),
+        check("borrowed"),
+        check("value"),
+    );
     let owners = owners.iter().map(|owner| match owner {
         Owner::Receiver(receiver) => quote_spanned! {receiver.receiver.span()=>
-            let _ = ::weakmemo::__private::assert_owner::<Self>;
+            let _ = ::weakmemo::__private::#assert_owner::<Self>;
         },
         Owner::Param(param, _, inner) => quote_spanned! {param.pat_type.ty.span()=>
-            let _ = ::weakmemo::__private::assert_owner::<#inner>;
+            let _ = ::weakmemo::__private::#assert_owner::<#inner>;
         },
     });
     let keys = keys.iter().map(|(param, form)| {
         let ty = &param.pat_type.ty;
         match form {
             Form::Owned => {
-                quote_spanned!(ty.span()=> let _ = ::weakmemo::__private::assert_key::<#ty>;)
+                quote_spanned!(ty.span()=> let _ = ::weakmemo::__private::#assert_key::<#ty>;)
             }
             Form::Borrowed { elem, .. } => quote_spanned! {ty.span()=>
-                let _ = ::weakmemo::__private::assert_borrowed::<#elem>;
+                let _ = ::weakmemo::__private::#assert_borrowed::<#elem>;
             },
         }
     });
     let value = match output {
         ReturnType::Type(_, ty) if !options.result => {
-            Some(quote_spanned!(ty.span()=> let _ = ::weakmemo::__private::assert_value::<#ty>;))
+            Some(quote_spanned!(ty.span()=> let _ = ::weakmemo::__private::#assert_value::<#ty>;))
         }
         _ => None,
     };

@@ -156,17 +156,19 @@ pub(crate) fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) 
     let registry_var = Ident::new("__weakmemo_registry", Span::mixed_site());
     let method_var = Ident::new("__weakmemo_method", Span::mixed_site());
     let lifetime = syn::Lifetime::new("'__weakmemo", Span::mixed_site());
+    let rc_owners = shape.local;
     let registry = match &options.registry {
         Some(expr) => expr.to_token_stream(),
+        None if rc_owners => quote!(::weakmemo::local()),
         None => quote!(::weakmemo::global()),
     };
 
     let owners = shape.owners();
     let keys = shape.keys();
     let self_name = self_name(shape, owners.len(), local);
-    let owners_code = owners_code(&owners, self_name.as_ref(), &lifetime);
+    let owners_code = owners_code(&owners, self_name.as_ref(), &lifetime, rc_owners);
     let key = key_code(&keys, &args);
-    let bounds = bounds(&owners, &keys, options, &sig.output);
+    let bounds = bounds(&owners, &keys, options, &sig.output, rc_owners);
 
     // The uncached code: the bounds, the rebinding of each parameter, the body. Its
     // statements are spliced rather than nested as a block, so that a one-expression
@@ -236,7 +238,10 @@ pub(crate) fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) 
     // A `static` is one for every instantiation, and cannot name `Self`: a generic
     // method, or one whose stored types name `Self`, looks its table up each call.
     let types = quote!(#held #key_type #stored);
-    let handle = if generic || names_self(&types) {
+    let handle = if rc_owners {
+        // A thread's registry: no `static` can hold its tables.
+        quote!(::weakmemo::__private::local_memo(&#registry_var, #method, #defaults))
+    } else if generic || names_self(&types) {
         quote!(::weakmemo::__private::memo(#registry_var, #method, #defaults))
     } else {
         quote! {{
@@ -245,8 +250,13 @@ pub(crate) fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) 
             __WEAKMEMO_TABLE.memo(#registry_var, #method, #defaults)
         }}
     };
+    let registry_type = if rc_owners {
+        quote!(::weakmemo::LocalRegistry)
+    } else {
+        quote!(&'static ::weakmemo::Registry)
+    };
     let resolve = quote! {
-        let #registry_var: &'static ::weakmemo::Registry = #registry;
+        let #registry_var: #registry_type = #registry;
         #closure
         #handle
     };
@@ -287,6 +297,11 @@ pub(crate) fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) 
         }
     };
     let memo = format_ident!("{}_memo", name);
+    let memo_type = if rc_owners {
+        quote!(::weakmemo::LocalMemo<impl #method_bound, #held, #key_type, #stored>)
+    } else {
+        quote!(::weakmemo::Memo<'static, impl #method_bound, #held, #key_type, #stored>)
+    };
     let memo_attrs = shared_attrs(attrs, false);
     let memo_doc = format!(
         "The cache of `{name}`, made by `#[weakmemo::memo]`: its entries \
@@ -303,13 +318,7 @@ pub(crate) fn generate(options: &Options, function: &ItemFn, shape: &Shape<'_>) 
         #(#memo_attrs)*
         #[doc = #memo_doc]
         #[allow(dead_code)]
-        #vis fn #memo #generics () -> ::weakmemo::Memo<
-            'static,
-            impl #method_bound,
-            #held,
-            #key_type,
-            #stored,
-        > #where_clause {
+        #vis fn #memo #generics () -> #memo_type #where_clause {
             #resolve
         }
     }

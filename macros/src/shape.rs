@@ -24,6 +24,8 @@ pub(crate) struct Shape<'a> {
     pub(crate) params: Vec<Param<'a>>,
     /// Whether the function is an associated one, so that its siblings are `Self::..`.
     pub(crate) in_impl: bool,
+    /// Whether the owners are `Rc`s, held by a `LocalRegistry`.
+    pub(crate) local: bool,
 }
 
 /// A receiver the cache can hold: `self: &Arc<Self>`, or `self: Arc<Self>` (by value).
@@ -121,12 +123,12 @@ pub(crate) fn check<'a>(function: &'a ItemFn, options: &Options) -> syn::Result<
         match input {
             // A receiver after the first parameter is already an error of the parser.
             FnArg::Receiver(written) => {
-                if written.colon_token.is_some() && is_ref_arc(&written.ty) {
+                if written.colon_token.is_some() && is_ref_owner(&written.ty) {
                     receiver = Some(Receiver {
                         receiver: written,
                         by_value: false,
                     });
-                } else if written.colon_token.is_some() && arc_inner(&written.ty).is_some() {
+                } else if written.colon_token.is_some() && owner_inner(&written.ty).is_some() {
                     receiver = Some(Receiver {
                         receiver: written,
                         by_value: true,
@@ -154,12 +156,25 @@ pub(crate) fn check<'a>(function: &'a ItemFn, options: &Options) -> syn::Result<
     let in_impl = receiver.is_some()
         || mentions_self_type(sig.to_token_stream())
         || mentions_self_type(function.block.to_token_stream());
-    let shape = Shape {
+    let mut shape = Shape {
         receiver,
         params,
         in_impl,
+        local: false,
     };
     let owners = shape.owners();
+    let local = owners.first().is_some_and(|first| is_rc(owner_type(first)));
+    if let Some(other) = owners
+        .iter()
+        .find(|owner| is_rc(owner_type(owner)) != local)
+    {
+        errors.push(
+            owner_type(other),
+            "`#[weakmemo::memo]` keeps a method's entries in one registry: `Arc` owners in \
+             a shared `Registry`, `Rc` owners in a thread's `LocalRegistry`; this method \
+             mixes the two: take every object as `Arc`, or every one as `Rc`",
+        );
+    }
     if let Some(fifth) = owners.get(MAX_OWNERS) {
         let tokens = match fifth {
             Owner::Receiver(receiver) => receiver.receiver.to_token_stream(),
@@ -186,6 +201,8 @@ pub(crate) fn check<'a>(function: &'a ItemFn, options: &Options) -> syn::Result<
              owned (`String` for `&str`)",
         );
     }
+    drop(owners);
+    shape.local = local;
     match errors.0 {
         Some(error) => Err(error),
         None => Ok(shape),
@@ -196,7 +213,7 @@ pub(crate) fn check<'a>(function: &'a ItemFn, options: &Options) -> syn::Result<
 /// part of the key; each misuse is pushed to `errors`.
 fn role<'a>(ty: &'a Type, by_value: bool, errors: &mut Errors) -> Role<'a> {
     if !by_value {
-        if let Some(inner) = arc_inner(ty) {
+        if let Some(inner) = owner_inner(ty) {
             return Role::Owner {
                 by_value: true,
                 inner,
@@ -208,7 +225,7 @@ fn role<'a>(ty: &'a Type, by_value: bool, errors: &mut Errors) -> Role<'a> {
             ..
         }) = ty
         {
-            if let Some(inner) = arc_inner(elem) {
+            if let Some(inner) = owner_inner(elem) {
                 return Role::Owner {
                     by_value: false,
                     inner,
@@ -259,8 +276,8 @@ fn check_by_value(options: &Options, params: &[Param<'_>], errors: &mut Errors) 
             Some(param) => {
                 let ty = &*param.pat_type.ty;
                 let is_arc = match ty {
-                    Type::Reference(reference) => arc_inner(&reference.elem).is_some(),
-                    _ => arc_inner(ty).is_some(),
+                    Type::Reference(reference) => owner_inner(&reference.elem).is_some(),
+                    _ => owner_inner(ty).is_some(),
                 };
                 if !is_arc {
                     errors.push(
@@ -279,7 +296,7 @@ fn check_by_value(options: &Options, params: &[Param<'_>], errors: &mut Errors) 
 /// naming what was written.
 fn receiver_error(receiver: &syn::Receiver) -> String {
     const WANTED: &str = "`#[weakmemo::memo]` needs the receiver `self: &Arc<Self>` (or \
-                          `self: Arc<Self>`)";
+                          `self: Arc<Self>`; `&Rc<Self>` on one thread)";
     const WHY: &str = "the cache holds the owner weakly, as a `Weak` to its `Arc` \
                        allocation, so that caching never keeps it alive";
     let written = match (
@@ -349,8 +366,8 @@ impl Errors {
     }
 }
 
-/// `T` of a type written `Arc<T>` (any path ending in `Arc`).
-fn arc_inner(ty: &Type) -> Option<&Type> {
+/// `T` of a type written `Arc<T>` or `Rc<T>` (any path ending in `Arc` or `Rc`).
+fn owner_inner(ty: &Type) -> Option<&Type> {
     let Type::Path(path) = ty else {
         return None;
     };
@@ -361,7 +378,7 @@ fn arc_inner(ty: &Type) -> Option<&Type> {
     let PathArguments::AngleBracketed(arguments) = &last.arguments else {
         return None;
     };
-    if last.ident != "Arc" {
+    if last.ident != "Arc" && last.ident != "Rc" {
         return None;
     }
     arguments.args.iter().find_map(|argument| match argument {
@@ -370,9 +387,27 @@ fn arc_inner(ty: &Type) -> Option<&Type> {
     })
 }
 
-/// Whether `ty` is written `&Arc<..>` (shared reference).
-fn is_ref_arc(ty: &Type) -> bool {
-    matches!(ty, Type::Reference(TypeReference { mutability: None, elem, .. }) if arc_inner(elem).is_some())
+/// An owner's type as written.
+fn owner_type<'a>(owner: &Owner<'_, 'a>) -> &'a Type {
+    match owner {
+        Owner::Receiver(receiver) => &receiver.receiver.ty,
+        Owner::Param(param, ..) => &param.pat_type.ty,
+    }
+}
+
+/// Whether an owner's type (`Rc<T>`, `&Rc<T>`, `Arc<T>`, `&Arc<T>`) is an `Rc`'s, which
+/// a `LocalRegistry` holds.
+fn is_rc(ty: &Type) -> bool {
+    let ty = match ty {
+        Type::Reference(reference) => &*reference.elem,
+        ty => ty,
+    };
+    matches!(ty, Type::Path(path) if path.path.segments.last().is_some_and(|last| last.ident == "Rc"))
+}
+
+/// Whether `ty` is written `&Arc<..>` or `&Rc<..>` (shared reference).
+fn is_ref_owner(ty: &Type) -> bool {
+    matches!(ty, Type::Reference(TypeReference { mutability: None, elem, .. }) if owner_inner(elem).is_some())
 }
 
 fn is_static(reference: &TypeReference) -> bool {

@@ -28,7 +28,9 @@ pub use self::table::LocalWeigher;
 use self::table::{LocalTable, NO_TTL, Removed};
 use crate::identity::{Method, Named, Stores, table_id};
 use crate::owners::{Held, Owners};
-use crate::registry::{DEFAULT_OWNERLESS_CAPACITY, DEFAULT_PURGE_INTERVAL, PURGE_STEP_BUCKETS};
+use crate::registry::{
+    DEFAULT_OWNERLESS_CAPACITY, DEFAULT_PURGE_INTERVAL, Defaults, PURGE_STEP_BUCKETS,
+};
 use crate::removal::Removal;
 use crate::stats::Stats;
 use crate::table::expiry::{ttl_duration, ttl_ms};
@@ -185,6 +187,28 @@ pub fn local() -> LocalRegistry {
     LOCAL.with(LocalRegistry::clone)
 }
 
+/// What `#[memo]` writes for `Rc` owners: `method`'s handle in `registry`, its table
+/// made with `defaults` (the attribute's settings) if it is new.
+#[cfg(feature = "macros")]
+pub fn local_memo<F, H, A, V>(
+    registry: &LocalRegistry,
+    method: F,
+    defaults: impl FnOnce() -> Defaults,
+) -> LocalMemo<F, H, A, V>
+where
+    F: 'static,
+    H: Held,
+    A: Hash + Eq + 'static,
+    V: Clone + 'static,
+{
+    let () = Named::<F>::METHOD;
+    LocalMemo::new(
+        registry.clone(),
+        registry.table::<F, H, A, V>(defaults),
+        method,
+    )
+}
+
 impl Default for LocalRegistry {
     fn default() -> Self {
         Self::new()
@@ -240,12 +264,17 @@ impl LocalRegistry {
         F: Method<O, A, K>,
     {
         let () = Named::<F>::METHOD;
-        LocalMemo::new(self.clone(), self.table::<F, O::Held, A, V>(), method)
+        LocalMemo::new(
+            self.clone(),
+            self.table::<F, O::Held, A, V>(Defaults::default),
+            method,
+        )
     }
 
-    /// The table of `F` storing `V`, made if it is new.
+    /// The table of `F` storing `V`, made with `defaults` if it is new.
     fn table<F: 'static, H: Held, A: Hash + Eq + 'static, V: Clone + 'static>(
         &self,
+        defaults: impl FnOnce() -> Defaults,
     ) -> Rc<LocalTable<H, A, V>> {
         let id = table_id::<F, V>();
         let mut tables = self.inner.tables.borrow_mut();
@@ -254,11 +283,12 @@ impl LocalRegistry {
                 .downcast()
                 .expect("a table's identity names its types");
         }
+        let Defaults { capacity, ttl } = defaults();
         let ownerless = size_of::<<H as Held>::Addrs>() == 0;
-        let capacity = if ownerless {
-            DEFAULT_OWNERLESS_CAPACITY as u64
-        } else {
-            u64::MAX
+        let capacity = match capacity {
+            Some(capacity) => capacity.map_or(u64::MAX, |capacity| capacity as u64),
+            None if ownerless => DEFAULT_OWNERLESS_CAPACITY as u64,
+            None => u64::MAX,
         };
         let table = Rc::new(LocalTable::<H, A, V>::new(
             TypeId::of::<F>(),
@@ -266,6 +296,9 @@ impl LocalRegistry {
             capacity,
             self.inner.ttl.get(),
         ));
+        if let Some(ttl) = ttl {
+            table.set_ttl(ttl_ms(Some(ttl)), true);
+        }
         let at = tables.list.len();
         tables.by_id.insert(id, at);
         tables.list.push((table.clone(), table.clone()));

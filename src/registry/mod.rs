@@ -28,8 +28,9 @@ pub use self::builder::{
 };
 pub use self::memo::{CacheInfo, Memo, Weigher};
 pub use self::prompt::{FREE_ON_DROP_KEYS, FreeOnDrop};
+pub use self::tables::Defaults;
 #[cfg(feature = "macros")]
-pub use self::tables::{Defaults, Resolved, memo};
+pub use self::tables::{Resolved, memo};
 
 use self::directory::Directory;
 use self::maintenance::{Cursor, sum_over};

@@ -644,3 +644,103 @@ proptest! {
         }
     }
 }
+
+mod attribute {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+
+    /// A tree node as GUI and compiler code keep them: `Rc`, with interior mutability.
+    struct Node {
+        weight: u32,
+        children: RefCell<Vec<Rc<Node>>>,
+        runs: Cell<u32>,
+    }
+
+    impl Node {
+        fn new(weight: u32) -> Rc<Self> {
+            Rc::new(Self {
+                weight,
+                children: RefCell::default(),
+                runs: Cell::new(0),
+            })
+        }
+
+        #[weakmemo::memo]
+        fn total(self: &Rc<Self>) -> u32 {
+            self.runs.set(self.runs.get() + 1);
+            self.weight + self.children.borrow().iter().map(Node::total).sum::<u32>()
+        }
+
+        #[weakmemo::memo(maxsize = 2)]
+        fn scaled(self: &Rc<Self>, by: u32, label: &str) -> String {
+            format!("{label}{}", self.weight * by)
+        }
+
+        #[weakmemo::memo]
+        async fn later(self: &Rc<Self>) -> Rc<u32> {
+            Rc::new(self.weight)
+        }
+    }
+
+    #[weakmemo::memo]
+    fn shared_weight(a: &Rc<Node>, b: &Rc<Node>) -> u32 {
+        a.weight + b.weight
+    }
+
+    trait Weighed {
+        fn doubled(self: &Rc<Self>) -> u32;
+    }
+
+    impl Weighed for Node {
+        #[weakmemo::memo(in_trait)]
+        fn doubled(self: &Rc<Self>) -> u32 {
+            self.weight * 2
+        }
+    }
+
+    #[test]
+    fn memo_accepts_rc_receivers_and_arguments() {
+        let leaf = Node::new(2);
+        let root = Node::new(1);
+        root.children.borrow_mut().push(Rc::clone(&leaf));
+        assert_eq!(root.total(), 3);
+        assert_eq!(root.total(), 3);
+        assert_eq!((root.runs.get(), leaf.runs.get()), (1, 1));
+        let info = Node::total_memo().cache_info();
+        assert!(info.hits >= 1 && info.currsize >= 2, "{info}");
+
+        assert_eq!(root.scaled(3, "x"), "x3");
+        assert_eq!(Node::scaled_memo().capacity(), Some(2));
+        assert_eq!(
+            Node::scaled_memo()
+                .get(&root, &weakmemo::Parts((3, "x")))
+                .as_deref(),
+            Some("x3")
+        );
+
+        assert_eq!(shared_weight(&root, &leaf), 3);
+        assert_eq!(shared_weight_memo().get((&root, &leaf), &()), Some(3));
+        assert_eq!(root.doubled(), 2);
+
+        let watch = Rc::downgrade(&leaf);
+        drop(leaf);
+        root.children.borrow_mut().clear();
+        assert!(
+            watch.upgrade().is_none(),
+            "the thread's registry kept the node alive"
+        );
+    }
+
+    #[test]
+    fn memo_on_an_async_method_with_an_rc_receiver() {
+        let node = Node::new(5);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            assert_eq!(*node.later().await, 5);
+            assert_eq!(*node.later().await, 5);
+        });
+        assert_eq!(Node::later_memo().stats().hits, 1);
+    }
+}
