@@ -54,7 +54,10 @@ use crate::shape::check;
 ///   or `Arc<U>` (`U` may be `dyn Trait`), in order, at most four in all. An entry lives
 ///   while all its owners live; it is never returned once one is dropped and is purged
 ///   lazily. Their `Hash` and `Eq` are never called: an equal object in another `Arc`
-///   is another key. A function with no owner is cached by its arguments alone, and its
+///   is another key. Owners may be `Rc`s instead (`self: &Rc<Self>`, `&Rc<U>`, all of
+///   them): the method's entries then live in the thread's `weakmemo::local()`
+///   registry, a `LocalRegistry`, and its owners, arguments and value need not be `Send`
+///   or `Sync`; `NAME_memo()` returns a `LocalMemo`. A function with no owner is cached by its arguments alone, and its
 ///   table is bounded (`weakmemo::DEFAULT_OWNERLESS_CAPACITY`, 1024 entries) unless
 ///   `maxsize` says otherwise.
 /// - **The key**, the other parameters, stored owned: none is `()`, one is itself,
@@ -108,7 +111,8 @@ use crate::shape::check;
 ///
 /// - `registry = EXPR`: the registry, an expression of type `&'static Registry`
 ///   evaluated on each call (`registry = &PARSERS` for a `static`); default
-///   `weakmemo::global()`.
+///   `weakmemo::global()`. For `Rc` owners, of type `LocalRegistry` (a handle, say
+///   `MINE.with(Clone::clone)` of a `thread_local!`); default `weakmemo::local()`.
 /// - `result`: the function returns a `Result`; `Ok` values are cached and errors are
 ///   returned without being cached (`Memo::try_call`, or `try_call_async`).
 /// - `maxsize = N`: bounds the method to `N` entries (`Memo::set_capacity`): the bound
@@ -149,12 +153,14 @@ use crate::shape::check;
 /// argument (take `&Arc<dyn Trait>`); an `impl Trait` argument; a borrow or a
 /// non-`'static` lifetime inside an argument's type (`Vec<&str>`, `Cow<'a, str>`); more
 /// than eight key arguments beside a borrowed one; `const fn`, `unsafe fn`, `extern
-/// fn`; no return type; an unknown option, or `by_value` naming no `Arc` argument. A
+/// fn`; no return type; an unknown option, or `by_value` naming no `Arc` argument;
+/// `Arc` and `Rc` owners in one method. A
 /// `ttl` that is not a `Duration` is
 /// rustc's type error, at the expression. An owner that is not `Send + Sync +
 /// 'static`, a key argument that is not `Clone + Hash + Eq + Send + Sync + 'static`
 /// (a borrowed one: whose owned form is not), or a return type that is not `Clone +
-/// Send + Sync + 'static`, is reported at its own span (and once more at the
+/// Send + Sync + 'static` (with `Rc` owners: the same, less `Send + Sync`), is
+/// reported at its own span (and once more at the
 /// attribute, by `Memo::call` or `call_async`).
 ///
 /// # Build time

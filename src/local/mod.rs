@@ -307,6 +307,7 @@ impl LocalRegistry {
 
     /// Counts a lookup toward the next purge step, and runs it if due. Called with no
     /// table borrowed.
+    #[inline]
     fn looked_up(&self) {
         let inner = &*self.inner;
         match inner.countdown.get() {
@@ -320,6 +321,7 @@ impl LocalRegistry {
     }
 
     /// Looks at the next [`PURGE_STEP_BUCKETS`] slots of the next table.
+    #[cold]
     fn purge_step(&self) {
         let inner = &*self.inner;
         let table = {
@@ -349,14 +351,23 @@ impl LocalRegistry {
     /// its books settled, so the listener and the drops may use the cache. A panicking
     /// listener is caught (its hook has reported it); a panicking `Drop` reaches the
     /// caller after the other removals are dropped.
+    #[inline]
     fn report<H: Held, A: 'static, V: 'static>(
         &self,
         table: &LocalTable<H, A, V>,
         removed: Removed<A, V>,
     ) {
-        if removed.is_empty() {
-            return;
+        if !removed.is_empty() {
+            self.report_some(table, removed);
         }
+    }
+
+    #[cold]
+    fn report_some<H: Held, A: 'static, V: 'static>(
+        &self,
+        table: &LocalTable<H, A, V>,
+        removed: Removed<A, V>,
+    ) {
         let listener = self.inner.listener.borrow().clone();
         if let Some(listener) = listener {
             for (cause, args, value) in &removed {

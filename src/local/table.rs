@@ -150,19 +150,25 @@ impl<H: Held, A: Hash + Eq + 'static, V: Clone + 'static> LocalTable<H, A, V> {
 
     /// The table, or a panic naming the misuse: only user code run under the borrow
     /// (an argument's `Eq`, a value's `Clone`) can find it borrowed.
-    #[track_caller]
+    #[inline]
     pub(super) fn state(&self) -> RefMut<'_, State<H, A, V>> {
-        self.state.try_borrow_mut().unwrap_or_else(|_| {
-            panic!(
-                "weakmemo: the cache of `{}` was used from an argument's `Eq` or a value's \
+        self.state
+            .try_borrow_mut()
+            .unwrap_or_else(|_| self.reentered())
+    }
+
+    #[cold]
+    fn reentered(&self) -> ! {
+        panic!(
+            "weakmemo: the cache of `{}` was used from an argument's `Eq` or a value's \
                  `Clone` while it ran them; a local registry cannot serve such a call",
-                self.name
-            )
-        })
+            self.name
+        )
     }
 
     /// The value of `key`, counted as a hit or a miss; an expired entry found is taken
     /// out.
+    #[inline]
     pub(super) fn get<Q: Lookup<A>>(
         &self,
         key: Key<H::Addrs>,
@@ -177,7 +183,11 @@ impl<H: Held, A: Hash + Eq + 'static, V: Clone + 'static> LocalTable<H, A, V> {
                 bump(&self.counts.expired, 1);
                 return None;
             }
-            state.touch(at);
+            // Recency is kept only under a bound, the one reader of it: an unbounded
+            // method's hit writes nothing but its counter.
+            if state.capacity != u64::MAX {
+                state.touch(at);
+            }
             Some(state.entry(at).value.clone())
         });
         bump(
@@ -416,6 +426,7 @@ impl<H: Held, A: Eq, V> State<H, A, V> {
     /// The entry of `key`: same hash, the same owners by address (each alive, since the
     /// caller holds it and the entry's `Weak` kept its address from reuse), and
     /// arguments `Eq` finds equal.
+    #[inline]
     fn find<Q: Lookup<A>>(&self, key: Key<H::Addrs>, args: &Q) -> Option<u32> {
         let nodes = &self.nodes;
         self.index
