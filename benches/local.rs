@@ -23,7 +23,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hashbrown::HashMap;
+use support::config;
 use weakmemo::{LocalRegistry, Registry};
+
+mod support;
 
 const OWNERS: usize = 250;
 const ARGS: u64 = 4;
@@ -165,5 +168,9 @@ fn misses(c: &mut Criterion) {
     assert_eq!(local.cache_info().currsize, BATCH as usize);
 }
 
-criterion_group!(benches, hits, misses);
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = hits, misses
+}
 criterion_main!(benches);

@@ -123,7 +123,8 @@
 //! - **The arguments** are hashed to find a bucket and always compared with `Eq`, so
 //!   colliding hashes never return a wrong value. Several arguments form a tuple.
 //!
-//! Owners and values cross threads, so they must be `Send + Sync`:
+//! A [`Registry`]'s owners and values cross threads, so they must be `Send + Sync`
+//! (for one thread's `Rc`s, see [One thread: `Rc` owners](#one-thread-rc-owners)):
 //!
 //! ```compile_fail,E0277
 //! # use std::sync::Arc;
@@ -385,6 +386,38 @@
 //! assert_eq!(profile.call_async(&user, ()).await, "profile 7");
 //! assert_eq!(profile.get(&user, &()), Some("profile 7".to_string()));
 //! # });
+//! ```
+//!
+//! # One thread: `Rc` owners
+//!
+//! A [`LocalRegistry`] serves one thread: `Rc` owners (`rc::Weak`s in its entries), and
+//! owners, arguments and values that are not `Send` or `Sync`. It has the handle's
+//! operations ([`LocalMemo`]), lazy purge and its interval, bounds (exact LRU), TTL, the
+//! removal listener, stats, invalidation and fail-fast same-key recursion, with no lock
+//! and no atomic instruction on its paths. [`local()`] is the thread's own, which
+//! [`#[memo]`](memo) uses for `self: &Rc<Self>`:
+//!
+//! ```
+//! # #[cfg(feature = "macros")] {
+//! use std::cell::RefCell;
+//! use std::rc::Rc;
+//!
+//! struct Env { vars: RefCell<Vec<(String, i64)>> }
+//!
+//! impl Env {
+//!     #[weakmemo::memo]
+//!     fn lookup(self: &Rc<Self>, name: &str) -> Option<i64> {
+//!         self.vars.borrow().iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+//!     }
+//! }
+//!
+//! let env = Rc::new(Env { vars: RefCell::new(vec![("x".into(), 1)]) });
+//! assert_eq!(env.lookup("x"), Some(1));
+//! assert_eq!(env.lookup("x"), Some(1)); // a lookup
+//! env.vars.borrow_mut().push(("y".into(), 2));
+//! Env::lookup_memo().invalidate_owner(&env); // its state changed
+//! assert_eq!(env.lookup("y"), Some(2));
+//! # }
 //! ```
 //!
 //! # Freeing dead owners' values sooner

@@ -532,7 +532,8 @@ impl LocalRegistry {
     ///
     /// As [`set_ttl`](Self::set_ttl).
     #[must_use]
-    pub fn weight(&self) -> u64 {
-        self.each_table().iter().map(|table| table.weight()).sum()
+    pub fn weight(&self) -> usize {
+        let weight: u64 = self.each_table().iter().map(|table| table.weight()).sum();
+        usize::try_from(weight).unwrap_or(usize::MAX)
     }
 }

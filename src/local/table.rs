@@ -221,7 +221,11 @@ impl<H: Held, A: Hash + Eq + 'static, V: Clone + 'static> LocalTable<H, A, V> {
         args: &Q,
         stored: &std::rc::Rc<A>,
     ) {
-        let mut pending = self.pending.borrow_mut();
+        // `Eq` runs under this borrow: a call from it finds it taken.
+        let mut pending = self
+            .pending
+            .try_borrow_mut()
+            .unwrap_or_else(|_| self.reentered());
         let recursive = pending
             .iter()
             .any(|(k, a)| k.hash == key.hash && k.addrs == key.addrs && args.matches(a));
