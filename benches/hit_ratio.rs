@@ -16,6 +16,9 @@
 //!   (a loop that does not quite fit; its own trace for each capacity).
 //! - `zipf-0.9+shift`: Zipf(0.9) whose hot set is replaced by new keys every 100,000
 //!   requests. Not one of the issue's traces: it shows how fast a policy forgets.
+//! - `zipf-0.9+repeats` and `moving-set` (issue 16): new keys requested 4 times back to
+//!   back amid Zipf(0.9), and a working set of half the capacity that moves every 20 ×
+//!   its size requests. Then a table of a new user's cases (`new_user_cases`).
 //!
 //! Capacities 100, 1,000 and 10,000 entries (0.1%, 1% and 10% of the universe).
 //!
@@ -159,6 +162,37 @@ fn shift_trace(scale: &Scale, seed: u64) -> Vec<u64> {
         .collect()
 }
 
+/// Zipf(0.9) in which, from time to time (1% of the requests start one), a key never
+/// seen before is requested 4 times back to back: a value just computed, asked for
+/// again at once, as a new user of `lru_cache` expects to find it (issue 16).
+fn repeats_trace(scale: &Scale, seed: u64) -> Vec<u64> {
+    let zipf = Zipf::new(scale.universe, 0.9);
+    let mut rng = Rng(seed);
+    let mut fresh = scale.universe;
+    let mut trace = Vec::with_capacity(scale.requests);
+    while trace.len() < scale.requests {
+        if rng.unit() < 0.01 {
+            trace.extend([fresh; 4]);
+            fresh += 1;
+        } else {
+            trace.push(zipf.sample(&mut rng));
+        }
+    }
+    trace.truncate(scale.requests);
+    trace
+}
+
+/// A working set of half the capacity, requested uniformly, that moves to new keys
+/// every 20 × its size requests (issue 16): LRU pays one miss per new key.
+fn moving_trace(scale: &Scale, capacity: usize) -> Vec<u64> {
+    let size = (capacity as u64 / 2).max(1);
+    let phase = 20 * size as usize;
+    let mut rng = Rng(capacity as u64);
+    (0..scale.requests)
+        .map(|i| (i / phase) as u64 * size + rng.next_u64() % size)
+        .collect()
+}
+
 fn loop_trace(scale: &Scale, capacity: usize) -> Vec<u64> {
     let n = (capacity as u64 * 11).div_ceil(10);
     (0..scale.requests as u64).map(|i| i % n).collect()
@@ -188,6 +222,46 @@ fn run_policy(trace: &[u64], capacity: usize, policy: &mut impl Policy) -> (f64,
         policy.insert(key, hash, policy.len() >= capacity);
         Some(policy.len())
     })
+}
+
+/// The misses a contender makes on `then` after `before`, at `capacity`: the misses of
+/// the whole trace less those of `before` alone (each run on a fresh cache).
+fn misses_after(run: Runner, before: &[u64], then: &[u64], capacity: usize) -> usize {
+    let misses = |trace: &[u64]| {
+        let (ratio, _) = run(trace, capacity);
+        ((100.0 - ratio) * trace.len() as f64 / 100.0).round() as usize
+    };
+    let whole: Vec<u64> = before.iter().chain(then).copied().collect();
+    misses(&whole).saturating_sub(misses(before))
+}
+
+/// `rounds` rounds over `keys`, in order.
+fn rounds(keys: std::ops::Range<u64>, rounds: usize) -> Vec<u64> {
+    (0..rounds).flat_map(|_| keys.clone()).collect()
+}
+
+/// Issue 16's cases, as a new user of `lru_cache` meets them: how many computations a
+/// key new to a full cache of hot keys takes before it is stored (LRU: 1); what a move
+/// of the working set to `capacity` new keys costs per key (LRU: 1.0); and the runs of
+/// a switch from keys {1, 2} to {3, 4} at `maxsize = 2` (LRU: 2).
+fn new_user_cases(contenders: &[(&str, Runner)], capacity: usize) {
+    let c = capacity as u64;
+    let hot = rounds(0..c, 8);
+    let newcomer = [c; 8];
+    let settled = rounds(0..c, 10);
+    let moved = rounds(c..2 * c, 10);
+    println!("## A new user's cases (issue 16), capacity {capacity}\n");
+    println!(
+        "| contender | runs of a new key called 8 times in a full cache | runs per key of a move to {capacity} new keys | runs of a switch from {{1, 2}} to {{3, 4}} at capacity 2 |"
+    );
+    println!("|---|---:|---:|---:|");
+    for (name, run) in contenders {
+        let new_key = misses_after(*run, &hot, &newcomer, capacity);
+        let per_key = misses_after(*run, &settled, &moved, capacity) as f64 / c as f64;
+        let switch = misses_after(*run, &rounds(1..3, 10), &rounds(3..5, 10), 2);
+        println!("| {name} | {new_key} | {per_key:.2} | {switch} |");
+    }
+    println!();
 }
 
 /// A contender: its column name and how to run it on a trace at a capacity.
@@ -426,15 +500,21 @@ fn sharded(name: &str, trace: &[u64], capacity: usize, bits: u32, budget: Budget
 
 struct Trace {
     name: &'static str,
-    /// `None`: one trace for every capacity; the loop is built per capacity.
-    keys: Option<Vec<u64>>,
+    keys: Keys,
+}
+
+/// A trace's keys: one list for every capacity, or one built for each (the loop, the
+/// moving working set).
+enum Keys {
+    Fixed(Vec<u64>),
+    PerCapacity(fn(&Scale, usize) -> Vec<u64>),
 }
 
 impl Trace {
     fn keys(&self, scale: &Scale, capacity: usize) -> std::borrow::Cow<'_, [u64]> {
         match &self.keys {
-            Some(keys) => keys.into(),
-            None => loop_trace(scale, capacity).into(),
+            Keys::Fixed(keys) => keys.into(),
+            Keys::PerCapacity(build) => build(scale, capacity).into(),
         }
     }
 }
@@ -453,31 +533,43 @@ fn main() {
     let traces = [
         Trace {
             name: "zipf-0.7",
-            keys: Some(zipf_trace(scale, 0.7, 1)),
+            keys: Keys::Fixed(zipf_trace(scale, 0.7, 1)),
         },
         Trace {
             name: "zipf-0.9",
-            keys: Some(zipf_trace(scale, 0.9, 2)),
+            keys: Keys::Fixed(zipf_trace(scale, 0.9, 2)),
         },
         Trace {
             name: "zipf-1.1",
-            keys: Some(zipf_trace(scale, 1.1, 3)),
+            keys: Keys::Fixed(zipf_trace(scale, 1.1, 3)),
         },
         Trace {
             name: "zipf-0.9+scans",
-            keys: Some(scan_trace(scale, 4)),
+            keys: Keys::Fixed(scan_trace(scale, 4)),
         },
         Trace {
             name: "loop-1.1x",
-            keys: None,
+            keys: Keys::PerCapacity(loop_trace),
         },
         Trace {
             name: "zipf-0.9+shift",
-            keys: Some(shift_trace(scale, 5)),
+            keys: Keys::Fixed(shift_trace(scale, 5)),
+        },
+        Trace {
+            name: "zipf-0.9+repeats",
+            keys: Keys::Fixed(repeats_trace(scale, 6)),
+        },
+        Trace {
+            name: "moving-set",
+            keys: Keys::PerCapacity(moving_trace),
         },
     ];
-    // The traces the issue's acceptance criteria name.
-    let in_issue = |name: &str| !name.contains("shift");
+    // The traces issue 4's acceptance criteria name (issue 16 added the last three).
+    let in_issue = |name: &str| {
+        !["shift", "repeats", "moving"]
+            .iter()
+            .any(|t| name.contains(t))
+    };
     let contenders: Vec<(&str, Runner)> = PEERS
         .iter()
         .chain(&[("weakmemo", weakmemo as Runner)])
@@ -533,6 +625,8 @@ fn main() {
             .iter()
             .position(|(name, _)| *name == "clock2+tlfu-miss")
             .unwrap();
+    new_user_cases(&contenders, 100);
+
     println!("## weakmemo against the peers\n");
     println!(
         "| trace | capacity | LRU | moka | quick_cache | weakmemo | best peer | weakmemo − best peer, pp | simulated clock2+tlfu-miss | weakmemo's most entries |"
@@ -557,7 +651,7 @@ fn main() {
     println!();
 
     // The issue's acceptance criteria, for the real implementation and each candidate.
-    println!("## Acceptance (issue 4; its five traces, not zipf-0.9+shift)\n");
+    println!("## Acceptance (issue 4; its five traces, not zipf-0.9+shift nor issue 16's)\n");
     println!(
         "| contender | worst gap to the best peer, pp (trace, capacity) | within 1 pp everywhere | beats LRU on scans and loop, every capacity |"
     );
@@ -594,7 +688,10 @@ fn main() {
 
     // How fast `clock2+tlfu-miss` forgets: its sketch's halving period, and escapes.
     println!("## clock2+tlfu-miss by the sketch's halving period\n");
-    let shift = traces.iter().position(|t| !in_issue(t.name)).unwrap();
+    let shift = traces
+        .iter()
+        .position(|t| t.name == "zipf-0.9+shift")
+        .unwrap();
     let capacities = scale.capacities.map(|c| c.to_string());
     print!("| variant | period at {} |", capacities.join(" / "));
     for capacity in scale.capacities {

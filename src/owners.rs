@@ -18,7 +18,9 @@ use crate::identity::{owner_addr, rc_addr, rc_weak_addr, weak_addr};
 /// The objects a call's entry belongs to: `&Arc<T>` (a method's receiver), a tuple of
 /// up to four `&Arc`s (a receiver and object arguments, each held weakly, by identity),
 /// or `()` (a function of its arguments alone, whose entries nothing frees but a bound,
-/// a TTL or invalidation).
+/// a TTL or invalidation). In a [`LocalRegistry`](crate::LocalRegistry), `&Rc<T>` and
+/// tuples of `&Rc`s too (a [`Registry`](crate::Registry) refuses them: its entries cross
+/// threads).
 ///
 /// The entry lives while all of its owners live; it is never returned once one of them
 /// is dropped, and lazy purging removes it.
