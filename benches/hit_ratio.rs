@@ -50,7 +50,7 @@ use std::time::Instant;
 
 #[path = "support/policies.rs"]
 mod policies;
-use policies::{Budget, Clock, Feed, Policy, S3Fifo, Sharded, Sieve, Sketch, mix};
+use policies::{Budget, Clock, Feed, Policy, S3Fifo, Sharded, Sieve, Sketch, Windowed, mix};
 
 type FixedHasher = BuildHasherDefault<DefaultHasher>;
 
@@ -345,7 +345,7 @@ fn weakmemo(trace: &[u64], capacity: usize) -> (f64, usize) {
     (ratio, most)
 }
 
-const CANDIDATES: [(&str, Runner); 6] = [
+const CANDIDATES: [(&str, Runner); 8] = [
     ("clock1", |t, c| {
         run_policy(t, c, &mut Clock::new(c, 1, Feed::None))
     }),
@@ -360,7 +360,20 @@ const CANDIDATES: [(&str, Runner); 6] = [
     }),
     ("s3fifo", |t, c| run_policy(t, c, &mut S3Fifo::new(c))),
     ("sieve", |t, c| run_policy(t, c, &mut Sieve::new(c))),
+    ("w1%+clock2+tlfu-miss", |t, c| {
+        run_policy(t, c, &mut Windowed::new(c, 1))
+    }),
+    ("w20%+clock2+tlfu-miss", |t, c| {
+        run_policy(t, c, &mut Windowed::new(c, 20))
+    }),
 ];
+
+/// The candidates the sharded tables split, in `CANDIDATES`' order: not the windowed
+/// ones, studied on one table first (a window per shard holds an entry even in a shard
+/// whose budget is 0).
+fn shardable() -> impl Iterator<Item = &'static (&'static str, Runner)> {
+    CANDIDATES.iter().filter(|(name, _)| !name.starts_with('w'))
+}
 
 /// A way for `clock2+tlfu-miss` to forget faster ("The sketch's halving period" in
 /// `docs/benchmarks.md`); the first is the period before, the second weakmemo's now.
@@ -761,11 +774,11 @@ fn main() {
             1 << SHARD_BITS
         );
         print!("| trace |");
-        for (name, _) in &CANDIDATES {
+        for (name, _) in shardable() {
             print!(" {name} |");
         }
         print!("\n|---|");
-        for _ in &CANDIDATES {
+        for _ in shardable() {
             print!("---:|");
         }
         println!();
@@ -777,7 +790,7 @@ fn main() {
         for (t, trace) in traces.iter().enumerate() {
             let keys = trace.keys(scale, capacity);
             print!("| {} |", trace.name);
-            for (i, (name, _)) in CANDIDATES.iter().enumerate() {
+            for (i, (name, _)) in shardable().enumerate() {
                 let one = results[t][c][candidates + i];
                 let per_shard = sharded(name, &keys, capacity, SHARD_BITS, Budget::PerShard);
                 let shared = sharded(name, &keys, capacity, SHARD_BITS, Budget::Shared);

@@ -615,3 +615,69 @@ impl<P: Policy> Policy for Sharded<P> {
         self.len
     }
 }
+
+/// W-TinyLFU over `clock2`: a window of the newest entries, in LRU order, that always
+/// admits, in front of a main CLOCK region whose TinyLFU admission (fed by misses) judges
+/// each entry the window pushes out against the main region's victim (issue 16).
+pub struct Windowed {
+    window_cap: usize,
+    /// The window: key → its last use, and uses in order (oldest first).
+    window: HashMap<u64, (u64, u64)>,
+    order: std::collections::BTreeMap<u64, u64>,
+    tick: u64,
+    main: Clock,
+    main_cap: usize,
+    sketch: Rc<RefCell<Sketch>>,
+}
+
+impl Windowed {
+    /// `window_percent` of `cap` (at least one entry) in the window, the rest in main.
+    pub fn new(cap: usize, window_percent: usize) -> Self {
+        let window_cap = (cap * window_percent / 100).max(1).min(cap);
+        let main_cap = cap - window_cap;
+        let sketch = Rc::new(RefCell::new(Sketch::new(cap)));
+        Windowed {
+            window_cap,
+            window: HashMap::new(),
+            order: std::collections::BTreeMap::new(),
+            tick: 0,
+            main: Clock::with_sketch(main_cap.max(1), 3, Feed::None, Some(sketch.clone())),
+            main_cap,
+            sketch,
+        }
+    }
+}
+
+impl Policy for Windowed {
+    fn get(&mut self, key: u64, hash: u64) -> bool {
+        if let Some((used, _)) = self.window.get_mut(&key) {
+            self.order.remove(used);
+            self.tick += 1;
+            *used = self.tick;
+            self.order.insert(self.tick, key);
+            return true;
+        }
+        self.main.get(key, hash)
+    }
+
+    fn insert(&mut self, key: u64, hash: u64, _full: bool) {
+        self.sketch.borrow_mut().add(hash);
+        self.tick += 1;
+        self.window.insert(key, (self.tick, hash));
+        self.order.insert(self.tick, key);
+        if self.window.len() <= self.window_cap {
+            return;
+        }
+        let (_, oldest) = self.order.pop_first().unwrap();
+        let (_, oldest_hash) = self.window.remove(&oldest).unwrap();
+        if self.main_cap == 0 {
+            return;
+        }
+        let main_full = self.main.len() >= self.main_cap;
+        self.main.insert(oldest, oldest_hash, main_full);
+    }
+
+    fn len(&self) -> usize {
+        self.window.len() + self.main.len()
+    }
+}
