@@ -375,13 +375,7 @@ where
     /// As [`get`](Self::get).
     #[must_use]
     pub fn cache_info(&self) -> CacheInfo {
-        let stats = self.stats();
-        CacheInfo {
-            hits: stats.hits,
-            misses: stats.misses,
-            maxsize: self.capacity(),
-            currsize: stats.entries,
-        }
+        CacheInfo::of(&self.stats(), self.capacity())
     }
 
     /// Bounds this method to `capacity` entries (or weight, with a weigher), or lifts

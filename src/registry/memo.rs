@@ -76,6 +76,18 @@ pub struct CacheInfo {
     pub currsize: usize,
 }
 
+impl CacheInfo {
+    /// A method's counters, as `cache_info()` names them, and its bound.
+    pub(crate) fn of(stats: &Stats, maxsize: Option<usize>) -> Self {
+        Self {
+            hits: stats.hits,
+            misses: stats.misses,
+            maxsize,
+            currsize: stats.entries,
+        }
+    }
+}
+
 impl fmt::Display for CacheInfo {
     /// Python's spelling: `CacheInfo(hits=1, misses=2, maxsize=None, currsize=2)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -282,13 +294,7 @@ where
     /// As [`stats`](Self::stats).
     #[must_use]
     pub fn cache_info(&self) -> CacheInfo {
-        let stats = self.stats();
-        CacheInfo {
-            hits: stats.hits,
-            misses: stats.misses,
-            maxsize: self.capacity(),
-            currsize: stats.entries,
-        }
+        CacheInfo::of(&self.stats(), self.capacity())
     }
 
     /// Bounds this method to `capacity` entries (or weight, with a weigher), or lifts
