@@ -345,7 +345,7 @@ fn weakmemo(trace: &[u64], capacity: usize) -> (f64, usize) {
     (ratio, most)
 }
 
-const CANDIDATES: [(&str, Runner); 8] = [
+const CANDIDATES: [(&str, Runner); 9] = [
     ("clock1", |t, c| {
         run_policy(t, c, &mut Clock::new(c, 1, Feed::None))
     }),
@@ -365,6 +365,9 @@ const CANDIDATES: [(&str, Runner); 8] = [
     }),
     ("w20%+clock2+tlfu-miss", |t, c| {
         run_policy(t, c, &mut Windowed::new(c, 20))
+    }),
+    ("wclimb+clock2+tlfu-miss", |t, c| {
+        run_policy(t, c, &mut Windowed::climbing(c))
     }),
 ];
 

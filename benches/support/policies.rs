@@ -253,6 +253,15 @@ impl Clock {
         self.hand *= 2;
     }
 
+    /// Evicts the hand's next victim, with no newcomer (a window taking room from main).
+    fn evict_one(&mut self) {
+        let victim = self.sweep();
+        let slot = self.slots[victim].take().unwrap();
+        self.index.remove(&slot.key);
+        self.len -= 1;
+        self.hand = (self.hand + 1) & self.mask();
+    }
+
     /// Moves the hand to an entry whose counter is 0, decrementing the others on the way.
     fn sweep(&mut self) -> usize {
         loop {
@@ -620,6 +629,8 @@ impl<P: Policy> Policy for Sharded<P> {
 /// admits, in front of a main CLOCK region whose TinyLFU admission (fed by misses) judges
 /// each entry the window pushes out against the main region's victim (issue 16).
 pub struct Windowed {
+    /// With `Some`, the window's size climbs toward what pays (Caffeine's hill climber).
+    climber: Option<Climber>,
     window_cap: usize,
     /// The window: key → its last use, and uses in order (oldest first).
     window: HashMap<u64, (u64, u64)>,
@@ -637,6 +648,7 @@ impl Windowed {
         let main_cap = cap - window_cap;
         let sketch = Rc::new(RefCell::new(Sketch::new(cap)));
         Windowed {
+            climber: None,
             window_cap,
             window: HashMap::new(),
             order: std::collections::BTreeMap::new(),
@@ -648,26 +660,77 @@ impl Windowed {
     }
 }
 
-impl Policy for Windowed {
-    fn get(&mut self, key: u64, hash: u64) -> bool {
-        if let Some((used, _)) = self.window.get_mut(&key) {
-            self.order.remove(used);
-            self.tick += 1;
-            *used = self.tick;
-            self.order.insert(self.tick, key);
-            return true;
-        }
-        self.main.get(key, hash)
+/// Caffeine's hill climber: every sample of `10 × capacity` requests, the window moves
+/// by `step` entries, reversing when the hit rate fell; the step decays by 2% a sample and
+/// restarts at 6.25% of the capacity when the hit rate moves by more than 5 points.
+struct Climber {
+    cap: usize,
+    sample: usize,
+    requests: usize,
+    hits: usize,
+    previous: f64,
+    step: f64,
+}
+
+impl Windowed {
+    /// The same, starting at 1%, with the window's size adapting.
+    pub fn climbing(cap: usize) -> Self {
+        let mut windowed = Self::new(cap, 1);
+        windowed.climber = Some(Climber {
+            cap,
+            sample: 10 * cap,
+            requests: 0,
+            hits: 0,
+            previous: 0.0,
+            step: cap as f64 * 0.0625,
+        });
+        windowed
     }
 
-    fn insert(&mut self, key: u64, hash: u64, _full: bool) {
-        self.sketch.borrow_mut().add(hash);
-        self.tick += 1;
-        self.window.insert(key, (self.tick, hash));
-        self.order.insert(self.tick, key);
-        if self.window.len() <= self.window_cap {
+    fn count(&mut self, hit: bool) {
+        let Some(climber) = &mut self.climber else {
+            return;
+        };
+        climber.requests += 1;
+        climber.hits += usize::from(hit);
+        if climber.requests < climber.sample {
             return;
         }
+        let rate = climber.hits as f64 / climber.requests as f64;
+        let change = rate - climber.previous;
+        if change < 0.0 {
+            climber.step = -climber.step;
+        }
+        let restart = change.abs() >= 0.05;
+        climber.previous = rate;
+        (climber.requests, climber.hits) = (0, 0);
+        let target = (self.window_cap as f64 + climber.step).round();
+        let target = (target.max(1.0) as usize).min(climber.cap.saturating_sub(1).max(1));
+        climber.step = if restart {
+            climber.step.signum() * climber.cap as f64 * 0.0625
+        } else {
+            climber.step * 0.98
+        };
+        self.resize(target);
+    }
+
+    /// Gives the window `window_cap` entries and main the rest, moving entries across:
+    /// a shrinking window hands its oldest to main's admission, a growing one takes
+    /// room by evicting main's victims.
+    fn resize(&mut self, window_cap: usize) {
+        let cap = self.window_cap + self.main_cap;
+        self.window_cap = window_cap;
+        self.main_cap = cap - window_cap;
+        while self.window.len() > self.window_cap {
+            self.spill();
+        }
+        while self.main.len() > self.main_cap {
+            self.main.evict_one();
+        }
+    }
+
+    /// Moves the window's oldest entry to main, through main's admission.
+    fn spill(&mut self) {
         let (_, oldest) = self.order.pop_first().unwrap();
         let (_, oldest_hash) = self.window.remove(&oldest).unwrap();
         if self.main_cap == 0 {
@@ -676,8 +739,39 @@ impl Policy for Windowed {
         let main_full = self.main.len() >= self.main_cap;
         self.main.insert(oldest, oldest_hash, main_full);
     }
+}
+
+impl Policy for Windowed {
+    fn get(&mut self, key: u64, hash: u64) -> bool {
+        let hit = self.lookup(key, hash);
+        self.count(hit);
+        hit
+    }
+
+    fn insert(&mut self, key: u64, hash: u64, _full: bool) {
+        self.sketch.borrow_mut().add(hash);
+        self.tick += 1;
+        self.window.insert(key, (self.tick, hash));
+        self.order.insert(self.tick, key);
+        if self.window.len() > self.window_cap {
+            self.spill();
+        }
+    }
 
     fn len(&self) -> usize {
         self.window.len() + self.main.len()
+    }
+}
+
+impl Windowed {
+    fn lookup(&mut self, key: u64, hash: u64) -> bool {
+        if let Some((used, _)) = self.window.get_mut(&key) {
+            self.order.remove(used);
+            self.tick += 1;
+            *used = self.tick;
+            self.order.insert(self.tick, key);
+            return true;
+        }
+        self.main.get(key, hash)
     }
 }
