@@ -18,7 +18,7 @@ use crate::lookup::Lookup;
 use crate::owners::Held;
 use crate::removal::RemovalCause;
 use crate::stats::Stats;
-use crate::table::expiry::{now_ms, ttl_ms};
+use crate::table::expiry::{Clock, now_ms, ttl_ms};
 
 /// No slab position: the ends of the recency list.
 const NIL: u32 = u32::MAX;
@@ -443,18 +443,16 @@ impl<H: Held, A: Eq, V> State<H, A, V> {
             .copied()
     }
 
-    fn clock(&self) -> Option<(u64, u64)> {
-        (self.ttl != NO_TTL).then(|| (self.ttl, now_ms()))
+    fn clock(&self) -> Option<Clock> {
+        (self.ttl != NO_TTL).then(|| Clock::read(self.ttl, self.since))
     }
 
-    fn is_expired(&self, at: u32, clock: Option<(u64, u64)>) -> bool {
-        clock.is_some_and(|(ttl, now)| {
-            now.saturating_sub(self.entry(at).born.max(self.since)) >= ttl
-        })
+    fn is_expired(&self, at: u32, clock: Option<Clock>) -> bool {
+        clock.is_some_and(|clock| clock.expired(self.entry(at).born))
     }
 
     /// Why the entry at `at` should go whatever the bound, if there is an entry there.
-    fn cause(&self, at: u32, clock: Option<(u64, u64)>) -> Option<RemovalCause> {
+    fn cause(&self, at: u32, clock: Option<Clock>) -> Option<RemovalCause> {
         let entry = self.nodes.get(at as usize)?.entry.as_ref()?;
         if entry.owner.is_dead() {
             Some(RemovalCause::Collected)

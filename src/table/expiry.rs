@@ -117,11 +117,7 @@ impl Expiry {
     #[inline]
     pub(crate) fn clock(&self) -> Option<Clock> {
         let ttl = self.ttl();
-        (ttl != NONE).then(|| Clock {
-            ttl,
-            since: self.since.load(Relaxed),
-            now: now_ms(),
-        })
+        (ttl != NONE).then(|| Clock::read(ttl, self.since.load(Relaxed)))
     }
 }
 
@@ -134,6 +130,15 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
+    /// A reading of `ttl` ms, for entries stamped 0 born at `since`, taken now.
+    pub(crate) fn read(ttl: u64, since: u64) -> Self {
+        Self {
+            ttl,
+            since,
+            now: now_ms(),
+        }
+    }
+
     /// Whether an entry born at `born` (0: before the TTL was set) has expired.
     #[inline]
     pub(crate) fn expired(self, born: u64) -> bool {
