@@ -345,7 +345,7 @@ fn weakmemo(trace: &[u64], capacity: usize) -> (f64, usize) {
     (ratio, most)
 }
 
-const CANDIDATES: [(&str, Runner); 9] = [
+const CANDIDATES: [(&str, Runner); 14] = [
     ("clock1", |t, c| {
         run_policy(t, c, &mut Clock::new(c, 1, Feed::None))
     }),
@@ -368,6 +368,21 @@ const CANDIDATES: [(&str, Runner); 9] = [
     }),
     ("wclimb+clock2+tlfu-miss", |t, c| {
         run_policy(t, c, &mut Windowed::climbing(c))
+    }),
+    ("wghost+clock2+tlfu-miss", |t, c| {
+        run_policy(t, c, &mut Windowed::ghosted(c, false, 0, 0))
+    }),
+    ("w1%+ghost2x+age/8", |t, c| {
+        run_policy(t, c, &mut Windowed::ghosted(c, true, 8, 2))
+    }),
+    ("w1%+ghost4x+age/8", |t, c| {
+        run_policy(t, c, &mut Windowed::ghosted(c, true, 8, 4))
+    }),
+    ("w1%+ghost-admit+age/8", |t, c| {
+        run_policy(t, c, &mut Windowed::ghosted(c, true, 8, 0))
+    }),
+    ("w1%+ghost2x+age/16", |t, c| {
+        run_policy(t, c, &mut Windowed::ghosted(c, true, 16, 2))
     }),
 ];
 

@@ -151,7 +151,7 @@ impl Sketch {
         }
     }
 
-    fn halve(&mut self) {
+    pub fn halve(&mut self) {
         self.additions = 0;
         for row in &mut self.rows {
             row.iter_mut().for_each(|c| *c /= 2);
@@ -253,13 +253,15 @@ impl Clock {
         self.hand *= 2;
     }
 
-    /// Evicts the hand's next victim, with no newcomer (a window taking room from main).
-    fn evict_one(&mut self) {
+    /// Evicts the hand's next victim, with no newcomer (a window taking room from main),
+    /// and returns its key.
+    fn evict_one(&mut self) -> u64 {
         let victim = self.sweep();
         let slot = self.slots[victim].take().unwrap();
         self.index.remove(&slot.key);
         self.len -= 1;
         self.hand = (self.hand + 1) & self.mask();
+        slot.key
     }
 
     /// Moves the hand to an entry whose counter is 0, decrementing the others on the way.
@@ -292,12 +294,45 @@ impl Policy for Clock {
     }
 
     fn insert(&mut self, key: u64, hash: u64, full: bool) {
+        self.insert_reporting(key, hash, full);
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// What [`Clock::insert_reporting`] did with a newcomer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    Stored,
+    /// Stored, evicting this key.
+    Evicted(u64),
+    Refused,
+}
+
+impl Clock {
+    /// [`Policy::insert`], telling what became of the newcomer.
+    pub fn insert_reporting(&mut self, key: u64, hash: u64, full: bool) -> Outcome {
+        let ties = self.admit_ties;
+        self.insert_judged(key, hash, full, |new, old| new > old || new == old && ties)
+    }
+
+    /// The same, with `wins(newcomer's estimate, victim's)` judging admission.
+    pub fn insert_judged(
+        &mut self,
+        key: u64,
+        hash: u64,
+        full: bool,
+        wins: impl Fn(u8, u8) -> bool,
+    ) -> Outcome {
         if self.feed == Feed::Misses {
             self.sketch.as_ref().unwrap().borrow_mut().add(hash);
         }
+        let mut outcome = Outcome::Stored;
         if full {
             if self.len == 0 {
-                return;
+                return Outcome::Refused;
             }
             let victim = self.sweep();
             let victim_slot = self.slots[victim].unwrap();
@@ -305,28 +340,27 @@ impl Policy for Clock {
                 let sketch = sketch.borrow();
                 // The hand stays on the victim, which meets the next candidate too.
                 let (new, old) = (sketch.estimate(hash), sketch.estimate(victim_slot.hash));
-                if new < old || new == old && !self.admit_ties {
-                    return;
+                if !wins(new, old) {
+                    return Outcome::Refused;
                 }
             }
             self.slots[victim] = None;
             self.index.remove(&victim_slot.key);
             self.len -= 1;
             self.hand = (self.hand + 1) & self.mask();
+            outcome = Outcome::Evicted(victim_slot.key);
         }
+        self.place_new(key, hash, 0);
+        outcome
+    }
+
+    /// Stores a key known to be absent, with `count`, without admission.
+    fn place_new(&mut self, key: u64, hash: u64, count: u8) {
         if self.len + 1 > capacity_of(self.slots.len()) {
             self.grow();
         }
-        self.place(Slot {
-            key,
-            hash,
-            count: 0,
-        });
+        self.place(Slot { key, hash, count });
         self.len += 1;
-    }
-
-    fn len(&self) -> usize {
-        self.len
     }
 }
 
@@ -631,6 +665,8 @@ impl<P: Policy> Policy for Sharded<P> {
 pub struct Windowed {
     /// With `Some`, the window's size climbs toward what pays (Caffeine's hill climber).
     climber: Option<Climber>,
+    /// With `Some`, the window's size (or admission) follows ghosts of what left.
+    ghosts: Option<Ghosts>,
     window_cap: usize,
     /// The window: key → its last use, and uses in order (oldest first).
     window: HashMap<u64, (u64, u64)>,
@@ -649,6 +685,7 @@ impl Windowed {
         let sketch = Rc::new(RefCell::new(Sketch::new(cap)));
         Windowed {
             climber: None,
+            ghosts: None,
             window_cap,
             window: HashMap::new(),
             order: std::collections::BTreeMap::new(),
@@ -725,7 +762,8 @@ impl Windowed {
             self.spill();
         }
         while self.main.len() > self.main_cap {
-            self.main.evict_one();
+            let key = self.main.evict_one();
+            self.remember(key, Ghost::Evicted);
         }
     }
 
@@ -737,7 +775,16 @@ impl Windowed {
             return;
         }
         let main_full = self.main.len() >= self.main_cap;
-        self.main.insert(oldest, oldest_hash, main_full);
+        match self.main.insert_reporting(oldest, oldest_hash, main_full) {
+            Outcome::Stored => {}
+            Outcome::Evicted(key) => self.remember(key, Ghost::Evicted),
+            Outcome::Refused => {
+                if let Some(ghosts) = &mut self.ghosts {
+                    let entered = ghosts.entered.remove(&oldest).unwrap_or(ghosts.now);
+                    ghosts.keys.insert(oldest, (entered, Ghost::Refused));
+                }
+            }
+        }
     }
 }
 
@@ -745,11 +792,43 @@ impl Policy for Windowed {
     fn get(&mut self, key: u64, hash: u64) -> bool {
         let hit = self.lookup(key, hash);
         self.count(hit);
+        self.follow_ghosts(key, hit);
         hit
     }
 
     fn insert(&mut self, key: u64, hash: u64, _full: bool) {
+        if let Some(ghosts) = self.ghosts.as_mut().filter(|g| g.direct == Some(key)) {
+            // A refused key back within the horizon: into main, with its estimate scaled.
+            let scale = ghosts.scale;
+            if scale == 0 {
+                self.sketch.borrow_mut().add(hash);
+                if self.main.len() >= self.main_cap {
+                    let evicted = self.main.evict_one();
+                    self.remember(evicted, Ghost::Evicted);
+                }
+                self.main.place_new(key, hash, 1);
+                return;
+            }
+            let full = self.main.len() >= self.main_cap;
+            let wins = |new: u8, old: u8| u16::from(new) * scale > u16::from(old);
+            match self.main.insert_judged(key, hash, full, wins) {
+                Outcome::Refused => {
+                    let now = self.ghosts.as_ref().unwrap().now;
+                    self.ghosts
+                        .as_mut()
+                        .unwrap()
+                        .keys
+                        .insert(key, (now, Ghost::Refused));
+                }
+                Outcome::Evicted(evicted) => self.remember(evicted, Ghost::Evicted),
+                Outcome::Stored => {}
+            }
+            return;
+        }
         self.sketch.borrow_mut().add(hash);
+        if let Some(ghosts) = &mut self.ghosts {
+            ghosts.entered.insert(key, ghosts.now);
+        }
         self.tick += 1;
         self.window.insert(key, (self.tick, hash));
         self.order.insert(self.tick, key);
@@ -773,5 +852,107 @@ impl Windowed {
             return true;
         }
         self.main.get(key, hash)
+    }
+}
+
+/// Keys that left a [`Windowed`] lately, by how: refused by main's admission, or
+/// evicted from main. One back within `horizon` requests is one that an LRU of the
+/// capacity would still have held.
+struct Ghosts {
+    horizon: u64,
+    now: u64,
+    keys: HashMap<u64, (u64, Ghost)>,
+    /// When each key in the window was last missed.
+    entered: HashMap<u64, u64>,
+    /// Direct mode: a refused key back in time goes to main past admission, and the
+    /// window keeps its size; this is the key being inserted so.
+    direct: Option<u64>,
+    direct_mode: bool,
+    /// Halve the sketch after this many refused keys came back in time.
+    age_after: Option<usize>,
+    returned: usize,
+    /// A returning refused key's estimate is multiplied by this against the victim's
+    /// (0: admitted whatever the victim).
+    scale: u16,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Ghost {
+    Refused,
+    Evicted,
+}
+
+impl Windowed {
+    /// A 1% window whose size follows ghosts (ARC's rule): a refused key back within
+    /// the capacity's worth of requests grows it by one, an evicted one shrinks it. With
+    /// `direct`, the window stays and such a refused key enters main past admission.
+    pub fn ghosted(cap: usize, direct: bool, age_divisor: usize, scale: u16) -> Self {
+        let mut windowed = Self::new(cap, 1);
+        windowed.ghosts = Some(Ghosts {
+            scale,
+            age_after: (age_divisor > 0).then(|| (cap / age_divisor).max(1)),
+            returned: 0,
+            horizon: cap as u64,
+            now: 0,
+            keys: HashMap::new(),
+            entered: HashMap::new(),
+            direct: None,
+            direct_mode: direct,
+        });
+        windowed
+    }
+
+    fn remember(&mut self, key: u64, how: Ghost) {
+        if let Some(ghosts) = &mut self.ghosts {
+            ghosts.keys.insert(key, (ghosts.now, how));
+        }
+    }
+
+    fn follow_ghosts(&mut self, key: u64, hit: bool) {
+        let Some(ghosts) = &mut self.ghosts else {
+            return;
+        };
+        ghosts.now += 1;
+        ghosts.direct = None;
+        if ghosts.now % ghosts.horizon == 0 {
+            let (now, horizon) = (ghosts.now, ghosts.horizon);
+            ghosts.keys.retain(|_, (at, _)| now - *at <= horizon);
+        }
+        if hit {
+            return;
+        }
+        let Some((at, how)) = ghosts.keys.remove(&key) else {
+            return;
+        };
+        if ghosts.now - at > ghosts.horizon {
+            return;
+        }
+        if how == Ghost::Refused
+            && let Some(after) = ghosts.age_after
+        {
+            ghosts.returned += 1;
+            if ghosts.returned >= after {
+                ghosts.returned = 0;
+                self.sketch.borrow_mut().halve();
+            }
+        }
+        let cap = self.window_cap + self.main_cap;
+        if !ghosts.direct_mode && ghosts.age_after.is_some() {
+            return; // ages only
+        }
+        match (how, ghosts.direct_mode) {
+            (Ghost::Refused, true) => ghosts.direct = Some(key),
+            (Ghost::Evicted, true) => {}
+            (Ghost::Refused, false) => {
+                if self.window_cap + 1 < cap {
+                    self.resize(self.window_cap + 1);
+                }
+            }
+            (Ghost::Evicted, false) => {
+                if self.window_cap > 1 {
+                    self.resize(self.window_cap - 1);
+                }
+            }
+        }
     }
 }

@@ -21,6 +21,7 @@ use std::hash::Hash;
 
 use super::MethodCache;
 use super::removals::Removals;
+use super::window::Window;
 use crate::lock_scope::Scoped;
 use crate::owners::SharedHeld;
 use crate::removal::RemovalCause;
@@ -34,15 +35,20 @@ pub(crate) struct Bound {
     /// time.
     capacity: AtomicUsize,
     pub(crate) sketch: Sketch,
-    /// Where the CLOCK hand is: a shard and a bucket in it. Taken before any shard's
-    /// lock, and shards are locked one at a time under it.
+    /// The weight of the entries in the admission window (those whose hash word has
+    /// the window bit), plus that of reservations for window newcomers under way.
+    pub(crate) window_held: AtomicUsize,
+    /// Where the CLOCK hand is, and the window's order. Taken before any shard's lock,
+    /// and shards are locked one at a time under it.
     pub(crate) hand: Mutex<Hand>,
 }
 
 #[derive(Default)]
 pub(crate) struct Hand {
+    /// The hand's place: a shard and a bucket in it.
     pub(crate) shard: usize,
     pub(crate) bucket: usize,
+    pub(crate) window: Window,
 }
 
 impl Bound {
@@ -52,6 +58,7 @@ impl Bound {
         Self {
             capacity: AtomicUsize::new(capacity),
             sketch: Sketch::new(entries),
+            window_held: AtomicUsize::new(0),
             hand: Mutex::new(Hand::default()),
         }
     }
@@ -62,6 +69,20 @@ impl Bound {
 
     pub(crate) fn set_capacity(&self, capacity: usize) {
         self.capacity.store(capacity, Relaxed);
+    }
+
+    /// The window's share of the bound: 1% (Caffeine's), at least 1, so that it holds
+    /// at least the newest entry. None for a bound of `usize::MAX`, which only lends a
+    /// registry's bound the hand: its newcomers go straight to the main region.
+    pub(crate) fn window_capacity(&self) -> Option<usize> {
+        let capacity = self.capacity();
+        (capacity != usize::MAX).then(|| (capacity / 100).max(1))
+    }
+
+    /// Whether the window holds more than its share.
+    pub(super) fn window_is_over(&self) -> bool {
+        self.window_capacity()
+            .is_some_and(|share| self.window_held.load(Relaxed) > share)
     }
 }
 
@@ -81,6 +102,8 @@ pub(crate) struct Sketch {
     additions: AtomicUsize,
     /// The most entries the method can hold (its bound, when weights are 1).
     most: usize,
+    /// The entries the method held when the sketch last aged.
+    entries: AtomicUsize,
 }
 
 /// The counters of a [`Sketch`]: 4 rows of `mask + 1` each, and the additions between
@@ -125,6 +148,7 @@ impl Sketch {
             rows: RwLock::new(Rows::for_entries(most.min(256))),
             additions: AtomicUsize::new(0),
             most,
+            entries: AtomicUsize::new(0),
         }
     }
 
@@ -147,6 +171,7 @@ impl Sketch {
     pub(crate) fn age(&self, entries: usize) {
         let mut rows = self.rows.write();
         self.additions.store(0, Relaxed);
+        self.entries.store(entries, Relaxed);
         let wanted = entries.min(self.most);
         if wanted.saturating_mul(4) > rows.width() && rows.width() < 1 << 24 {
             *rows = Rows::for_entries(wanted);
@@ -155,6 +180,11 @@ impl Sketch {
                 counter.store(counter.load(Relaxed) / 2, Relaxed);
             }
         }
+    }
+
+    /// The entries the method held when the sketch last aged (0 before).
+    pub(crate) fn entries_counted(&self) -> usize {
+        self.entries.load(Relaxed)
     }
 
     pub(crate) fn estimate(&self, hash: u64) -> u8 {
@@ -211,24 +241,27 @@ where
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// Moves the CLOCK hand to free room for a newcomer of `hash` (or, with `None`, for
-    /// one stored already), pushing what it removes onto `removals`: a dead owner's or an
-    /// expired entry goes at once; an entry hit since the hand last passed has its count
-    /// lowered; the first at 0 is the victim, unless a dead owner's or expired entry
-    /// within 64 buckets goes in its place, and is evicted if the sketch has seen the
-    /// newcomer more often. False if nothing was freed: the newcomer lost, or the hand
-    /// found nothing to take in five laps (every entry is being removed meanwhile, or
-    /// the bound is 0).
+    /// Moves the CLOCK hand to free room for a candidate of `hash` (the window's oldest
+    /// entry) or, with `None`, for one stored already, pushing what it removes onto
+    /// `removals`: a dead owner's or an expired entry goes at once; an entry hit since
+    /// the hand last passed has its count lowered; the first at 0 is the victim, unless
+    /// a dead owner's or expired entry within 64 buckets goes in its place, and is
+    /// evicted if the sketch has seen the candidate more often. Window entries are
+    /// passed over, but in the last lap, which takes the first entry it meets, window or
+    /// not, hit or not (a registry's bound may need room from a method holding only its
+    /// window). False
+    /// if nothing was freed: the candidate lost, or the hand found nothing to take in
+    /// five laps (every entry is being removed meanwhile, or the bound is 0).
     pub(super) fn evict_for(
         &self,
         bound: &Bound,
+        hand: &mut Hand,
         hash: Option<u64>,
         removals: &mut Removals<'_, H, A, V>,
     ) -> bool {
         if self.made_shards().is_empty() {
             return false; // nothing stored yet
         }
-        let mut hand = bound.hand.lock();
         let clock = self.expiry.clock();
         let mut laps = 0;
         loop {
@@ -241,7 +274,12 @@ where
                     continue;
                 };
                 let stale = candidate.stale(clock);
-                if stale.is_none() && candidate.visits() > 0 {
+                let last = laps == 4;
+                if stale.is_none() && candidate.in_window() && !last {
+                    hand.bucket += 1;
+                    continue;
+                }
+                if stale.is_none() && candidate.visits() > 0 && !last {
                     candidate.unvisit();
                     hand.bucket += 1;
                     continue;
@@ -249,8 +287,8 @@ where
                 let mut at = hand.bucket;
                 if stale.is_none() {
                     // A live victim. A dead owner's or expired entry close by is free
-                    // room, and goes first; else the newcomer must beat the victim, or
-                    // the hand stays on it for the next newcomer.
+                    // room, and goes first; else the candidate must beat the victim, or
+                    // the hand stays on it for the next candidate.
                     let buckets = table.num_buckets();
                     let near = (1..buckets.min(65))
                         .map(|step| (hand.bucket + step) % buckets)

@@ -51,6 +51,11 @@ impl Stamp {
 /// quarter, which a table of a million entries measurably pays on every hit).
 pub(super) const VISITS: u64 = 0b11 << 48;
 pub(super) const ONE_VISIT: u64 = 1 << 48;
+/// The bit of an entry's hash word set while the entry is in its method's admission
+/// window (see [`super::window`]); free for the same reasons as [`VISITS`].
+pub(super) const IN_WINDOW: u64 = 1 << 50;
+/// The bits of a hash word that are not the key's hash: every [`Key`] has them clear.
+pub(super) const POLICY_BITS: u64 = VISITS | IN_WINDOW;
 
 impl<H: SharedHeld, A: Eq, V> Entry<H, A, V> {
     pub(super) fn new(key: KeyOf<H>, owner: H, args: A, value: V, stamp: Stamp) -> Self {
@@ -64,7 +69,7 @@ impl<H: SharedHeld, A: Eq, V> Entry<H, A, V> {
     }
 
     pub(super) fn hash(&self) -> u64 {
-        self.word.load(Relaxed) & !VISITS
+        self.word.load(Relaxed) & !POLICY_BITS
     }
 
     pub(super) fn visits(&self) -> u64 {
@@ -119,6 +124,25 @@ impl<H: SharedHeld, A: Eq, V> Entry<H, A, V> {
     #[inline]
     pub(super) fn matches<Q: Lookup<A>>(&self, key: KeyOf<H>, args: &Q) -> bool {
         self.hash() == key.hash && self.owner.addrs() == key.addrs && args.matches(&self.args)
+    }
+}
+
+impl<H: SharedHeld, A, V> Entry<H, A, V> {
+    /// Whether the entry is in the admission window (not yet judged by admission).
+    pub(super) fn in_window(&self) -> bool {
+        self.word.load(Relaxed) & IN_WINDOW != 0
+    }
+
+    /// Puts a new entry in the window, before it is stored.
+    pub(super) fn enter_window(&self) {
+        self.word.fetch_or(IN_WINDOW, Relaxed);
+    }
+
+    /// Takes the entry out of the window, into the main region (under the write lock:
+    /// hits store the word only to add a visit, from a word read with the bit set,
+    /// and a write lock excludes them).
+    pub(super) fn leave_window(&self) {
+        self.word.fetch_and(!IN_WINDOW, Relaxed);
     }
 }
 

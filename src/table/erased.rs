@@ -166,7 +166,7 @@ where
             return false;
         };
         let mut removals = Removals::new(self);
-        let evicted = self.evict_for(bound, None, &mut removals);
+        let evicted = self.evict_for(bound, &mut bound.hand.lock(), None, &mut removals);
         resume(removals.settle());
         evicted
     }

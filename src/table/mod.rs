@@ -43,13 +43,14 @@ mod removals;
 mod shard;
 pub(crate) mod single_flight;
 mod store;
+mod window;
 
 pub(crate) use self::entry::{Key, KeyOf};
 pub(crate) use self::erased::ErasedCache;
 pub(crate) use self::removals::{Deferred, resume};
 pub(crate) use self::shard::{Miss, Probe};
 
-use self::entry::VISITS;
+use self::entry::POLICY_BITS;
 use self::removals::Removals;
 use self::shard::{Counters, Lookups, Shard, Tables};
 use crate::sync::{STRIPES, stripe};
@@ -245,7 +246,7 @@ where
     #[inline]
     fn key_of<Q: Hash>(&self, addrs: H::Addrs, args: &Q) -> KeyOf<H> {
         Key {
-            hash: self.hasher.hash_one((addrs, args)) & !VISITS,
+            hash: self.hasher.hash_one((addrs, args)) & !POLICY_BITS,
             addrs,
         }
     }

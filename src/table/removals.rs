@@ -46,6 +46,11 @@ impl<'a, H: SharedHeld, A: 'static, V: 'static> Removals<'a, H, A, V> {
     /// Takes in an entry just removed from its table.
     pub(super) fn push(&mut self, entry: Entry<H, A, V>, cause: RemovalCause) {
         release(&self.cache.held, entry.stamp.weight());
+        if entry.in_window()
+            && let Some(bound) = self.cache.bound.get()
+        {
+            release(&bound.window_held, entry.stamp.weight());
+        }
         self.removed.push((entry, cause));
     }
 

@@ -9,7 +9,7 @@ use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as Slot;
 
 use super::MethodCache;
-use super::bound::Bound;
+use super::bound::{Bound, Hand};
 use super::entry::{Entry, KeyOf, MAX_WEIGHT, Stamp};
 use super::expiry::Clock;
 use super::removals::{Removals, resume};
@@ -19,15 +19,18 @@ use crate::lock_scope::Scoped;
 use crate::owners::{Owners, SharedHeld};
 use crate::removal::RemovalCause;
 
-/// Room reserved in `held` for an entry about to be stored; given back when dropped,
-/// unless kept because the entry is in the table.
+/// Room reserved in `held` (and, for a window newcomer, in the window's weight) for an
+/// entry about to be stored; given back when dropped, unless kept because the entry is
+/// in the table.
 pub(super) struct Reservation<'a> {
     pub(super) held: &'a AtomicUsize,
+    pub(super) window: Option<&'a AtomicUsize>,
     pub(super) weight: usize,
 }
 
 impl Reservation<'_> {
-    /// The entry is stored: its weight stays counted, until it is removed.
+    /// The entry is stored: its weight stays counted, until it is removed (or, for the
+    /// window's, until it leaves the window).
     pub(super) fn keep(mut self) {
         self.weight = 0;
     }
@@ -36,7 +39,18 @@ impl Reservation<'_> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         release(self.held, self.weight);
+        if let Some(window) = self.window {
+            release(window, self.weight);
+        }
     }
+}
+
+/// A newcomer's room, and where it goes.
+pub(super) struct Admitted<'a> {
+    reservation: Reservation<'a>,
+    /// For a window newcomer, the request count at which it was missed (the window
+    /// queue's and the ghosts' clock); `None` for one stored in the main region.
+    window_at: Option<u64>,
 }
 
 /// Gives back `weight` of `held`, which counted it (see the module's invariants).
@@ -69,7 +83,8 @@ where
         let shard = self.shard(key.hash);
         let mut removals = Removals::new(self);
         // Decided before the shard is locked: eviction locks shards one at a time.
-        let reservation = self.admit(key.hash, weight, &mut removals);
+        let admitted = self.admit(key.hash, weight, &mut removals);
+        let mut queued = None;
         let stamp = Stamp::new(self.expiry.stamp(), weight.min(MAX_WEIGHT));
         // Waiters are woken however the rest goes; with a value, if it is set.
         let mut finished = FinishOnDrop(None);
@@ -81,14 +96,24 @@ where
             let (ended, args) = in_flight.get_mut().end(slot);
             finished.0 = ended.flight;
             let entry = Entry::new(key, owners.downgrade(), args, copy, stamp);
-            match reservation {
+            match admitted {
                 // An invalidation covered the key while it was computed: the value is
                 // from before it, so it answers the waiters only.
                 Some(_) if ended.stale => (value, Unstored::Stale(entry)),
-                Some(reservation) => {
+                Some(Admitted {
+                    reservation,
+                    window_at,
+                }) => {
+                    match window_at {
+                        Some(_) => entry.enter_window(),
+                        // Let in by a ghost: it has been asked for twice lately.
+                        None if self.bound.get().is_some() => entry.visit(),
+                        None => {}
+                    }
                     match store(ready, key, entry, self.expiry.clock(), &mut removals) {
                         Stored::Kept => {
                             reservation.keep();
+                            queued = window_at.map(|at| (key.hash, at));
                             (value, Unstored::None)
                         }
                         Stored::Lost(entry, first) => (first, Unstored::Lost(entry, value)),
@@ -97,6 +122,10 @@ where
                 None => (value, Unstored::Refused(entry)),
             }
         };
+        // Queued once its shard is unlocked: the hand's lock is taken before a shard's.
+        if let (Some(item), Some(bound)) = (queued, self.bound.get()) {
+            bound.hand.lock().window.queue.push_back(item);
+        }
         if let Some(flight) = &finished.0 {
             flight.set(value.clone());
         }
@@ -120,37 +149,39 @@ where
         value
     }
 
-    /// Whether a newcomer of `hash` and `weight` may be stored, with its room reserved:
-    /// not if a TTL of 0 or a weight over a bound (the method's or the registry's) keeps
-    /// it out; else always without a bound, and with one if there is room, or room was
-    /// made by evicting victims it beats (see [`crate::bound`]). Takes no shard lock but
-    /// one at a time, and none is held on entry, so it must run before the newcomer's
-    /// shard is locked.
+    /// Whether a newcomer of `hash` and `weight` may be stored, with its room reserved
+    /// and where it goes: not if a TTL of 0 or a weight over a bound (the method's or the
+    /// registry's) keeps it out; else always, in the main region without a bound, and
+    /// with one in the window (or, let in by a ghost, in the main region), once room is
+    /// made (see [`crate::bound`]). Takes no shard lock but one at a time, and none is
+    /// held on entry, so it must run before the newcomer's shard is locked.
     #[inline]
     pub(super) fn admit(
         &self,
         hash: u64,
         weight: usize,
         removals: &mut Removals<'_, H, A, V>,
-    ) -> Option<Reservation<'_>> {
+    ) -> Option<Admitted<'_>> {
         if !self.storable(weight) {
             return None;
         }
-        match self.bound.get() {
-            None => Some(self.reserve(weight).0),
+        Some(match self.bound.get() {
+            None => Admitted {
+                reservation: self.reserve(weight),
+                window_at: None,
+            },
             Some(bound) => self.admit_within(bound, hash, weight, removals),
-        }
+        })
     }
 
-    /// Reserves room for an entry of `weight`; also returns whether that takes the
-    /// method over `capacity`.
-    pub(super) fn reserve(&self, weight: usize) -> (Reservation<'_>, usize) {
-        let held = self.held.fetch_add(weight, Relaxed) + weight;
-        let reservation = Reservation {
+    /// Reserves room for an entry of `weight`.
+    pub(super) fn reserve(&self, weight: usize) -> Reservation<'_> {
+        self.held.fetch_add(weight, Relaxed);
+        Reservation {
             held: &self.held,
+            window: None,
             weight,
-        };
-        (reservation, held)
+        }
     }
 
     /// Whether more weight is held (or reserved) than the bound allows.
@@ -171,31 +202,103 @@ where
                 .is_none_or(|bound| weight <= bound.capacity())
     }
 
+    /// Counts the miss in the sketch, asks the ghosts whether the key returns, reserves
+    /// its room and makes room within the bound: the window's oldest entries leave it
+    /// (judged against the hand's victim if the bound is full) until the window is
+    /// within its share, then the hand evicts until the bound is met.
     #[inline(never)]
-    pub(super) fn admit_within(
-        &self,
-        bound: &Bound,
+    pub(super) fn admit_within<'a>(
+        &'a self,
+        bound: &'a Bound,
         hash: u64,
         weight: usize,
         removals: &mut Removals<'_, H, A, V>,
-    ) -> Option<Reservation<'_>> {
+    ) -> Admitted<'a> {
         if bound.sketch.add(hash) {
             bound.sketch.age(self.entries());
         }
-        let (reservation, held) = self.reserve(weight);
-        let mut admitted = true;
-        if held > bound.capacity() {
-            // The first victim must lose to the newcomer; a heavy newcomer may need more.
-            admitted = self.evict_for(bound, Some(hash), removals);
-            while admitted && self.is_over(bound) && self.evict_for(bound, None, removals) {}
+        let now = self.requests();
+        let horizon = self.horizon(bound);
+        let mut hand = bound.hand.lock();
+        let ghost = hand.window.returned(hash, now, horizon);
+        if ghost.age {
+            bound.sketch.age(self.entries());
         }
-        // Not admitted, the reservation is given back here.
-        let reservation = admitted.then_some(reservation);
-        // A lowered bound is met by taking one more entry per miss.
-        if self.is_over(bound) {
-            self.evict_for(bound, None, removals);
+        let mut reservation = self.reserve(weight);
+        let windowed = bound.window_capacity().is_some() && !ghost.direct;
+        if windowed {
+            bound.window_held.fetch_add(weight, Relaxed);
+            reservation.window = Some(&bound.window_held);
         }
-        reservation
+        loop {
+            let over = self.is_over(bound);
+            if bound.window_is_over()
+                && let Some(oldest) = hand.window.queue.pop_front()
+            {
+                self.leave_window(bound, &mut hand, oldest, over, (now, horizon), removals);
+            } else if !over || !self.evict_for(bound, &mut hand, None, removals) {
+                break;
+            }
+        }
+        Admitted {
+            reservation,
+            window_at: windowed.then_some(now),
+        }
+    }
+
+    /// Takes the window entry of `hash`, missed at request `missed_at`, out of the
+    /// window, if it is still there: into the main region if the bound is not `over`, or
+    /// if the sketch has seen it more often than the hand's victim, which is evicted;
+    /// else it is evicted, and remembered by the ghosts. `clock` is the request count
+    /// now and the ghosts' horizon.
+    fn leave_window(
+        &self,
+        bound: &Bound,
+        hand: &mut Hand,
+        (hash, missed_at): (u64, u64),
+        over: bool,
+        (now, horizon): (u64, u64),
+        removals: &mut Removals<'_, H, A, V>,
+    ) {
+        let shard = self.shard(hash);
+        let is_it = |entry: &Entry<H, A, V>| entry.hash() == hash && entry.in_window();
+        let present = || {
+            let tables = Scoped::lock(|| shard.tables.read());
+            tables.ready.find(hash, is_it).is_some()
+        };
+        // A victim is judged only for an entry still there to take its place.
+        let joins = !over || (present() && self.evict_for(bound, hand, Some(hash), removals));
+        let mut tables = Scoped::lock(|| shard.tables.write());
+        let Ok(entry) = tables.ready.find_entry(hash, is_it) else {
+            return; // invalidated, purged or expired meanwhile
+        };
+        if joins {
+            let entry = entry.get();
+            entry.leave_window();
+            release(&bound.window_held, entry.stamp.weight());
+        } else {
+            removals.push(entry.remove().0, RemovalCause::Size);
+            hand.window.lost(hash, missed_at, now, horizon);
+        }
+    }
+
+    /// The requests (hits and misses) counted so far: the window's clock.
+    fn requests(&self) -> u64 {
+        let lookups = self.lookups.iter();
+        lookups
+            .map(|stripe| stripe.hits.load(Relaxed) + stripe.misses.load(Relaxed))
+            .sum()
+    }
+
+    /// How many requests a ghost may take to return and be let in: about the entries
+    /// the method holds, as many as an LRU cache of its size would keep.
+    fn horizon(&self, bound: &Bound) -> u64 {
+        let entries = if self.weighed.load(Relaxed) {
+            bound.sketch.entries_counted()
+        } else {
+            bound.capacity()
+        };
+        entries.max(1) as u64
     }
 }
 

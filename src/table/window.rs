@@ -1,0 +1,92 @@
+//! A bounded method's admission window, and the ghosts of the keys it could not keep
+//! (the policy is in [`super::bound`]).
+//!
+//! - **The window** is the newest 1% of the bound (at least one entry): every value
+//!   just computed is stored there, whatever admission thinks of it, so that the next
+//!   call finds it. Window entries live in the shards like any other, marked by a bit of
+//!   their hash word, so a hit costs what it did; only their order is kept here, as a
+//!   queue of hashes under the CLOCK hand's lock.
+//! - When the window is over its share, its oldest entry leaves it. If the bound has
+//!   room, the entry simply joins the main region; if not, TinyLFU judges it against the
+//!   CLOCK hand's victim, and the loser is evicted.
+//! - **Ghosts** remember the hash of each key that lost there, and when it was first
+//!   missed, in requests (hits and misses). A key missed again within as many requests
+//!   as the method holds entries is one that an LRU cache of the same size would still
+//!   have held: it is stored in the main region directly, over the hand's victim,
+//!   whatever the sketch says. Every eighth of the held entries' worth of such returns
+//!   halves the sketch: they show that what it remembers is no longer what is asked.
+//! - A key that returns only after a longer stretch, as in a loop over more keys than
+//!   the bound holds, or a one-off scan's, is judged by frequency alone, as before: that
+//!   is what keeps loops and scans from flushing the cache.
+//!
+//! The queue and the ghosts hold hashes only. A hash of the queue whose entry is gone
+//! (invalidated, purged, expired) is skipped when it comes up, and two keys sharing a
+//! 64-bit hash only misorder the window or admit a key directly: the books (the window's
+//! weight is counted by the entries' bit, in [`Bound::window_held`]) never depend on it.
+
+use std::collections::VecDeque;
+
+use hashbrown::HashMap;
+
+/// The window's order and the ghosts, kept under the CLOCK hand's lock.
+#[derive(Default)]
+pub(crate) struct Window {
+    /// The window entries' hashes, oldest first, with the request count at which each
+    /// key was missed.
+    pub(super) queue: VecDeque<(u64, u64)>,
+    ghosts: Ghosts,
+}
+
+/// Keys that lost to the main region's victim, by hash, with the request count at which
+/// they were missed.
+#[derive(Default)]
+struct Ghosts {
+    missed_at: HashMap<u64, u64>,
+    /// Returns in time since the sketch was last halved by them.
+    returns: usize,
+}
+
+/// What a ghost said of a key just missed.
+pub(super) struct Return {
+    /// The key lost lately and was asked for again within the horizon: store it in the
+    /// main region directly.
+    pub(super) direct: bool,
+    /// Enough keys returned so to halve the sketch.
+    pub(super) age: bool,
+}
+
+impl Window {
+    /// Remembers that the key of `hash`, missed at request `missed_at`, lost to the
+    /// main region's victim. `horizon` is the number of entries held: ghosts older
+    /// than that can no longer return in time and are forgotten, once there are twice
+    /// as many ghosts as it.
+    pub(super) fn lost(&mut self, hash: u64, missed_at: u64, now: u64, horizon: u64) {
+        let ghosts = &mut self.ghosts.missed_at;
+        if ghosts.len() as u64 >= horizon.max(64).saturating_mul(2) {
+            ghosts.retain(|_, &mut at| now.saturating_sub(at) <= horizon);
+        }
+        ghosts.insert(hash, missed_at);
+    }
+
+    /// Whether the key of `hash`, missed at request `now`, lost lately and returns
+    /// within `horizon` requests of its last miss.
+    pub(super) fn returned(&mut self, hash: u64, now: u64, horizon: u64) -> Return {
+        let in_time = self
+            .ghosts
+            .missed_at
+            .remove(&hash)
+            .is_some_and(|at| now.saturating_sub(at) <= horizon);
+        let mut age = false;
+        if in_time {
+            self.ghosts.returns += 1;
+            if self.ghosts.returns as u64 >= (horizon / 8).max(1) {
+                self.ghosts.returns = 0;
+                age = true;
+            }
+        }
+        Return {
+            direct: in_time,
+            age,
+        }
+    }
+}
