@@ -10,6 +10,8 @@
 //! valgrind --tool=callgrind --toggle-collect='*count_hits_arc*' target/release/examples/instruction_counts hit arc
 //! valgrind --tool=callgrind --toggle-collect='*count_hits_str*' target/release/examples/instruction_counts hit str
 //! valgrind --tool=callgrind --toggle-collect='*count_hits_handle*' target/release/examples/instruction_counts hit handle
+//! valgrind --tool=callgrind --toggle-collect='*count_hits_handle*' target/release/examples/instruction_counts hit handle bounded
+//! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss bounded
 //! valgrind --tool=callgrind --toggle-collect='*count_hits_memo*' target/release/examples/instruction_counts hit memo
 //! valgrind --tool=callgrind --toggle-collect='*count_hits_memo_free*' target/release/examples/instruction_counts hit memo free
 //! valgrind --tool=callgrind --toggle-collect='*count_misses*' target/release/examples/instruction_counts miss
@@ -247,6 +249,10 @@ fn main() {
     }
     if std::env::args().any(|arg| arg == "ttl") {
         registry.set_ttl(Some(std::time::Duration::from_secs(3600)));
+    }
+    if std::env::args().any(|arg| arg == "bounded") {
+        // Room for every key: hits of a bounded method, none evicted.
+        registry.method(mix).set_capacity(Some(100_000));
     }
     match mode.as_str() {
         "hit" => {

@@ -140,7 +140,7 @@ where
         &self.method
     }
 
-    pub(super) fn table(&self) -> &'r MethodCache<H, A, V> {
+    pub(crate) fn table(&self) -> &'r MethodCache<H, A, V> {
         self.table
     }
 

@@ -48,9 +48,21 @@ impl Drop for Reservation<'_> {
 /// A newcomer's room, and where it goes.
 pub(super) struct Admitted<'a> {
     reservation: Reservation<'a>,
-    /// For a window newcomer, the request count at which it was missed (the window
-    /// queue's and the ghosts' clock); `None` for one stored in the main region.
-    window_at: Option<u64>,
+    place: Place<'a>,
+}
+
+/// Where a newcomer goes.
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    /// A table with no bound.
+    Unbounded,
+    /// The main region, as a newcomer of a bound that lends the registry's bound its
+    /// hand only (no window).
+    Main,
+    /// The main region, let in by a ghost, with a visit: asked for twice lately.
+    Returned,
+    /// The window of `bound`, missed at request `u64` (the window's clock).
+    Window(&'a Bound, u64),
 }
 
 /// Gives back `weight` of `held`, which counted it (see the module's invariants).
@@ -84,7 +96,7 @@ where
         let mut removals = Removals::new(self);
         // Decided before the shard is locked: eviction locks shards one at a time.
         let admitted = self.admit(key.hash, weight, &mut removals);
-        let mut queued = None;
+        let mut queued = Place::Unbounded;
         let stamp = Stamp::new(self.expiry.stamp(), weight.min(MAX_WEIGHT));
         // Waiters are woken however the rest goes; with a value, if it is set.
         let mut finished = FinishOnDrop(None);
@@ -100,20 +112,16 @@ where
                 // An invalidation covered the key while it was computed: the value is
                 // from before it, so it answers the waiters only.
                 Some(_) if ended.stale => (value, Unstored::Stale(entry)),
-                Some(Admitted {
-                    reservation,
-                    window_at,
-                }) => {
-                    match window_at {
-                        Some(_) => entry.enter_window(),
-                        // Let in by a ghost: it has been asked for twice lately.
-                        None if self.bound.get().is_some() => entry.visit(),
-                        None => {}
+                Some(Admitted { reservation, place }) => {
+                    match place {
+                        Place::Window(..) => entry.enter_window(),
+                        Place::Returned => entry.visit(),
+                        Place::Unbounded | Place::Main => {}
                     }
                     match store(ready, key, entry, self.expiry.clock(), &mut removals) {
                         Stored::Kept => {
                             reservation.keep();
-                            queued = window_at.map(|at| (key.hash, at));
+                            queued = place;
                             (value, Unstored::None)
                         }
                         Stored::Lost(entry, first) => (first, Unstored::Lost(entry, value)),
@@ -123,8 +131,13 @@ where
             }
         };
         // Queued once its shard is unlocked: the hand's lock is taken before a shard's.
-        if let (Some(item), Some(bound)) = (queued, self.bound.get()) {
-            bound.hand.lock().window.queue.push_back(item);
+        if let Place::Window(bound, missed_at) = queued {
+            bound
+                .hand
+                .lock()
+                .window
+                .queue
+                .push_back((key.hash, missed_at));
         }
         if let Some(flight) = &finished.0 {
             flight.set(value.clone());
@@ -168,7 +181,7 @@ where
         Some(match self.bound.get() {
             None => Admitted {
                 reservation: self.reserve(weight),
-                window_at: None,
+                place: Place::Unbounded,
             },
             Some(bound) => self.admit_within(bound, hash, weight, removals),
         })
@@ -240,10 +253,12 @@ where
                 break;
             }
         }
-        Admitted {
-            reservation,
-            window_at: windowed.then_some(now),
-        }
+        let place = match (windowed, ghost.direct) {
+            (true, _) => Place::Window(bound, now),
+            (false, true) => Place::Returned,
+            (false, false) => Place::Main,
+        };
+        Admitted { reservation, place }
     }
 
     /// Takes the window entry of `hash`, missed at request `missed_at`, out of the

@@ -90,3 +90,106 @@ impl Window {
         }
     }
 }
+
+#[cfg(all(test, not(feature = "shuttle")))]
+mod tests {
+    use std::cell::Cell;
+    use std::hash::{Hash, Hasher};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use crate::lock_scope::Scoped;
+    use crate::owners::SharedHeld;
+    use crate::table::MethodCache;
+    use crate::{Registry, Weigher};
+
+    impl<H: SharedHeld, A, V> MethodCache<H, A, V> {
+        /// The window's weight as counted and as the entries' bits add up; the same
+        /// for the weight held, with no call under way.
+        fn books(&self) -> [(usize, usize); 2] {
+            let (mut window, mut all) = (0, 0);
+            for shard in self.made_shards() {
+                for entry in Scoped::lock(|| shard.tables.read()).ready.iter() {
+                    all += entry.stamp.weight();
+                    if entry.in_window() {
+                        window += entry.stamp.weight();
+                    }
+                }
+            }
+            let counted = self.bound.get().map_or(0, |b| b.window_held.load(Relaxed));
+            [(counted, window), (self.held.load(Relaxed), all)]
+        }
+    }
+
+    thread_local! {
+        /// xorshift state; `Eq` panics on a draw below `FAILS` (of 256).
+        static DRAW: Cell<u64> = const { Cell::new(0x9E37_79B9_7F4A_7C15) };
+        static FAILS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn draw() -> u64 {
+        DRAW.with(|state| {
+            let mut x = state.get();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            state.set(x);
+            x
+        })
+    }
+
+    /// An argument that every key hashes alike for, so that each store probes past
+    /// every entry with `Eq`, which panics now and then.
+    struct Arg(u64);
+
+    impl Hash for Arg {
+        fn hash<S: Hasher>(&self, state: &mut S) {
+            0u8.hash(state);
+        }
+    }
+
+    impl PartialEq for Arg {
+        fn eq(&self, other: &Self) -> bool {
+            if draw() % 256 < FAILS.with(Cell::get) {
+                panic!("Eq fails on purpose");
+            }
+            self.0 == other.0
+        }
+    }
+
+    impl Eq for Arg {}
+
+    fn id(_: &Arc<u8>, arg: &Arg) -> u64 {
+        arg.0
+    }
+
+    /// Random calls, invalidations, bound and weigher changes, with `Eq` panicking in
+    /// lookups, claims, stores and invalidations: the window's weight always equals
+    /// what its entries' bits add up to, and the weight held what the entries weigh.
+    #[test]
+    fn the_windows_books_stay_exact_whatever_panics() {
+        let registry = Registry::builder().purge_interval(3).build();
+        let owner = Arc::new(0);
+        let memo = registry.method(id);
+        memo.set_capacity(Some(8));
+        let heavy: Weigher<Arg, u64> = Arc::new(|arg: &Arg, _: &u64| (arg.0 % 3 + 1) as u32);
+        std::panic::set_hook(Box::new(|_| {}));
+        for step in 0..20_000 {
+            let key = draw() % 24;
+            FAILS.with(|fails| fails.set(if step % 7 == 0 { 64 } else { 0 }));
+            let _ = catch_unwind(AssertUnwindSafe(|| match draw() % 16 {
+                0 => drop(memo.invalidate(&owner, &Arg(key))),
+                1 => memo.set_capacity(Some(1 + (draw() % 12) as usize)),
+                2 => memo.set_weigher(Some(heavy.clone())),
+                3 => memo.set_weigher(None),
+                _ => assert_eq!(memo.call(&owner, Arg(key)), key),
+            }));
+            FAILS.with(|fails| fails.set(0));
+            let [window, held] = memo.table().books();
+            assert_eq!(window.0, window.1, "step {step}: the window's weight");
+            assert_eq!(held.0, held.1, "step {step}: the weight held");
+        }
+        let _ = std::panic::take_hook();
+    }
+}
