@@ -345,7 +345,7 @@ fn weakmemo(trace: &[u64], capacity: usize) -> (f64, usize) {
     (ratio, most)
 }
 
-const CANDIDATES: [(&str, Runner); 14] = [
+const CANDIDATES: [(&str, Runner); 13] = [
     ("clock1", |t, c| {
         run_policy(t, c, &mut Clock::new(c, 1, Feed::None))
     }),
@@ -370,19 +370,16 @@ const CANDIDATES: [(&str, Runner); 14] = [
         run_policy(t, c, &mut Windowed::climbing(c))
     }),
     ("wghost+clock2+tlfu-miss", |t, c| {
-        run_policy(t, c, &mut Windowed::ghosted(c, false, 0, 0))
+        run_policy(t, c, &mut Windowed::ghosted(c, false, 0))
     }),
-    ("w1%+ghost2x+age/8", |t, c| {
-        run_policy(t, c, &mut Windowed::ghosted(c, true, 8, 2))
+    ("w1%+ghost-admit", |t, c| {
+        run_policy(t, c, &mut Windowed::ghosted(c, true, 0))
     }),
-    ("w1%+ghost4x+age/8", |t, c| {
-        run_policy(t, c, &mut Windowed::ghosted(c, true, 8, 4))
+    ("w1%+ghost-admit+age", |t, c| {
+        run_policy(t, c, &mut Windowed::ghosted(c, true, 8))
     }),
-    ("w1%+ghost-admit+age/8", |t, c| {
-        run_policy(t, c, &mut Windowed::ghosted(c, true, 8, 0))
-    }),
-    ("w1%+ghost2x+age/16", |t, c| {
-        run_policy(t, c, &mut Windowed::ghosted(c, true, 16, 2))
+    ("w1%+ghost-ties+age", |t, c| {
+        run_policy(t, c, &mut Windowed::ghosted_ties(c))
     }),
 ];
 

@@ -261,9 +261,16 @@
 //! # Bounds, weights and time to live
 //!
 //! - [`Memo::set_capacity`] keeps one method within a number of entries, like the
-//!   `maxsize` of Python's `lru_cache`: it evicts what is not hit (dead owners' and
-//!   expired entries first) and keeps out newcomers seen less often than what they would
-//!   replace, so one-off scans do not flush the cache.
+//!   `maxsize` of Python's `lru_cache`. As with `lru_cache`, a value just computed is
+//!   always stored, so its next call finds it. Unlike it, a value stored once cannot
+//!   push out what is used often: the newest 1% of the bound (at least one entry) is a
+//!   window that keeps every new value, and a value leaving the window stays only if it
+//!   was asked for more often lately than the entry it would replace; one asked for
+//!   again within about `maxsize` calls (when an LRU cache of that size would still
+//!   hold it) needs only to be asked for as often. So a one-off scan, or a loop over a
+//!   few more keys than fit, does not
+//!   flush the cache, and when the calls move to new keys the cache follows, at two to
+//!   three computations a key. Dead owners' and expired entries go first.
 //! - [`Registry::set_capacity`] bounds all methods together; over it, the method holding
 //!   the most evicts, so one flooding method cannot evict everything else.
 //! - [`Memo::set_weigher`] makes bounds count weight (bytes, say) instead of entries.

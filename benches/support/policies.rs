@@ -797,11 +797,17 @@ impl Policy for Windowed {
     }
 
     fn insert(&mut self, key: u64, hash: u64, _full: bool) {
-        if let Some(ghosts) = self.ghosts.as_mut().filter(|g| g.direct == Some(key)) {
-            // A refused key back within the horizon: into main, with its estimate scaled.
-            let scale = ghosts.scale;
-            if scale == 0 {
-                self.sketch.borrow_mut().add(hash);
+        if let Some(ties) = self
+            .ghosts
+            .as_ref()
+            .filter(|g| g.direct == Some(key))
+            .map(|g| g.ties)
+        {
+            // A refused key back within the horizon: into main past admission, with a
+            // visit; or, with `ties`, if seen at least as often as main's victim, and
+            // into the window if not (weakmemo's rule).
+            self.sketch.borrow_mut().add(hash);
+            if !ties {
                 if self.main.len() >= self.main_cap {
                     let evicted = self.main.evict_one();
                     self.remember(evicted, Ghost::Evicted);
@@ -810,22 +816,28 @@ impl Policy for Windowed {
                 return;
             }
             let full = self.main.len() >= self.main_cap;
-            let wins = |new: u8, old: u8| u16::from(new) * scale > u16::from(old);
-            match self.main.insert_judged(key, hash, full, wins) {
-                Outcome::Refused => {
-                    let now = self.ghosts.as_ref().unwrap().now;
-                    self.ghosts
-                        .as_mut()
-                        .unwrap()
-                        .keys
-                        .insert(key, (now, Ghost::Refused));
-                }
+            match self
+                .main
+                .insert_judged(key, hash, full, |new, old| new >= old)
+            {
+                Outcome::Refused => self.enter_window(key, hash),
                 Outcome::Evicted(evicted) => self.remember(evicted, Ghost::Evicted),
                 Outcome::Stored => {}
             }
             return;
         }
         self.sketch.borrow_mut().add(hash);
+        self.enter_window(key, hash);
+    }
+
+    fn len(&self) -> usize {
+        self.window.len() + self.main.len()
+    }
+}
+
+impl Windowed {
+    /// Stores a newcomer in the window (its miss counted already).
+    fn enter_window(&mut self, key: u64, hash: u64) {
         if let Some(ghosts) = &mut self.ghosts {
             ghosts.entered.insert(key, ghosts.now);
         }
@@ -836,13 +848,17 @@ impl Policy for Windowed {
             self.spill();
         }
     }
-
-    fn len(&self) -> usize {
-        self.window.len() + self.main.len()
-    }
 }
 
 impl Windowed {
+    /// [`Self::ghosted`] with aging, a returning key admitted to main only if seen at
+    /// least as often as main's victim, and to the window if not: weakmemo's policy.
+    pub fn ghosted_ties(cap: usize) -> Self {
+        let mut windowed = Self::ghosted(cap, true, 8);
+        windowed.ghosts.as_mut().unwrap().ties = true;
+        windowed
+    }
+
     fn lookup(&mut self, key: u64, hash: u64) -> bool {
         if let Some((used, _)) = self.window.get_mut(&key) {
             self.order.remove(used);
@@ -871,9 +887,8 @@ struct Ghosts {
     /// Halve the sketch after this many refused keys came back in time.
     age_after: Option<usize>,
     returned: usize,
-    /// A returning refused key's estimate is multiplied by this against the victim's
-    /// (0: admitted whatever the victim).
-    scale: u16,
+    /// A returning key is admitted only if seen at least as often as main's victim.
+    ties: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -883,15 +898,19 @@ enum Ghost {
 }
 
 impl Windowed {
-    /// A 1% window whose size follows ghosts (ARC's rule): a refused key back within
-    /// the capacity's worth of requests grows it by one, an evicted one shrinks it. With
-    /// `direct`, the window stays and such a refused key enters main past admission.
-    pub fn ghosted(cap: usize, direct: bool, age_divisor: usize, scale: u16) -> Self {
+    /// A 1% window and ghosts of the keys that left it, each stamped with the request
+    /// at which it was missed. Without `direct`, the window's size follows the ghosts
+    /// (ARC's rule): a refused key back within the capacity's worth of requests grows it
+    /// by one, a key evicted from main and back so soon shrinks it. With `direct` (what
+    /// weakmemo does), the window keeps its size and such a refused key enters main past
+    /// admission, over main's victim; and with `age_divisor` d, every capacity ÷ d such
+    /// returns halve the sketch.
+    pub fn ghosted(cap: usize, direct: bool, age_divisor: usize) -> Self {
         let mut windowed = Self::new(cap, 1);
         windowed.ghosts = Some(Ghosts {
-            scale,
             age_after: (age_divisor > 0).then(|| (cap / age_divisor).max(1)),
             returned: 0,
+            ties: false,
             horizon: cap as u64,
             now: 0,
             keys: HashMap::new(),
@@ -937,9 +956,6 @@ impl Windowed {
             }
         }
         let cap = self.window_cap + self.main_cap;
-        if !ghosts.direct_mode && ghosts.age_after.is_some() {
-            return; // ages only
-        }
         match (how, ghosts.direct_mode) {
             (Ghost::Refused, true) => ghosts.direct = Some(key),
             (Ghost::Evicted, true) => {}

@@ -2,18 +2,27 @@
 //! frequency sketch that decides admission, and the CLOCK hand that picks victims.
 //!
 //! The policy, chosen by the hit-ratio measurements in `docs/benchmarks.md` ("Why this
-//! policy"; the study is in `docs/history.md`): CLOCK over the tables' bucket order with a 2-bit visit counter
-//! per entry, and TinyLFU-style admission fed by misses only.
+//! policy"; the study is in `docs/history.md`): an admission window (1% of the bound,
+//! see [`super::window`]) in front of a main region kept by CLOCK over the tables'
+//! bucket order, with a 2-bit visit counter per entry, TinyLFU-style admission fed by
+//! misses only, and ghosts of the keys that admission refused.
 //! - A hit raises its entry's counter (at most 3): a relaxed load, and a store only while
-//!   the counter is below 3, on the line the probe has just read. Nothing else.
-//! - A miss that would exceed the bound adds its key to the sketch, then moves the hand:
-//!   a dead owner's entry is taken at once (it is free); an entry whose counter is above
-//!   0 has it lowered and is passed; the first entry at 0 is the victim. The newcomer
-//!   replaces the victim only if the sketch has seen the newcomer's key more often than
-//!   the victim's; else the newcomer is computed and returned but not stored, and the
-//!   hand stays on the victim for the next newcomer.
+//!   the counter is below 3, on the line the probe has just read. Nothing else, in the
+//!   window or out of it.
+//! - A miss adds its key to the sketch and stores its value in the window. The window's
+//!   oldest entry then leaves it: into the main region while the bound has room; else
+//!   the hand moves: a dead owner's entry is taken at once (it is free); an entry whose
+//!   counter is above 0 has it lowered and is passed; the first entry at 0 is the
+//!   victim. The window's entry replaces the victim only if the sketch has seen its key
+//!   more often than the victim's; else it is evicted, and the hand stays on the victim
+//!   for the next one.
+//! - A miss of a key so refused, within as many requests as the bound holds entries, is
+//!   stored in the main region over the hand's victim if the sketch has seen it at least
+//!   as often (a tie wins here), and in the window again if not; such returns also age
+//!   the sketch, which then forgets an old working set fast.
 //! - Admission is what keeps a loop slightly larger than the cache, and one-off scans,
-//!   from flushing it; the counters keep what is hit.
+//!   from flushing it; the counters keep what is hit; the window keeps what was just
+//!   computed; the ghosts let a moved working set in.
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed};
 
@@ -41,6 +50,14 @@ pub(crate) struct Bound {
     /// Where the CLOCK hand is, and the window's order. Taken before any shard's lock,
     /// and shards are locked one at a time under it.
     pub(crate) hand: Mutex<Hand>,
+}
+
+/// A key the hand makes room for only if it beats the victim in the sketch.
+#[derive(Clone, Copy)]
+pub(super) struct Candidate {
+    pub(super) hash: u64,
+    /// Whether a tie is a win: for a key back from the ghosts.
+    pub(super) wins_ties: bool,
 }
 
 #[derive(Default)]
@@ -241,12 +258,14 @@ where
     A: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// Moves the CLOCK hand to free room for a candidate of `hash` (the window's oldest
-    /// entry) or, with `None`, for one stored already, pushing what it removes onto
+    /// Moves the CLOCK hand to free room for a candidate (the window's oldest entry, or a
+    /// newcomer back from the ghosts) or, with `None`, for one stored already, pushing
+    /// what it removes onto
     /// `removals`: a dead owner's or an expired entry goes at once; an entry hit since
     /// the hand last passed has its count lowered; the first at 0 is the victim, unless
     /// a dead owner's or expired entry within 64 buckets goes in its place, and is
-    /// evicted if the sketch has seen the candidate more often. Window entries are
+    /// evicted if the sketch has seen the candidate more often (or as often, if it
+    /// wins ties). Window entries are
     /// passed over, but in the last lap, which takes the first entry it meets, window or
     /// not, hit or not (a registry's bound may need room from a method holding only its
     /// window). False
@@ -256,7 +275,7 @@ where
         &self,
         bound: &Bound,
         hand: &mut Hand,
-        hash: Option<u64>,
+        candidate: Option<Candidate>,
         removals: &mut Removals<'_, H, A, V>,
     ) -> bool {
         if self.made_shards().is_empty() {
@@ -269,18 +288,18 @@ where
             let mut tables = Scoped::lock(|| shard.tables.write());
             let table = &mut tables.ready;
             while hand.bucket < table.num_buckets() {
-                let Some(candidate) = table.get_bucket(hand.bucket) else {
+                let Some(victim) = table.get_bucket(hand.bucket) else {
                     hand.bucket += 1;
                     continue;
                 };
-                let stale = candidate.stale(clock);
+                let stale = victim.stale(clock);
                 let last = laps == 4;
-                if stale.is_none() && candidate.in_window() && !last {
+                if stale.is_none() && victim.in_window() && !last {
                     hand.bucket += 1;
                     continue;
                 }
-                if stale.is_none() && candidate.visits() > 0 && !last {
-                    candidate.unvisit();
+                if stale.is_none() && victim.visits() > 0 && !last {
+                    victim.unvisit();
                     hand.bucket += 1;
                     continue;
                 }
@@ -297,12 +316,16 @@ where
                                 .get_bucket(index)
                                 .is_some_and(|e| e.stale(clock).is_some())
                         });
-                    let loses = |hash| {
-                        bound.sketch.estimate(hash) <= bound.sketch.estimate(candidate.hash())
+                    let loses = |Candidate { hash, wins_ties }: Candidate| {
+                        let (new, old) = (
+                            bound.sketch.estimate(hash),
+                            bound.sketch.estimate(victim.hash()),
+                        );
+                        new < old || new == old && !wins_ties
                     };
                     match near {
                         Some(index) => at = index,
-                        None if hash.is_some_and(loses) => return false,
+                        None if candidate.is_some_and(loses) => return false,
                         None => hand.bucket += 1,
                     }
                 } else {
@@ -311,9 +334,9 @@ where
                 let Ok(entry) = table.get_bucket_entry(at) else {
                     unreachable!("the bucket was just found full");
                 };
-                let victim = entry.remove().0;
-                let cause = victim.stale(clock).unwrap_or(RemovalCause::Size);
-                removals.push(victim, cause);
+                let taken = entry.remove().0;
+                let cause = taken.stale(clock).unwrap_or(RemovalCause::Size);
+                removals.push(taken, cause);
                 return true;
             }
             drop(tables);

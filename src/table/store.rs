@@ -9,7 +9,7 @@ use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as Slot;
 
 use super::MethodCache;
-use super::bound::{Bound, Hand};
+use super::bound::{Bound, Candidate, Hand};
 use super::entry::{Entry, KeyOf, MAX_WEIGHT, Stamp};
 use super::expiry::Clock;
 use super::removals::{Removals, resume};
@@ -56,11 +56,9 @@ pub(super) struct Admitted<'a> {
 enum Place<'a> {
     /// A table with no bound.
     Unbounded,
-    /// The main region, as a newcomer of a bound that lends the registry's bound its
-    /// hand only (no window).
+    /// The main region: a key back from the ghosts that beat the hand's victim, or a
+    /// newcomer of a bound that lends the registry's bound its hand only (no window).
     Main,
-    /// The main region, let in by a ghost, with a visit: asked for twice lately.
-    Returned,
     /// The window of `bound`, missed at request `u64` (the window's clock).
     Window(&'a Bound, u64),
 }
@@ -113,10 +111,8 @@ where
                 // from before it, so it answers the waiters only.
                 Some(_) if ended.stale => (value, Unstored::Stale(entry)),
                 Some(Admitted { reservation, place }) => {
-                    match place {
-                        Place::Window(..) => entry.enter_window(),
-                        Place::Returned => entry.visit(),
-                        Place::Unbounded | Place::Main => {}
+                    if let Place::Window(..) = place {
+                        entry.enter_window();
                     }
                     match store(ready, key, entry, self.expiry.clock(), &mut removals) {
                         Stored::Kept => {
@@ -238,7 +234,17 @@ where
             bound.sketch.age(self.entries());
         }
         let mut reservation = self.reserve(weight);
-        let windowed = bound.window_capacity().is_some() && !ghost.direct;
+        let mut windowed = bound.window_capacity().is_some();
+        if windowed && ghost.direct {
+            // Back in time: into the main region, if the bound has room or the sketch
+            // has seen it at least as often as the hand's victim; else a newcomer.
+            let candidate = Candidate {
+                hash,
+                wins_ties: true,
+            };
+            windowed =
+                self.is_over(bound) && !self.evict_for(bound, &mut hand, Some(candidate), removals);
+        }
         if windowed {
             bound.window_held.fetch_add(weight, Relaxed);
             reservation.window = Some(&bound.window_held);
@@ -253,10 +259,10 @@ where
                 break;
             }
         }
-        let place = match (windowed, ghost.direct) {
-            (true, _) => Place::Window(bound, now),
-            (false, true) => Place::Returned,
-            (false, false) => Place::Main,
+        let place = if windowed {
+            Place::Window(bound, now)
+        } else {
+            Place::Main
         };
         Admitted { reservation, place }
     }
@@ -282,7 +288,11 @@ where
             tables.ready.find(hash, is_it).is_some()
         };
         // A victim is judged only for an entry still there to take its place.
-        let joins = !over || (present() && self.evict_for(bound, hand, Some(hash), removals));
+        let candidate = Candidate {
+            hash,
+            wins_ties: false,
+        };
+        let joins = !over || (present() && self.evict_for(bound, hand, Some(candidate), removals));
         let mut tables = Scoped::lock(|| shard.tables.write());
         let Ok(entry) = tables.ready.find_entry(hash, is_it) else {
             return; // invalidated, purged or expired meanwhile

@@ -12,9 +12,11 @@
 //! - **Ghosts** remember the hash of each key that lost there, and when it was first
 //!   missed, in requests (hits and misses). A key missed again within as many requests
 //!   as the method holds entries is one that an LRU cache of the same size would still
-//!   have held: it is stored in the main region directly, over the hand's victim,
-//!   whatever the sketch says. Every eighth of the held entries' worth of such returns
-//!   halves the sketch: they show that what it remembers is no longer what is asked.
+//!   have held: it is stored in the main region directly, over the hand's victim, if the
+//!   sketch has seen it at least as often (where a window entry must be seen more
+//!   often), and in the window again if not. Every eighth of the held entries' worth of
+//!   such returns halves the sketch: they show that what it remembers is no longer what
+//!   is asked.
 //! - A key that returns only after a longer stretch, as in a loop over more keys than
 //!   the bound holds, or a one-off scan's, is judged by frequency alone, as before: that
 //!   is what keeps loops and scans from flushing the cache.
@@ -48,8 +50,8 @@ struct Ghosts {
 
 /// What a ghost said of a key just missed.
 pub(super) struct Return {
-    /// The key lost lately and was asked for again within the horizon: store it in the
-    /// main region directly.
+    /// The key lost lately and was asked for again within the horizon: it may go to the
+    /// main region directly, winning ties.
     pub(super) direct: bool,
     /// Enough keys returned so to halve the sketch.
     pub(super) age: bool,

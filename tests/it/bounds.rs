@@ -288,17 +288,19 @@ fn a_value_just_computed_is_kept_in_a_full_cache_of_hot_entries() {
 }
 
 /// A working set that moves to as many new keys as the bound: each new key that comes
-/// back within the bound's worth of requests goes in over the old ones, so the move
-/// costs 2 runs per key (LRU: 1; before the window, 4 to 6), and the new set then hits.
+/// back within the bound's worth of requests, seen as often as the hand's victim, goes
+/// in over it, and the sketch, aged by such returns, soon forgets the old set. The move
+/// costs 2 to 3 runs per key (233 to 274 for 100 keys here; LRU: 1; before the window,
+/// 4 to 6), and the new set then hits.
 #[test]
-fn a_moved_working_set_is_adopted_within_two_rounds() {
+fn a_moved_working_set_is_adopted_within_a_few_rounds() {
     let cache = Registry::new();
     cache.method(counted).set_capacity(Some(100));
     let runs = Arc::new(AtomicUsize::new(0));
     runs_of(&cache, &runs, rounds(0..100, 10));
-    let moved = runs_of(&cache, &runs, rounds(100..200, 2));
+    let moved = runs_of(&cache, &runs, rounds(100..200, 5));
     let after = runs_of(&cache, &runs, rounds(100..200, 3));
-    assert!(moved <= 205, "{moved} runs to move 100 keys");
+    assert!(moved <= 320, "{moved} runs to move 100 keys");
     assert!(after <= 10, "{after} runs once moved");
 }
 
