@@ -33,7 +33,9 @@
 //!   seeded at random, so its figures move slightly from run to run.
 //! - candidates (`benches/support/policies.rs`): CLOCK over hash-ordered buckets with a
 //!   1-bit and a 2-bit counter, the 2-bit one with TinyLFU admission fed by every request
-//!   or by misses only, S3-FIFO, SIEVE.
+//!   or by misses only, S3-FIFO, SIEVE; and issue 16's, an admission window in front of
+//!   `clock2+tlfu-miss`: fixed at 1% or 20%, hill-climbing, sized by ghosts, or 1% with
+//!   ghosts that let a refused key back in (`w1%+ghost-ties+age`, what weakmemo builds).
 //!
 //! Then `clock2+tlfu-miss` with other ways to forget (the sketch's halving period,
 //! admission on ties, a doorkeeper), and the same candidates split into 128 shards by

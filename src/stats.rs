@@ -52,8 +52,9 @@ pub struct Stats {
     /// Calls that found their key being computed by another thread and waited for that
     /// computation instead of running the method themselves (single flight). Exact.
     pub waited: u64,
-    /// Entries a bound removed to make room, and newcomers kept out (by a bound, as
-    /// heavier than one, or by a TTL of zero); see
+    /// Entries a bound removed to make room (including those that lost admission on
+    /// leaving a bounded method's window), and values kept out as heavier than a bound
+    /// or by a TTL of zero; see
     /// [`Memo::set_capacity`](crate::Memo::set_capacity) and
     /// [`Registry::set_capacity`](crate::Registry::set_capacity). Exact.
     pub evicted: u64,

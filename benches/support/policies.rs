@@ -24,6 +24,8 @@
 //!   middle.
 //! - [`Sharded`]: any policy split into shards by the hash's top bits, with a budget per
 //!   shard or one shared budget whose overflow is evicted from the shard being written.
+//! - [`Windowed`]: an LRU admission window in front of a [`Clock`] with TinyLFU (issue
+//!   16), of a fixed share, hill-climbing, or with ghosts of the keys it refused.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;

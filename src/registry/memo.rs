@@ -300,15 +300,18 @@ where
     /// Bounds this method to `capacity` entries (or weight, with a weigher), or lifts
     /// its bound (`None`), like the `maxsize` of Python's `lru_cache`.
     ///
-    /// Over the bound, a newcomer takes the room of a dead owner's entry if the CLOCK
-    /// hand meets one, else of an entry not hit since the hand last passed, provided its
-    /// arguments were missed more often lately than that entry's; otherwise it is
-    /// returned but not stored. Hits are not slowed: each sets a small counter on its
-    /// entry. [`Stats::evicted`] counts both the entries removed and the newcomers kept
-    /// out. `Some(0)` stores nothing. A method bounded before its first lookup gets
-    /// about one shard per 64 entries of its bound; a lowered bound takes effect as
-    /// newcomers arrive. The policy and its measurements:
-    /// [`benchmarks`](crate::benchmarks), "`hit_ratio`".
+    /// A value just computed is always stored, in a window of the newest 1% of the
+    /// bound (at least one entry), so that its next call finds it. When the window is
+    /// over its share, its oldest entry leaves it: it takes the room of a dead owner's
+    /// entry if the CLOCK hand meets one, else of an entry not hit since the hand last
+    /// passed, provided its arguments were missed more often lately than that entry's
+    /// (as often, if it was evicted so lately before and is back within about
+    /// `capacity` calls); otherwise it is evicted. Hits are not slowed: each sets a
+    /// small counter on its entry. [`Stats::evicted`] counts the entries removed.
+    /// `Some(0)` stores nothing. A method bounded before its first lookup gets about
+    /// one shard per 64 entries of its bound; a lowered bound is met at the next miss.
+    /// The policy and its measurements: [`benchmarks`](crate::benchmarks),
+    /// "`hit_ratio`".
     ///
     /// A method without owners is bounded by default, to
     /// [`DEFAULT_OWNERLESS_CAPACITY`](crate::DEFAULT_OWNERLESS_CAPACITY): nothing else

@@ -328,8 +328,8 @@ impl Registry {
     /// a store's eviction, `invalidate`, ...), after every lock is released and the
     /// counters are updated, so it may use the registry. A panic in it is reported by
     /// the panic hook and then caught: the cache, and the call that removed the entry,
-    /// go on. Values computed but never stored (kept out by a bound, or lost to a race)
-    /// are not entries, and are not reported.
+    /// go on. Values computed but never stored (heavier than a bound, under a TTL of
+    /// zero, or lost to a race) are not entries, and are not reported.
     ///
     /// See [`Removal`](crate::Removal) for an example.
     pub fn set_removal_listener(
