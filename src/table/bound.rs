@@ -96,6 +96,13 @@ impl Bound {
         (capacity != usize::MAX).then(|| (capacity / 100).max(1))
     }
 
+    /// The most hashes the window's queue keeps: twice the window's share, and 64,
+    /// which its live entries never reach unless they weigh 0.
+    pub(super) fn queue_limit(&self) -> usize {
+        self.window_capacity()
+            .map_or(0, |share| share.saturating_mul(2).saturating_add(64))
+    }
+
     /// Whether the window holds more than its share.
     pub(super) fn window_is_over(&self) -> bool {
         self.window_capacity()
@@ -260,17 +267,15 @@ where
 {
     /// Moves the CLOCK hand to free room for a candidate (the window's oldest entry, or a
     /// newcomer back from the ghosts) or, with `None`, for one stored already, pushing
-    /// what it removes onto
-    /// `removals`: a dead owner's or an expired entry goes at once; an entry hit since
-    /// the hand last passed has its count lowered; the first at 0 is the victim, unless
-    /// a dead owner's or expired entry within 64 buckets goes in its place, and is
-    /// evicted if the sketch has seen the candidate more often (or as often, if it
-    /// wins ties). Window entries are
-    /// passed over, but in the last lap, which takes the first entry it meets, window or
-    /// not, hit or not (a registry's bound may need room from a method holding only its
-    /// window). False
-    /// if nothing was freed: the candidate lost, or the hand found nothing to take in
-    /// five laps (every entry is being removed meanwhile, or the bound is 0).
+    /// what it removes onto `removals`: a dead owner's or an expired entry goes at once;
+    /// an entry hit since the hand last passed has its count lowered; the first at 0 is
+    /// the victim, unless a dead owner's or expired entry within 64 buckets goes in its
+    /// place, and is evicted if the sketch has seen the candidate more often (or as
+    /// often, if it wins ties). Window entries are passed over, but in the last lap,
+    /// which takes the first entry it meets, window or not, hit or not (a registry's
+    /// bound may need room from a method holding only its window). False if nothing was
+    /// freed: the candidate lost, or the hand found nothing to take in five laps (every
+    /// entry is being removed meanwhile, or the bound is 0).
     pub(super) fn evict_for(
         &self,
         bound: &Bound,

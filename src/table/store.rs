@@ -251,7 +251,10 @@ where
         }
         loop {
             let over = self.is_over(bound);
-            if bound.window_is_over()
+            // Also past its length limit: hashes of entries removed meanwhile, or free
+            // (weighed 0), must not pile up.
+            let long = hand.window.queue.len() > bound.queue_limit();
+            if (bound.window_is_over() || long)
                 && let Some(oldest) = hand.window.queue.pop_front()
             {
                 self.leave_window(bound, &mut hand, oldest, over, (now, horizon), removals);
@@ -270,8 +273,8 @@ where
     /// Takes the window entry of `hash`, missed at request `missed_at`, out of the
     /// window, if it is still there: into the main region if the bound is not `over`, or
     /// if the sketch has seen it more often than the hand's victim, which is evicted;
-    /// else it is evicted, and remembered by the ghosts. `clock` is the request count
-    /// now and the ghosts' horizon.
+    /// else it is evicted, and remembered by the ghosts. `now` is the request count and
+    /// `horizon` the ghosts' (see [`Self::horizon`]).
     fn leave_window(
         &self,
         bound: &Bound,
@@ -316,7 +319,9 @@ where
     }
 
     /// How many requests a ghost may take to return and be let in: about the entries
-    /// the method holds, as many as an LRU cache of its size would keep.
+    /// the method holds, as many as an LRU cache of its size would keep. Its bound,
+    /// unless weighed; with a weigher, the entries counted when the sketch last aged
+    /// (none before: no key is let back in until then).
     fn horizon(&self, bound: &Bound) -> u64 {
         let entries = if self.weighed.load(Relaxed) {
             bound.sketch.entries_counted()

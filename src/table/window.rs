@@ -18,13 +18,15 @@
 //!   such returns halves the sketch: they show that what it remembers is no longer what
 //!   is asked.
 //! - A key that returns only after a longer stretch, as in a loop over more keys than
-//!   the bound holds, or a one-off scan's, is judged by frequency alone, as before: that
-//!   is what keeps loops and scans from flushing the cache.
+//!   the bound holds, or a one-off scan's, is judged by frequency alone, like a window
+//!   entry: that is what keeps loops and scans from flushing the cache.
 //!
 //! The queue and the ghosts hold hashes only. A hash of the queue whose entry is gone
-//! (invalidated, purged, expired) is skipped when it comes up, and two keys sharing a
-//! 64-bit hash only misorder the window or admit a key directly: the books (the window's
-//! weight is counted by the entries' bit, in [`Bound::window_held`]) never depend on it.
+//! (invalidated, purged, expired) is skipped when it comes up, and the queue is kept to
+//! twice the window's share plus 64, so such hashes never pile up. Two keys sharing a
+//! 64-bit hash only misorder the window or admit a key directly: the books (the
+//! window's weight is counted by the entries' bit, in
+//! [`Bound::window_held`](super::bound::Bound::window_held)) never depend on it.
 
 use std::collections::VecDeque;
 
@@ -164,6 +166,38 @@ mod tests {
 
     fn id(_: &Arc<u8>, arg: &Arg) -> u64 {
         arg.0
+    }
+
+    fn plain(_: &Arc<u8>, &k: &u64) -> u64 {
+        k
+    }
+
+    /// Window entries that never leave it by weight (removed first, or weighing 0)
+    /// leave their hashes in the queue: it stays within its limit all the same.
+    #[test]
+    fn the_queue_stays_short_whatever_leaves_the_window() {
+        let registry = Registry::new();
+        let owner = Arc::new(0);
+        let memo = registry.method(plain);
+        memo.set_capacity(Some(100));
+        let queued = || {
+            let bound = memo.table().bound.get().unwrap();
+            (bound.hand.lock().window.queue.len(), bound.queue_limit())
+        };
+        for k in 0..10_000 {
+            memo.call(&owner, k);
+            assert!(memo.invalidate(&owner, &k), "stored, in the window");
+        }
+        let (len, limit) = queued();
+        assert_eq!(limit, 66);
+        assert!(len <= limit + 1, "{len} hashes queued");
+        memo.set_weigher(Some(Arc::new(|_: &u64, _: &u64| 0)));
+        for k in 0..10_000 {
+            memo.call(&owner, k);
+        }
+        let (len, limit) = queued();
+        assert!(len <= limit + 1, "{len} hashes queued");
+        assert_eq!(memo.stats().entries, 10_000, "weighing 0, all are kept");
     }
 
     /// Random calls, invalidations, bound and weigher changes, with `Eq` panicking in
