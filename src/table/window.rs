@@ -172,6 +172,40 @@ mod tests {
         k
     }
 
+    /// Four threads calling, invalidating and changing the bound at once: once they
+    /// are done, the window's weight and the weight held match the entries.
+    #[test]
+    fn the_windows_books_stay_exact_under_threads() {
+        let registry: &'static Registry = Box::leak(Box::new(Registry::new()));
+        registry.method(plain).set_capacity(Some(64));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    let owner = Arc::new(0);
+                    let memo = registry.method(plain);
+                    let mut x = t + 1;
+                    for _ in 0..20_000 {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let key = (x >> 33) % 200;
+                        match (x >> 20) % 32 {
+                            0 => drop(memo.invalidate(&owner, &key)),
+                            1 => memo.set_capacity(Some(8 + (key as usize % 120))),
+                            _ => assert_eq!(memo.call(&owner, key), key),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let [window, held] = registry.method(plain).table().books();
+        assert_eq!(window.0, window.1, "the window's weight");
+        assert_eq!(held.0, held.1, "the weight held");
+    }
+
     /// Window entries that never leave it by weight (removed first, or weighing 0)
     /// leave their hashes in the queue: it stays within its limit all the same.
     #[test]
