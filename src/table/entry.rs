@@ -134,20 +134,20 @@ impl<H: SharedHeld, A, V> Entry<H, A, V> {
     }
 
     /// Puts a new entry in the window, before it is stored.
-    pub(super) fn enter_window(&self) {
-        self.word.fetch_or(IN_WINDOW, Relaxed);
+    pub(super) fn enter_window(&mut self) {
+        *self.word.get_mut() |= IN_WINDOW;
     }
 
-    /// Takes the entry out of the window, into the main region (under the write lock:
-    /// hits store the word only to add a visit, from a word read with the bit set,
-    /// and a write lock excludes them).
+    /// Takes the entry out of the window, into the main region. Under the shard's
+    /// write lock: a hit stores the word it read plus a visit, which would put the bit
+    /// back if it raced this, and the write lock keeps hits out.
     pub(super) fn leave_window(&self) {
         self.word.fetch_and(!IN_WINDOW, Relaxed);
     }
 }
 
 /// A call's key, computed once before any lock is taken: the hash of its owners'
-/// addresses and arguments, with the [`VISITS`] bits clear, and the addresses.
+/// addresses and arguments, with the [`POLICY_BITS`] clear, and the addresses.
 #[derive(Clone, Copy)]
 pub(crate) struct Key<Ad> {
     pub(crate) hash: u64,

@@ -105,7 +105,7 @@ where
             // either pending or stored.
             let (ended, args) = in_flight.get_mut().end(slot);
             finished.0 = ended.flight;
-            let entry = Entry::new(key, owners.downgrade(), args, copy, stamp);
+            let mut entry = Entry::new(key, owners.downgrade(), args, copy, stamp);
             match admitted {
                 // An invalidation covered the key while it was computed: the value is
                 // from before it, so it answers the waiters only.

@@ -55,7 +55,7 @@ pub(super) struct Return {
     /// The key lost lately and was asked for again within the horizon: it may go to the
     /// main region directly, winning ties.
     pub(super) direct: bool,
-    /// Enough keys returned so to halve the sketch.
+    /// Enough keys have returned so lately: halve the sketch.
     pub(super) age: bool,
 }
 
