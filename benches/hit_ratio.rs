@@ -347,7 +347,7 @@ fn weakmemo(trace: &[u64], capacity: usize) -> (f64, usize) {
     (ratio, most)
 }
 
-const CANDIDATES: [(&str, Runner); 13] = [
+const CANDIDATES: [(&str, Runner); 14] = [
     ("clock1", |t, c| {
         run_policy(t, c, &mut Clock::new(c, 1, Feed::None))
     }),
@@ -382,6 +382,9 @@ const CANDIDATES: [(&str, Runner); 13] = [
     }),
     ("w1%+ghost-ties+age", |t, c| {
         run_policy(t, c, &mut Windowed::ghosted_ties(c))
+    }),
+    ("w50%climb-fast+ghost-ties", |t, c| {
+        run_policy(t, c, &mut Windowed::ties_climbing(c, c.max(1000), 50))
     }),
 ];
 

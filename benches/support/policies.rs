@@ -861,6 +861,23 @@ impl Windowed {
         windowed
     }
 
+    /// [`Self::ghosted_ties`] with the window starting at `start_percent` of `cap` and
+    /// Caffeine's hill climber moving it every `sample` requests.
+    pub fn ties_climbing(cap: usize, sample: usize, start_percent: usize) -> Self {
+        let mut windowed = Self::ghosted_ties(cap);
+        let start = (cap * start_percent / 100).max(1).min(cap - 1);
+        windowed.resize(start);
+        windowed.climber = Some(Climber {
+            cap,
+            sample,
+            requests: 0,
+            hits: 0,
+            previous: 0.0,
+            step: cap as f64 * 0.0625,
+        });
+        windowed
+    }
+
     fn lookup(&mut self, key: u64, hash: u64) -> bool {
         if let Some((used, _)) = self.window.get_mut(&key) {
             self.order.remove(used);
