@@ -80,6 +80,7 @@ impl Bound {
         }
     }
 
+    #[inline]
     pub(crate) fn capacity(&self) -> usize {
         self.capacity.load(Relaxed)
     }
@@ -91,6 +92,7 @@ impl Bound {
     /// The window's share of the bound: 1% (Caffeine's), at least 1, so that it holds
     /// at least the newest entry. None for a bound of `usize::MAX`, which only lends a
     /// registry's bound the hand: its newcomers go straight to the main region.
+    #[inline]
     pub(crate) fn window_capacity(&self) -> Option<usize> {
         let capacity = self.capacity();
         (capacity != usize::MAX).then(|| (capacity / 100).max(1))
@@ -98,12 +100,14 @@ impl Bound {
 
     /// The most hashes the window's queue keeps: twice the window's share, and 64,
     /// which its live entries never reach unless they weigh 0.
+    #[inline]
     pub(super) fn queue_limit(&self) -> usize {
         self.window_capacity()
             .map_or(0, |share| share.saturating_mul(2).saturating_add(64))
     }
 
     /// Whether the window holds more than its share.
+    #[inline]
     pub(super) fn window_is_over(&self) -> bool {
         self.window_capacity()
             .is_some_and(|share| self.window_held.load(Relaxed) > share)

@@ -74,7 +74,15 @@ impl Window {
 
     /// Whether the key of `hash`, missed at request `now`, lost lately and returns
     /// within `horizon` requests of its last miss.
+    #[inline]
     pub(super) fn returned(&mut self, hash: u64, now: u64, horizon: u64) -> Return {
+        if self.ghosts.missed_at.is_empty() {
+            // Nothing lost yet (a bound with room): no probe.
+            return Return {
+                direct: false,
+                age: false,
+            };
+        }
         let in_time = self
             .ghosts
             .missed_at
