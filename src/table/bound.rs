@@ -308,7 +308,7 @@ where
                     continue;
                 }
                 if stale.is_none() && victim.visits() > 0 && !last {
-                    victim.unvisit();
+                    victim.unvisit(hand.window.favors_recency());
                     hand.bucket += 1;
                     continue;
                 }
@@ -334,7 +334,9 @@ where
                     };
                     match near {
                         Some(index) => at = index,
-                        None if candidate.is_some_and(loses) => return false,
+                        None if candidate.is_some_and(|c| loses(c) && !hand.window.overrules()) => {
+                            return false;
+                        }
                         None => hand.bucket += 1,
                     }
                 } else {

@@ -87,11 +87,13 @@ impl<H: SharedHeld, A: Eq, V> Entry<H, A, V> {
         }
     }
 
-    /// Lowers the visit count (under the write lock, as the CLOCK hand passes).
-    pub(super) fn unvisit(&self) {
+    /// Lowers the visit count by one, or to 0 with `all` (under the write lock, as the
+    /// CLOCK hand passes).
+    pub(super) fn unvisit(&self, all: bool) {
         let word = self.word.load(Relaxed);
         if word & VISITS != 0 {
-            self.word.store(word - ONE_VISIT, Relaxed);
+            let lower = if all { word & VISITS } else { ONE_VISIT };
+            self.word.store(word - lower, Relaxed);
         }
     }
 

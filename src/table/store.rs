@@ -303,6 +303,10 @@ where
         if joins {
             let entry = entry.get();
             entry.leave_window();
+            if hand.window.favors_recency() {
+                // As if stored behind the hand: it gets one lap to be asked for.
+                entry.visit();
+            }
             release(&bound.window_held, entry.stamp.weight());
         } else {
             removals.push(entry.remove().0, RemovalCause::Size);

@@ -32,13 +32,14 @@ use std::collections::VecDeque;
 
 use hashbrown::HashMap;
 
-/// The window's order and the ghosts, kept under the CLOCK hand's lock.
+/// The window's order, the ghosts and the judge, kept under the CLOCK hand's lock.
 #[derive(Default)]
 pub(crate) struct Window {
     /// The window entries' hashes, oldest first, with the request count at which each
     /// key was missed.
     pub(super) queue: VecDeque<(u64, u64)>,
     ghosts: Ghosts,
+    judge: Judge,
 }
 
 /// Keys that lost to the main region's victim, by hash, with the request count at which
@@ -48,6 +49,50 @@ struct Ghosts {
     missed_at: HashMap<u64, u64>,
     /// Returns in time since the sketch was last halved by them.
     returns: usize,
+    /// The request count at which ghosts past the horizon were last forgotten.
+    pruned_at: u64,
+}
+
+/// Whether recency overrules the sketch: it does while most keys the sketch turned
+/// away came back within the horizon (LRU would have hit them), as when the working
+/// set moves. Counted over the ghosts resolved lately, back in time or gone; halved
+/// every [`Judge::PERIOD`] of them so that it follows the traffic.
+#[derive(Default)]
+struct Judge {
+    resolved: u32,
+    back: u32,
+    /// Overrulings so far; every [`Judge::EXPLORE`]th is not, so that the sketch keeps
+    /// turning some keys away and the judge keeps seeing whether they come back.
+    overruled: u32,
+}
+
+impl Judge {
+    const PERIOD: u32 = 1024;
+    const EXPLORE: u32 = 32;
+
+    fn favors_recency(&self) -> bool {
+        // back + 1 out of resolved + 1, over a half.
+        2 * (self.back + 1) > self.resolved + 1
+    }
+
+    fn resolve(&mut self, back: bool) {
+        self.resolved += 1;
+        self.back += u32::from(back);
+        if self.resolved >= Self::PERIOD {
+            self.resolved /= 2;
+            self.back /= 2;
+        }
+    }
+
+    /// Whether the key the sketch just turned away goes in all the same. With nothing
+    /// resolved yet it does: a cache starts from recency.
+    fn overrules(&mut self) -> bool {
+        if !self.favors_recency() {
+            return false;
+        }
+        self.overruled = self.overruled.wrapping_add(1);
+        self.overruled % Self::EXPLORE != 0
+    }
 }
 
 /// What a ghost said of a key just missed.
@@ -61,15 +106,11 @@ pub(super) struct Return {
 
 impl Window {
     /// Remembers that the key of `hash`, missed at request `missed_at`, lost to the
-    /// main region's victim. `horizon` is the number of entries held: ghosts older
-    /// than that can no longer return in time and are forgotten, once there are twice
-    /// as many ghosts as it.
+    /// main region's victim. `horizon` is the number of entries held (see
+    /// [`Self::returned`]).
     pub(super) fn lost(&mut self, hash: u64, missed_at: u64, now: u64, horizon: u64) {
-        let ghosts = &mut self.ghosts.missed_at;
-        if ghosts.len() as u64 >= horizon.max(64).saturating_mul(2) {
-            ghosts.retain(|_, &mut at| now.saturating_sub(at) <= horizon);
-        }
-        ghosts.insert(hash, missed_at);
+        self.forget_past(now, horizon);
+        self.ghosts.missed_at.insert(hash, missed_at);
     }
 
     /// Whether the key of `hash`, missed at request `now`, lost lately and returns
@@ -83,11 +124,12 @@ impl Window {
                 age: false,
             };
         }
-        let in_time = self
-            .ghosts
-            .missed_at
-            .remove(&hash)
-            .is_some_and(|at| now.saturating_sub(at) <= horizon);
+        self.forget_past(now, horizon);
+        let ghost = self.ghosts.missed_at.remove(&hash);
+        let in_time = ghost.is_some_and(|at| now.saturating_sub(at) <= horizon);
+        if ghost.is_some() {
+            self.judge.resolve(in_time);
+        }
         let mut age = false;
         if in_time {
             self.ghosts.returns += 1;
@@ -101,6 +143,38 @@ impl Window {
             age,
         }
     }
+
+    /// Whether recency overrules the sketch, which has just judged a candidate to be
+    /// seen less often than the hand's victim (see [`Judge`]).
+    pub(super) fn overrules(&mut self) -> bool {
+        self.judge.overrules()
+    }
+
+    /// Whether the judge favors recency: then the CLOCK hand clears a hit entry's
+    /// visits rather than counting them down, so that what is no longer asked for goes
+    /// within one lap, as in LRU.
+    #[inline]
+    pub(super) fn favors_recency(&self) -> bool {
+        self.judge.favors_recency()
+    }
+
+    /// Forgets, once per `horizon` requests, the ghosts that can no longer return in
+    /// time, each a key the sketch was right to turn away. So ghosts number at most
+    /// the keys missed within two horizons.
+    fn forget_past(&mut self, now: u64, horizon: u64) {
+        if now.saturating_sub(self.ghosts.pruned_at) < horizon {
+            return;
+        }
+        self.ghosts.pruned_at = now;
+        let judge = &mut self.judge;
+        self.ghosts.missed_at.retain(|_, &mut at| {
+            let in_time = now.saturating_sub(at) <= horizon;
+            if !in_time {
+                judge.resolve(false);
+            }
+            in_time
+        });
+    }
 }
 
 #[cfg(all(test, not(feature = "shuttle")))]
@@ -111,10 +185,59 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::Ordering::Relaxed;
 
+    use super::{Judge, Window};
     use crate::lock_scope::Scoped;
     use crate::owners::SharedHeld;
     use crate::table::MethodCache;
     use crate::{Registry, Weigher};
+
+    /// The judge starts from recency, still lets every 32nd key be turned away, turns
+    /// to the sketch once most of the keys it turned away are gone for good, and back
+    /// once most return; its counts stay within its period.
+    #[test]
+    fn the_judge_follows_where_the_keys_turned_away_go() {
+        let mut judge = Judge::default();
+        let overruled = (0..64).filter(|_| judge.overrules()).count();
+        assert_eq!(overruled, 62, "recency, but for every 32nd");
+        judge.resolve(false);
+        assert!(!judge.overrules(), "1 gone of 1: half, not more");
+        for _ in 0..10_000 {
+            judge.resolve(false);
+            assert!(judge.resolved < Judge::PERIOD);
+        }
+        let turns = (1..).find(|_| {
+            judge.resolve(true);
+            judge.favors_recency()
+        });
+        // Halved at 1,024, about 512 are remembered: as many returns outweigh them.
+        assert!(
+            matches!(turns, Some(300..=600)),
+            "{turns:?} returns to turn"
+        );
+        assert!(judge.overrules());
+    }
+
+    /// Ghosts past the horizon are forgotten once per horizon, each counted as a key
+    /// rightly turned away; one back in time is counted as a return, and one back late
+    /// as gone.
+    #[test]
+    fn ghosts_are_resolved_back_in_time_or_gone() {
+        let mut window = Window::default();
+        for hash in 0..10 {
+            window.lost(hash, hash, hash, 100);
+        }
+        assert!(window.returned(3, 50, 100).direct, "back in time");
+        // A horizon on, ghosts are forgotten; none is past it yet (0 is just at it).
+        window.lost(10, 100, 100, 100);
+        assert_eq!((window.judge.resolved, window.judge.back), (1, 1));
+        assert!(!window.returned(4, 150, 100).direct, "back late");
+        assert_eq!((window.judge.resolved, window.judge.back), (2, 1));
+        // At 250, a horizon past the last forgetting, the 9 others are gone.
+        window.lost(20, 250, 250, 100);
+        assert_eq!((window.judge.resolved, window.judge.back), (11, 1));
+        assert_eq!(window.ghosts.missed_at.len(), 1);
+        assert!(!window.favors_recency());
+    }
 
     impl<H: SharedHeld, A, V> MethodCache<H, A, V> {
         /// The window's weight as counted and as the entries' bits add up; the same

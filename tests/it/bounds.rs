@@ -64,26 +64,40 @@ fn the_bound_holds_under_eight_threads() {
     drop(owners);
 }
 
+/// A one-off scan leaves the hot entries alone once the cache has seen keys it turned
+/// away never come back (here, a first scan): a fresh cache, which has seen none,
+/// starts from recency, as LRU (`docs/design.md`, "Bounds").
 #[test]
 fn hit_entries_survive_a_scan() {
     let cache = Registry::new();
     cache.method(square).set_capacity(Some(64));
     let owner = Arc::new(0);
     let hot: Vec<u64> = (0..32).collect();
-    for _ in 0..10 {
-        for &k in &hot {
+    let warm = || {
+        for _ in 0..10 {
+            for &k in &hot {
+                cache.method(square).call(&owner, k);
+            }
+        }
+    };
+    let scan = |keys: std::ops::Range<u64>| {
+        for k in keys {
             cache.method(square).call(&owner, k);
         }
-    }
+    };
+    warm();
+    scan(1_000..1_640);
+    warm();
     // A scan of one-off keys, ten times the bound.
-    for k in 1_000..1_640 {
-        cache.method(square).call(&owner, k);
-    }
+    scan(2_000..2_640);
     let misses = cache.stats().misses;
     for &k in &hot {
         assert_eq!(cache.method(square).call(&owner, k), k * k);
     }
-    assert_eq!(cache.stats().misses, misses, "the scan flushed hot entries");
+    // The sketch counts misses only, and has aged: a hot entry whose count fell to 0
+    // can lose to a one-off key (1 miss in 22 of 200 runs, never more; LRU: 32).
+    let flushed = cache.stats().misses - misses;
+    assert!(flushed <= 2, "the scan flushed {flushed} hot entries");
 }
 
 fn label(node: &Arc<Node>, &k: &u64) -> Arc<Node> {
@@ -129,17 +143,13 @@ fn removal_causes_are_counted_exactly() {
     cache.method(square).set_capacity(Some(2));
     let owner = Arc::new(0);
     // A bound of 2: a window of 1 and a main region of 1. The newest value is kept in
-    // the window; 2, pushed out of it and seen no more often than 1, loses to 1.
+    // the window; 2, pushed out of it, takes the place of 1: the sketch has seen both
+    // once, and a fresh cache follows recency.
     cache.method(square).call(&owner, 1);
     cache.method(square).call(&owner, 2);
     cache.method(square).call(&owner, 3);
     let stats = cache.stats();
     assert_eq!((stats.entries, stats.evicted), (2, 1));
-    // 2 is back within 2 requests, as an LRU cache of 2 would still hold it: it goes
-    // to the main region, over 1.
-    cache.method(square).call(&owner, 2);
-    let stats = cache.stats();
-    assert_eq!((stats.entries, stats.evicted), (2, 2));
     assert_eq!(cache.method(square).get(&owner, &1), None);
     assert_eq!(cache.method(square).get(&owner, &2), Some(4));
     assert_eq!(cache.method(square).get(&owner, &3), Some(9));
@@ -283,40 +293,61 @@ fn a_value_just_computed_is_kept_in_a_full_cache_of_hot_entries() {
         cache.method(counted).invalidate(&runs, &1_001),
         "it was stored"
     );
-    // And the hot entries were not flushed for it.
-    assert!(runs_of(&cache, &runs, 0..100) <= 2);
+    // And the hot entries were not flushed for it. A fresh cache follows recency, so
+    // the newcomer took a hot entry's place, and that one, back, another's, for a few
+    // runs (over 200 runs: 6 at the median, 11 at the 95th percentile, at most 30;
+    // LRU: 100).
+    assert!(runs_of(&cache, &runs, 0..100) <= 50);
 }
 
-/// A working set that moves to as many new keys as the bound: each new key that comes
-/// back within the bound's worth of requests, seen as often as the hand's victim, goes
-/// in over it, and the sketch, aged by such returns, soon forgets the old set. The move
-/// costs 2 to 3 runs per key (233 to 274 for 100 keys here; LRU: 1; before the window,
-/// 4 to 6), and the new set then hits.
+/// Issue 16's second case: a working set that moves to as many new keys as the bound
+/// costs about one run per key, as in LRU (104 for 100 keys here; at most 1.5 per key
+/// is the target; before the judge, 233 to 274). The new keys go in over the old ones,
+/// as a cache that has not seen its refusals prove right follows recency, and the
+/// CLOCK hand then clears the old entries' visits in one lap.
 #[test]
-fn a_moved_working_set_is_adopted_within_a_few_rounds() {
+fn a_moved_working_set_is_adopted_at_once() {
     let cache = Registry::new();
     cache.method(counted).set_capacity(Some(100));
     let runs = Arc::new(AtomicUsize::new(0));
     runs_of(&cache, &runs, rounds(0..100, 10));
     let moved = runs_of(&cache, &runs, rounds(100..200, 5));
     let after = runs_of(&cache, &runs, rounds(100..200, 3));
-    assert!(moved <= 320, "{moved} runs to move 100 keys");
+    assert!(moved <= 150, "{moved} runs to move 100 keys");
     assert!(after <= 10, "{after} runs once moved");
 }
 
-/// Issue 16's third case: at a bound of 2, a switch from keys {1, 2} to {3, 4} costs 3
-/// runs (LRU: 2; before the window, 4).
+/// The same after the cache has learned, from a loop too large for it, to trust the
+/// sketch: the new keys' quick returns turn the judge back to recency within a round
+/// or two (101 to 246 runs measured), where a cache judging by frequency alone takes
+/// 450 to 600.
 #[test]
-fn a_switch_at_a_bound_of_two_costs_three_runs() {
+fn a_moved_working_set_is_adopted_after_a_loop() {
+    let cache = Registry::new();
+    cache.method(counted).set_capacity(Some(100));
+    let runs = Arc::new(AtomicUsize::new(0));
+    runs_of(&cache, &runs, rounds(1_000..1_110, 20));
+    runs_of(&cache, &runs, rounds(0..100, 10));
+    let moved = runs_of(&cache, &runs, rounds(100..200, 5));
+    let after = runs_of(&cache, &runs, rounds(100..200, 3));
+    assert!(moved <= 300, "{moved} runs to move 100 keys");
+    assert!(after <= 10, "{after} runs once moved");
+}
+
+/// Issue 16's third case: at a bound of 2, a switch from keys {1, 2} to {3, 4} costs 2
+/// runs, as in LRU (before the judge, 3; before the window, 4).
+#[test]
+fn a_switch_at_a_bound_of_two_costs_two_runs() {
     let cache = Registry::new();
     cache.method(counted).set_capacity(Some(2));
     let runs = Arc::new(AtomicUsize::new(0));
     runs_of(&cache, &runs, rounds(1..3, 10));
-    assert_eq!(runs_of(&cache, &runs, rounds(3..5, 10)), 3);
+    assert_eq!(runs_of(&cache, &runs, rounds(3..5, 10)), 2);
 }
 
-/// A loop over slightly more keys than the bound still hits most of the time: keys back only after more than the bound's worth of requests are judged by
-/// frequency, and lose to the entries held (LRU would hit none).
+/// A loop over slightly more keys than the bound still hits most of the time: keys back
+/// only after more than the bound's worth of requests are judged by frequency, lose to
+/// the entries held, and teach the judge to trust the sketch (LRU would hit none).
 #[test]
 fn a_loop_slightly_larger_than_the_bound_keeps_hitting() {
     let cache = Registry::new();
