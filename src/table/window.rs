@@ -47,10 +47,11 @@ pub(crate) struct Window {
 #[derive(Default)]
 struct Ghosts {
     missed_at: HashMap<u64, u64>,
+    /// The same in the order they lost, so that each is forgotten as it passes the
+    /// horizon; an item whose ghost returned, or lost again since, is skipped then.
+    order: VecDeque<(u64, u64)>,
     /// Returns in time since the sketch was last halved by them.
     returns: usize,
-    /// The request count at which ghosts past the horizon were last forgotten.
-    pruned_at: u64,
 }
 
 /// Whether recency overrules the sketch: it does while most keys the sketch turned
@@ -111,6 +112,7 @@ impl Window {
     pub(super) fn lost(&mut self, hash: u64, missed_at: u64, now: u64, horizon: u64) {
         self.forget_past(now, horizon);
         self.ghosts.missed_at.insert(hash, missed_at);
+        self.ghosts.order.push_back((hash, missed_at));
     }
 
     /// Whether the key of `hash`, missed at request `now`, lost lately and returns
@@ -158,22 +160,23 @@ impl Window {
         self.judge.favors_recency()
     }
 
-    /// Forgets, once per `horizon` requests, the ghosts that can no longer return in
-    /// time, each a key the sketch was right to turn away. So ghosts number at most
-    /// the keys missed within two horizons.
+    /// Forgets the ghosts that can no longer return in time, each a key the sketch was
+    /// right to turn away. So ghosts are the keys lost within the horizon, and a few
+    /// more where racing misses stamped them out of order; the order is kept within
+    /// four horizons (at least 256 items) whatever the stamps.
     fn forget_past(&mut self, now: u64, horizon: u64) {
-        if now.saturating_sub(self.ghosts.pruned_at) < horizon {
-            return;
-        }
-        self.ghosts.pruned_at = now;
-        let judge = &mut self.judge;
-        self.ghosts.missed_at.retain(|_, &mut at| {
-            let in_time = now.saturating_sub(at) <= horizon;
-            if !in_time {
-                judge.resolve(false);
+        let limit = horizon.max(64).saturating_mul(4);
+        let ghosts = &mut self.ghosts;
+        while let Some(&(hash, at)) = ghosts.order.front() {
+            if now.saturating_sub(at) <= horizon && (ghosts.order.len() as u64) < limit {
+                break;
             }
-            in_time
-        });
+            ghosts.order.pop_front();
+            if ghosts.missed_at.get(&hash) == Some(&at) {
+                ghosts.missed_at.remove(&hash);
+                self.judge.resolve(false);
+            }
+        }
     }
 }
 
@@ -217,9 +220,9 @@ mod tests {
         assert!(judge.overrules());
     }
 
-    /// Ghosts past the horizon are forgotten once per horizon, each counted as a key
-    /// rightly turned away; one back in time is counted as a return, and one back late
-    /// as gone.
+    /// Each ghost is forgotten as it passes the horizon, and counted as a key rightly
+    /// turned away; one back in time is counted as a return. The order keeps within
+    /// its limit even when stamps run backwards.
     #[test]
     fn ghosts_are_resolved_back_in_time_or_gone() {
         let mut window = Window::default();
@@ -227,16 +230,21 @@ mod tests {
             window.lost(hash, hash, hash, 100);
         }
         assert!(window.returned(3, 50, 100).direct, "back in time");
-        // A horizon on, ghosts are forgotten; none is past it yet (0 is just at it).
-        window.lost(10, 100, 100, 100);
+        window.lost(4, 60, 60, 100); // lost again: its first stamp is stale
         assert_eq!((window.judge.resolved, window.judge.back), (1, 1));
-        assert!(!window.returned(4, 150, 100).direct, "back late");
-        assert_eq!((window.judge.resolved, window.judge.back), (2, 1));
-        // At 250, a horizon past the last forgetting, the 9 others are gone.
-        window.lost(20, 250, 250, 100);
-        assert_eq!((window.judge.resolved, window.judge.back), (11, 1));
-        assert_eq!(window.ghosts.missed_at.len(), 1);
+        // At 105, 0 to 4 are past the horizon: 0, 1 and 2 are gone; 3 returned, and 4's
+        // ghost is now the one stamped 60.
+        assert!(!window.returned(99, 105, 100).direct);
+        assert_eq!((window.judge.resolved, window.judge.back), (4, 1));
+        // At 161, 5 to 9 and 4 (stamped 60) are gone too.
+        assert!(!window.returned(4, 161, 100).direct, "4 is gone by 161");
+        assert_eq!((window.judge.resolved, window.judge.back), (10, 1));
+        assert!(window.ghosts.missed_at.is_empty());
         assert!(!window.favors_recency());
+        for hash in 100..2_000 {
+            window.lost(hash, 5_000 - hash, 200, 10);
+        }
+        assert!(window.ghosts.order.len() <= 256, "order within its limit");
     }
 
     impl<H: SharedHeld, A, V> MethodCache<H, A, V> {
