@@ -3,7 +3,7 @@
 //! program, not criterion.
 //!
 //! ```text
-//! cargo bench --bench hit_ratio              # ~30 s: every table
+//! cargo bench --bench hit_ratio              # ~70 s: every table
 //! cargo bench --bench hit_ratio -- --test    # a tiny version, to check it runs
 //! cargo bench --bench hit_ratio -- --svg docs/hit_ratio.svg   # also draws the chart
 //! ```
@@ -35,8 +35,12 @@
 //!   1-bit and a 2-bit counter, the 2-bit one with TinyLFU admission fed by every request
 //!   or by misses only, S3-FIFO, SIEVE; and issue 16's, an admission window in front of
 //!   `clock2+tlfu-miss`: fixed at 1% or 20%, hill-climbing, sized by ghosts, or 1% with
-//!   ghosts that let a refused key back in (`w1%+ghost-ties+age`, what weakmemo builds).
+//!   ghosts that let a refused key back in (`w1%+ghost-ties+age`), and that with a
+//!   judge letting recency overrule the sketch (`w1%+judge`, what weakmemo builds; a
+//!   change detector beside it, and LeCaR-like regrets).
 //!
+//! `HIT_RATIO_ONLY=name,name` runs only those contenders (peers, `weakmemo` or
+//! candidates) and the new user's cases, for a quick look while trying a policy.
 //! Then `clock2+tlfu-miss` with other ways to forget (the sketch's halving period,
 //! admission on ties, a doorkeeper), and the same candidates split into 128 shards by
 //! hash, with a budget per shard or one shared budget.
@@ -52,7 +56,9 @@ use std::time::Instant;
 
 #[path = "support/policies.rs"]
 mod policies;
-use policies::{Budget, Clock, Feed, Policy, S3Fifo, Sharded, Sieve, Sketch, Windowed, mix};
+use policies::{
+    Budget, Clock, Feed, JudgeRule, Policy, S3Fifo, Sharded, Sieve, Sketch, Windowed, mix,
+};
 
 type FixedHasher = BuildHasherDefault<DefaultHasher>;
 
@@ -347,7 +353,7 @@ fn weakmemo(trace: &[u64], capacity: usize) -> (f64, usize) {
     (ratio, most)
 }
 
-const CANDIDATES: [(&str, Runner); 14] = [
+const CANDIDATES: [(&str, Runner); 17] = [
     ("clock1", |t, c| {
         run_policy(t, c, &mut Clock::new(c, 1, Feed::None))
     }),
@@ -385,6 +391,24 @@ const CANDIDATES: [(&str, Runner); 14] = [
     }),
     ("w50%climb-fast+ghost-ties", |t, c| {
         run_policy(t, c, &mut Windowed::ties_climbing(c, c.max(1000), 50))
+    }),
+    ("w1%+judge", |t, c| {
+        run_policy(
+            t,
+            c,
+            &mut Windowed::judged(c, JudgeRule::Returns { change: None }),
+        )
+    }),
+    ("w1%+judge+change", |t, c| {
+        let change = Some((1.5, 0.02));
+        run_policy(
+            t,
+            c,
+            &mut Windowed::judged(c, JudgeRule::Returns { change }),
+        )
+    }),
+    ("w1%+regrets", |t, c| {
+        run_policy(t, c, &mut Windowed::judged(c, JudgeRule::Regrets))
     }),
 ];
 
@@ -603,11 +627,16 @@ fn main() {
             .iter()
             .any(|t| name.contains(t))
     };
+    let only = std::env::var("HIT_RATIO_ONLY").ok();
     let contenders: Vec<(&str, Runner)> = PEERS
         .iter()
         .chain(&[("weakmemo", weakmemo as Runner)])
         .chain(&CANDIDATES)
         .copied()
+        .filter(|(name, _)| {
+            only.as_ref()
+                .is_none_or(|o| o.split(',').any(|n| n == *name))
+        })
         .collect();
     // Columns: the peers, weakmemo (`real`), then the candidates.
     let peers = PEERS.len();
@@ -652,6 +681,10 @@ fn main() {
         println!();
     }
 
+    if only.is_some() {
+        new_user_cases(&contenders, 100);
+        return;
+    }
     // The real implementation against the peers, and against its simulation.
     let simulated = candidates
         + CANDIDATES

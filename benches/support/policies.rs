@@ -25,7 +25,8 @@
 //! - [`Sharded`]: any policy split into shards by the hash's top bits, with a budget per
 //!   shard or one shared budget whose overflow is evicted from the shard being written.
 //! - [`Windowed`]: an LRU admission window in front of a [`Clock`] with TinyLFU (issue
-//!   16), of a fixed share, hill-climbing, or with ghosts of the keys it refused.
+//!   16), of a fixed share, hill-climbing, or with ghosts of the keys it refused, and a
+//!   [`Judge`] that lets recency overrule the sketch.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -202,6 +203,8 @@ pub struct Clock {
     sketch: Option<Rc<RefCell<Sketch>>>,
     /// Admits a newcomer whose estimate equals the victim's too (weakmemo does not).
     pub admit_ties: bool,
+    /// The hand clears a counter it passes instead of lowering it by one.
+    pub clears: bool,
 }
 
 impl Clock {
@@ -227,6 +230,7 @@ impl Clock {
             feed,
             sketch,
             admit_ties: false,
+            clears: false,
         }
     }
 
@@ -273,7 +277,7 @@ impl Clock {
                 if slot.count == 0 {
                     return self.hand;
                 }
-                slot.count -= 1;
+                slot.count = if self.clears { 0 } else { slot.count - 1 };
             }
             self.hand = (self.hand + 1) & self.mask();
         }
@@ -777,13 +781,25 @@ impl Windowed {
             return;
         }
         let main_full = self.main.len() >= self.main_cap;
-        match self.main.insert_reporting(oldest, oldest_hash, main_full) {
-            Outcome::Stored => {}
-            Outcome::Evicted(key) => self.remember(key, Ghost::Evicted),
+        let recency = self
+            .ghosts
+            .as_ref()
+            .and_then(|g| g.judge.as_ref())
+            .is_some_and(Judge::favors);
+        self.main.clears = recency;
+        match self.admit_to_main(oldest, oldest_hash, main_full, false) {
+            Outcome::Stored | Outcome::Evicted(_) => {
+                if recency {
+                    self.main.get(oldest, oldest_hash);
+                }
+            }
             Outcome::Refused => {
                 if let Some(ghosts) = &mut self.ghosts {
                     let entered = ghosts.entered.remove(&oldest).unwrap_or(ghosts.now);
                     ghosts.keys.insert(oldest, (entered, Ghost::Refused));
+                    if ghosts.judge.is_some() {
+                        ghosts.fifo.push_back((oldest, entered));
+                    }
                 }
             }
         }
@@ -818,13 +834,8 @@ impl Policy for Windowed {
                 return;
             }
             let full = self.main.len() >= self.main_cap;
-            match self
-                .main
-                .insert_judged(key, hash, full, |new, old| new >= old)
-            {
-                Outcome::Refused => self.enter_window(key, hash),
-                Outcome::Evicted(evicted) => self.remember(evicted, Ghost::Evicted),
-                Outcome::Stored => {}
+            if self.admit_to_main(key, hash, full, true) == Outcome::Refused {
+                self.enter_window(key, hash);
             }
             return;
         }
@@ -908,12 +919,167 @@ struct Ghosts {
     returned: usize,
     /// A returning key is admitted only if seen at least as often as main's victim.
     ties: bool,
+    judge: Option<Judge>,
+    /// With a judge, refused keys in the order they were missed, so that each is
+    /// resolved as gone the request it passes the horizon.
+    fifo: VecDeque<(u64, u64)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Ghost {
     Refused,
     Evicted,
+    /// Evicted for a newcomer the sketch would have refused, on the judge's word.
+    Overridden,
+}
+
+/// When the sketch refuses a newcomer that recency (LRU) would keep, whether to admit
+/// it all the same: weakmemo's rule ([`JudgeRule::Returns`], `src/table/window.rs`) and
+/// a rejected one.
+pub struct Judge {
+    rule: JudgeRule,
+    /// Returns: refused keys resolved lately (back in time, or gone past the horizon)
+    /// and those back, halved every [`Judge::PERIOD`]; the same over 16 periods.
+    resolved: f64,
+    back: f64,
+    long: (f64, f64),
+    /// Regrets: decisions each way, and their losers back in time.
+    refused: f64,
+    refused_back: f64,
+    overridden: f64,
+    overridden_back: f64,
+    decisions: u32,
+}
+
+#[derive(Clone, Copy)]
+pub enum JudgeRule {
+    /// Recency while more than half of the refused keys resolved lately came back in
+    /// time; with `change: Some((ratio, floor))`, also while that fraction is over
+    /// ratio × the long run's + floor (a change detector). Every 32nd key recency would
+    /// admit is refused all the same, to keep measuring.
+    Returns { change: Option<(f64, f64)> },
+    /// LeCaR's idea on one decision: the rule whose losers come back less often per
+    /// decision (refused newcomers for the sketch, victims evicted on the judge's word
+    /// for recency); every 16th decision goes the other way, to keep both rates current.
+    Regrets,
+}
+
+impl Judge {
+    const PERIOD: f64 = 1024.0;
+
+    pub fn new(rule: JudgeRule) -> Self {
+        Judge {
+            rule,
+            resolved: 0.0,
+            back: 0.0,
+            long: (0.0, 0.0),
+            refused: 0.0,
+            refused_back: 0.0,
+            overridden: 0.0,
+            overridden_back: 0.0,
+            decisions: 0,
+        }
+    }
+
+    /// Whether the judge favors recency now.
+    fn favors(&self) -> bool {
+        match self.rule {
+            JudgeRule::Returns { change } => {
+                let short = (self.back + 1.0) / (self.resolved + 1.0);
+                let changed = change.is_some_and(|(ratio, floor)| {
+                    let long = self.long.1 / self.long.0.max(1.0);
+                    self.long.0 >= Self::PERIOD && short > ratio * long + floor
+                });
+                short > 0.5 || changed
+            }
+            JudgeRule::Regrets => {
+                (self.refused_back + 1.0) / (self.refused + 1.0)
+                    > self.overridden_back / (self.overridden + 1.0)
+            }
+        }
+    }
+
+    /// A refused key is back within the horizon (`true`) or gone past it.
+    fn resolved(&mut self, back: bool) {
+        let back = f64::from(u8::from(back));
+        self.resolved += 1.0;
+        self.back += back;
+        if self.resolved >= Self::PERIOD {
+            self.resolved /= 2.0;
+            self.back /= 2.0;
+        }
+        self.long.0 += 1.0;
+        self.long.1 += back;
+        if self.long.0 >= 16.0 * Self::PERIOD {
+            self.long.0 /= 2.0;
+            self.long.1 /= 2.0;
+        }
+        self.refused_back += back;
+    }
+
+    /// The sketch refuses a newcomer: whether to admit it anyway.
+    fn overrides(&mut self) -> bool {
+        self.decisions += 1;
+        let favors = self.favors();
+        match self.rule {
+            JudgeRule::Returns { .. } => favors && self.decisions % 32 != 0,
+            JudgeRule::Regrets => {
+                let admit = favors != (self.decisions % 16 == 0);
+                if admit {
+                    self.overridden += 1.0;
+                } else {
+                    self.refused += 1.0;
+                }
+                if self.refused + self.overridden >= Self::PERIOD {
+                    self.refused /= 2.0;
+                    self.refused_back /= 2.0;
+                    self.overridden /= 2.0;
+                    self.overridden_back /= 2.0;
+                }
+                admit
+            }
+        }
+    }
+}
+
+impl Windowed {
+    /// Main's admission of `key` (`ties`: a tie with the victim wins), with the judge's
+    /// word when the sketch refuses; the victim, if any, is remembered.
+    fn admit_to_main(&mut self, key: u64, hash: u64, full: bool, ties: bool) -> Outcome {
+        let judge = self.ghosts.as_mut().and_then(|g| g.judge.take());
+        let judge = RefCell::new(judge);
+        let overridden = std::cell::Cell::new(false);
+        let outcome = self.main.insert_judged(key, hash, full, |new, old| {
+            if new > old || ties && new == old {
+                return true;
+            }
+            let admit = judge.borrow_mut().as_mut().is_some_and(Judge::overrides);
+            overridden.set(admit);
+            admit
+        });
+        if let Some(ghosts) = &mut self.ghosts {
+            ghosts.judge = judge.into_inner();
+        }
+        if let Outcome::Evicted(evicted) = outcome {
+            let how = if overridden.get() {
+                Ghost::Overridden
+            } else {
+                Ghost::Evicted
+            };
+            self.remember(evicted, how);
+        }
+        outcome
+    }
+
+    /// [`Self::ghosted_ties`] with a [`Judge`], and weakmemo's changes to the CLOCK
+    /// hand while the judge favors recency: it clears the counters it passes instead
+    /// of lowering them by one, and an entry joining main from the window gets one
+    /// visit, as if stored behind the hand.
+    pub fn judged(cap: usize, rule: JudgeRule) -> Self {
+        let mut windowed = Self::ghosted_ties(cap);
+        windowed.ghosts.as_mut().unwrap().judge = Some(Judge::new(rule));
+        windowed
+    }
 }
 
 impl Windowed {
@@ -936,6 +1102,8 @@ impl Windowed {
             entered: HashMap::new(),
             direct: None,
             direct_mode: direct,
+            judge: None,
+            fifo: VecDeque::new(),
         });
         windowed
     }
@@ -952,9 +1120,29 @@ impl Windowed {
         };
         ghosts.now += 1;
         ghosts.direct = None;
+        if let Some(judge) = &mut ghosts.judge {
+            while let Some(&(key, at)) = ghosts.fifo.front() {
+                if ghosts.now - at <= ghosts.horizon {
+                    break;
+                }
+                ghosts.fifo.pop_front();
+                if ghosts.keys.get(&key) == Some(&(at, Ghost::Refused)) {
+                    ghosts.keys.remove(&key);
+                    judge.resolved(false);
+                }
+            }
+        }
         if ghosts.now % ghosts.horizon == 0 {
             let (now, horizon) = (ghosts.now, ghosts.horizon);
-            ghosts.keys.retain(|_, (at, _)| now - *at <= horizon);
+            let mut gone = 0;
+            ghosts.keys.retain(|_, (at, how)| {
+                let keep = now - *at <= horizon;
+                gone += usize::from(!keep && *how == Ghost::Refused);
+                keep
+            });
+            if let Some(judge) = &mut ghosts.judge {
+                (0..gone).for_each(|_| judge.resolved(false));
+            }
         }
         if hit {
             return;
@@ -963,7 +1151,19 @@ impl Windowed {
             return;
         };
         if ghosts.now - at > ghosts.horizon {
+            if let Some(judge) = &mut ghosts.judge
+                && how == Ghost::Refused
+            {
+                judge.resolved(false);
+            }
             return;
+        }
+        if let Some(judge) = &mut ghosts.judge {
+            match how {
+                Ghost::Refused => judge.resolved(true),
+                Ghost::Overridden => judge.overridden_back += 1.0,
+                Ghost::Evicted => {}
+            }
         }
         if how == Ghost::Refused
             && let Some(after) = ghosts.age_after
@@ -977,13 +1177,13 @@ impl Windowed {
         let cap = self.window_cap + self.main_cap;
         match (how, ghosts.direct_mode) {
             (Ghost::Refused, true) => ghosts.direct = Some(key),
-            (Ghost::Evicted, true) => {}
+            (Ghost::Evicted | Ghost::Overridden, true) => {}
             (Ghost::Refused, false) => {
                 if self.window_cap + 1 < cap {
                     self.resize(self.window_cap + 1);
                 }
             }
-            (Ghost::Evicted, false) => {
+            (Ghost::Evicted | Ghost::Overridden, false) => {
                 if self.window_cap > 1 {
                     self.resize(self.window_cap - 1);
                 }
