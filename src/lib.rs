@@ -267,10 +267,13 @@
 //!   window that keeps every new value, and a value leaving the window stays only if it
 //!   was asked for more often lately than the entry it would replace; one asked for
 //!   again within about `maxsize` calls (when an LRU cache of that size would still
-//!   hold it) needs only to be asked for as often. So a one-off scan, or a loop over a
-//!   few more keys than fit, does not flush the cache, and when the calls move to new
-//!   keys the cache follows, at two to three computations a key. Dead owners' and
-//!   expired entries go first.
+//!   hold it) needs only to be asked for as often. The cache also watches what it
+//!   turned away: while most of it comes back within about `maxsize` calls, it keeps
+//!   what is new instead, as `lru_cache` would, and it starts that way. So a one-off
+//!   scan, or a loop over a few more keys than fit, does not flush a cache that has
+//!   seen such traffic, and when the calls move to new keys the cache follows at about
+//!   one computation a key, as `lru_cache` does. Dead owners' and expired entries go
+//!   first.
 //! - [`Registry::set_capacity`] bounds all methods together; over it, the method holding
 //!   the most evicts, so one flooding method cannot evict everything else.
 //! - [`Memo::set_weigher`] makes bounds count weight (bytes, say) instead of entries.

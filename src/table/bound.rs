@@ -14,15 +14,18 @@
 //!   the hand moves: a dead owner's entry is taken at once (it is free); an entry whose
 //!   counter is above 0 has it lowered and is passed; the first entry at 0 is the
 //!   victim. The window's entry replaces the victim only if the sketch has seen its key
-//!   more often than the victim's; else it is evicted, and the hand stays on the victim
-//!   for the next one.
+//!   more often than the victim's, or the ghosts' judge overrules the sketch; else it
+//!   is evicted, and the hand stays on the victim for the next one.
 //! - A miss of a key so refused, within as many requests as the bound holds entries, is
 //!   stored in the main region over the hand's victim if the sketch has seen it at least
 //!   as often (a tie wins here), and in the window again if not; such returns also age
 //!   the sketch, which then forgets an old working set fast.
+//! - While the judge favors recency (most refused keys come back in time), the hand
+//!   clears the counters it passes instead of lowering them, and an entry leaving the
+//!   window gets one visit: an old set goes within one lap, as in LRU.
 //! - Admission is what keeps a loop slightly larger than the cache, and one-off scans,
 //!   from flushing it; the counters keep what is hit; the window keeps what was just
-//!   computed; the ghosts let a moved working set in.
+//!   computed; the ghosts and the judge let a moved working set in.
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed};
 

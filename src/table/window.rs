@@ -17,9 +17,16 @@
 //!   often), and in the window again if not. Every eighth of the held entries' worth of
 //!   such returns halves the sketch: they show that what it remembers is no longer what
 //!   is asked.
+//! - **The judge** counts each ghost once, as it returns in time or passes the horizon.
+//!   While more than half of the last ~1,024 came back, the sketch is turning away a
+//!   working set that LRU would have hit (the working set moved, or the cache is new
+//!   and has seen nothing yet), and the judge overrules it: the key goes in over the
+//!   victim all the same. Every 32nd is still turned away, so that the judge keeps
+//!   seeing whether they come back.
 //! - A key that returns only after a longer stretch, as in a loop over more keys than
 //!   the bound holds, or a one-off scan's, is judged by frequency alone, like a window
-//!   entry: that is what keeps loops and scans from flushing the cache.
+//!   entry, and counts as gone for the judge: that is what keeps loops and scans from
+//!   flushing the cache.
 //!
 //! The queue and the ghosts hold hashes only. A hash of the queue whose entry is gone
 //! (invalidated, purged, expired) is skipped when it comes up, and the queue is kept to
