@@ -61,6 +61,8 @@ pub(super) struct Candidate {
     pub(super) hash: u64,
     /// Whether a tie is a win: for a key back from the ghosts.
     pub(super) wins_ties: bool,
+    /// The request count now and the ghosts' horizon, for the victim's ghost.
+    pub(super) clock: (u64, u64),
 }
 
 #[derive(Default)]
@@ -328,19 +330,28 @@ where
                                 .get_bucket(index)
                                 .is_some_and(|e| e.stale(clock).is_some())
                         });
-                    let loses = |Candidate { hash, wins_ties }: Candidate| {
+                    let loses = |c: &Candidate| {
                         let (new, old) = (
-                            bound.sketch.estimate(hash),
+                            bound.sketch.estimate(c.hash),
                             bound.sketch.estimate(victim.hash()),
                         );
-                        new < old || new == old && !wins_ties
+                        new < old || new == old && !c.wins_ties
                     };
-                    match near {
-                        Some(index) => at = index,
-                        None if candidate.is_some_and(|c| loses(c) && !hand.window.overrules()) => {
-                            return false;
+                    match (near, candidate) {
+                        (Some(index), _) => at = index,
+                        (None, Some(c)) if loses(&c) => {
+                            if !hand.window.overrules() {
+                                return false;
+                            }
+                            hand.bucket += 1;
                         }
-                        None => hand.bucket += 1,
+                        (None, Some(c)) => {
+                            // The sketch's own choice: the judge watches its victims.
+                            let (now, horizon) = c.clock;
+                            hand.window.evicted(victim.hash(), now, horizon);
+                            hand.bucket += 1;
+                        }
+                        (None, None) => hand.bucket += 1,
                     }
                 } else {
                     hand.bucket += 1;

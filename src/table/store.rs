@@ -241,6 +241,7 @@ where
             let candidate = Candidate {
                 hash,
                 wins_ties: true,
+                clock: (now, horizon),
             };
             windowed =
                 self.is_over(bound) && !self.evict_for(bound, &mut hand, Some(candidate), removals);
@@ -294,6 +295,7 @@ where
         let candidate = Candidate {
             hash,
             wins_ties: false,
+            clock: (now, horizon),
         };
         let joins = !over || (present() && self.evict_for(bound, hand, Some(candidate), removals));
         let mut tables = Scoped::lock(|| shard.tables.write());

@@ -50,7 +50,8 @@ pub(crate) struct Window {
 }
 
 /// Keys that lost to the main region's victim, by hash, with the request count at which
-/// they were missed.
+/// they were missed; and the victims the sketch chose over a newcomer, with the request
+/// count at which they were evicted, marked by [`VICTIM`].
 #[derive(Default)]
 struct Ghosts {
     missed_at: HashMap<u64, u64>,
@@ -61,39 +62,73 @@ struct Ghosts {
     returns: usize,
 }
 
-/// Whether recency overrules the sketch: it does while most keys the sketch turned
-/// away came back within the horizon (LRU would have hit them), as when the working
-/// set moves. Counted over the ghosts resolved lately, back in time or gone; halved
-/// every [`Judge::PERIOD`] of them so that it follows the traffic.
+/// The bit of a ghost's stamp that marks an evicted victim (request counts never reach
+/// it).
+const VICTIM: u64 = 1 << 63;
+
+/// Whether recency overrules the sketch. Each ghost is resolved once, back within the
+/// horizon or gone past it: a refused key back is one LRU would have hit, a victim back
+/// one the sketch should have kept. While refused keys come back more than twice as
+/// often as victims (and more than one in 10), turning newcomers away costs more than
+/// evicting for them, as when the working set moves or shifts, and recency overrules
+/// the sketch.
 #[derive(Default)]
 struct Judge {
-    resolved: u32,
-    back: u32,
+    refused: Tally,
+    victims: Tally,
     /// Overrulings so far; every [`Judge::EXPLORE`]th is not, so that the sketch keeps
     /// turning some keys away and the judge keeps seeing whether they come back.
     overruled: u32,
+}
+
+/// Ghosts resolved lately and those back in time, halved every [`Judge::PERIOD`]
+/// resolved so that they follow the traffic.
+#[derive(Default)]
+struct Tally {
+    resolved: u32,
+    back: u32,
+}
+
+impl Tally {
+    fn resolve(&mut self, back: bool) {
+        self.resolved += 1;
+        self.back += u32::from(back);
+        if self.resolved >= Judge::PERIOD {
+            self.resolved /= 2;
+            self.back /= 2;
+        }
+    }
 }
 
 impl Judge {
     const PERIOD: u32 = 1024;
     const EXPLORE: u32 = 32;
 
+    /// Whether refused keys come back more than twice as often as victims, and more
+    /// than one in 10 (where neither comes back, refusing costs nothing). Before any
+    /// refused key is resolved they are taken to: a cache starts from recency.
     fn favors_recency(&self) -> bool {
-        // back + 1 out of resolved + 1, over a half.
-        2 * (self.back + 1) > self.resolved + 1
-    }
-
-    fn resolve(&mut self, back: bool) {
-        self.resolved += 1;
-        self.back += u32::from(back);
-        if self.resolved >= Self::PERIOD {
-            self.resolved /= 2;
-            self.back /= 2;
+        let (r, v) = (&self.refused, &self.victims);
+        if r.resolved == 0 {
+            return true;
         }
+        // r.back / r.resolved > 2 × v.back / (v.resolved + 1) + 1/10, in integers.
+        let (r_back, r_all) = (u64::from(r.back), u64::from(r.resolved));
+        let (v_back, v_all) = (u64::from(v.back), u64::from(v.resolved) + 1);
+        10 * r_back * v_all > 20 * v_back * r_all + r_all * v_all
     }
 
-    /// Whether the key the sketch just turned away goes in all the same. With nothing
-    /// resolved yet it does: a cache starts from recency.
+    /// A ghost of `stamp` came back in time, or is gone.
+    fn resolve(&mut self, stamp: u64, back: bool) {
+        let tally = if stamp & VICTIM != 0 {
+            &mut self.victims
+        } else {
+            &mut self.refused
+        };
+        tally.resolve(back);
+    }
+
+    /// Whether the key the sketch just turned away goes in all the same.
     fn overrules(&mut self) -> bool {
         if !self.favors_recency() {
             return false;
@@ -117,9 +152,19 @@ impl Window {
     /// main region's victim. `horizon` is the number of entries held (see
     /// [`Self::returned`]).
     pub(super) fn lost(&mut self, hash: u64, missed_at: u64, now: u64, horizon: u64) {
+        self.remember(hash, missed_at, now, horizon);
+    }
+
+    /// Remembers that the entry of `hash` was evicted at request `now` for a newcomer
+    /// the sketch preferred: the judge watches whether it comes back.
+    pub(super) fn evicted(&mut self, hash: u64, now: u64, horizon: u64) {
+        self.remember(hash, now | VICTIM, now, horizon);
+    }
+
+    fn remember(&mut self, hash: u64, stamp: u64, now: u64, horizon: u64) {
         self.forget_past(now, horizon);
-        self.ghosts.missed_at.insert(hash, missed_at);
-        self.ghosts.order.push_back((hash, missed_at));
+        self.ghosts.missed_at.insert(hash, stamp);
+        self.ghosts.order.push_back((hash, stamp));
     }
 
     /// Whether the key of `hash`, missed at request `now`, lost lately and returns
@@ -134,10 +179,20 @@ impl Window {
             };
         }
         self.forget_past(now, horizon);
-        let ghost = self.ghosts.missed_at.remove(&hash);
-        let in_time = ghost.is_some_and(|at| now.saturating_sub(at) <= horizon);
-        if ghost.is_some() {
-            self.judge.resolve(in_time);
+        let Some(stamp) = self.ghosts.missed_at.remove(&hash) else {
+            return Return {
+                direct: false,
+                age: false,
+            };
+        };
+        let in_time = now.saturating_sub(stamp & !VICTIM) <= horizon;
+        self.judge.resolve(stamp, in_time);
+        if stamp & VICTIM != 0 {
+            // A victim back is a newcomer like any other.
+            return Return {
+                direct: false,
+                age: false,
+            };
         }
         let mut age = false;
         if in_time {
@@ -167,21 +222,23 @@ impl Window {
         self.judge.favors_recency()
     }
 
-    /// Forgets the ghosts that can no longer return in time, each a key the sketch was
-    /// right to turn away. So ghosts are the keys lost within the horizon, and a few
-    /// more where racing misses stamped them out of order; the order is kept within
-    /// four horizons (at least 256 items) whatever the stamps.
+    /// Forgets the ghosts that can no longer return in time: each is counted as gone (a
+    /// key the sketch was right to turn away, or to evict). So ghosts are the keys lost
+    /// or evicted within the horizon, and a few more where racing misses stamped them
+    /// out of order; the order is kept within four horizons (at least 256 items)
+    /// whatever the stamps.
     fn forget_past(&mut self, now: u64, horizon: u64) {
         let limit = horizon.max(64).saturating_mul(4);
         let ghosts = &mut self.ghosts;
-        while let Some(&(hash, at)) = ghosts.order.front() {
+        while let Some(&(hash, stamp)) = ghosts.order.front() {
+            let at = stamp & !VICTIM;
             if now.saturating_sub(at) <= horizon && (ghosts.order.len() as u64) < limit {
                 break;
             }
             ghosts.order.pop_front();
-            if ghosts.missed_at.get(&hash) == Some(&at) {
+            if ghosts.missed_at.get(&hash) == Some(&stamp) {
                 ghosts.missed_at.remove(&hash);
-                self.judge.resolve(false);
+                self.judge.resolve(stamp, false);
             }
         }
     }
@@ -195,59 +252,78 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::Ordering::Relaxed;
 
-    use super::{Judge, Window};
+    use super::{Judge, VICTIM, Window};
     use crate::lock_scope::Scoped;
     use crate::owners::SharedHeld;
     use crate::table::MethodCache;
     use crate::{Registry, Weigher};
 
     /// The judge starts from recency, still lets every 32nd key be turned away, turns
-    /// to the sketch once most of the keys it turned away are gone for good, and back
-    /// once most return; its counts stay within its period.
+    /// to the sketch once refused keys come back no more than twice as often as its
+    /// victims, and back once they do; its counts stay within its period.
     #[test]
-    fn the_judge_follows_where_the_keys_turned_away_go() {
+    fn the_judge_weighs_refused_keys_back_against_victims_back() {
+        let (refused, victim) = (0, VICTIM);
         let mut judge = Judge::default();
         let overruled = (0..64).filter(|_| judge.overrules()).count();
         assert_eq!(overruled, 62, "recency, but for every 32nd");
-        judge.resolve(false);
-        assert!(!judge.overrules(), "1 gone of 1: half, not more");
-        for _ in 0..10_000 {
-            judge.resolve(false);
-            assert!(judge.resolved < Judge::PERIOD);
+        // Refused keys that never come back: the sketch is right.
+        judge.resolve(refused, false);
+        assert!(!judge.favors_recency());
+        // No victim back yet: one refused key in 8 back is recency's case.
+        (0..6).for_each(|_| judge.resolve(refused, false));
+        judge.resolve(refused, true);
+        assert!(judge.favors_recency());
+        // A victim in 10 back, a refused key in 10 back: the sketch is right.
+        for i in 0..10_000 {
+            judge.resolve(victim, i % 10 == 0);
+            judge.resolve(refused, i % 10 == 0);
+            assert!(judge.refused.resolved < Judge::PERIOD);
+            assert!(judge.victims.resolved < Judge::PERIOD);
         }
-        let turns = (1..).find(|_| {
-            judge.resolve(true);
+        assert!(!judge.favors_recency());
+        assert!(!judge.overrules());
+        // Refused keys back 4 in 10 against victims' 1: recency, within a period.
+        let turns = (1..).find(|i| {
+            judge.resolve(victim, i % 10 == 0);
+            judge.resolve(refused, i % 10 < 4);
             judge.favors_recency()
         });
-        // Halved at 1,024, about 512 are remembered: as many returns outweigh them.
         assert!(
-            matches!(turns, Some(300..=600)),
-            "{turns:?} returns to turn"
+            matches!(turns, Some(1..=1024)),
+            "{turns:?} resolutions to turn"
         );
         assert!(judge.overrules());
     }
 
-    /// Each ghost is forgotten as it passes the horizon, and counted as a key rightly
-    /// turned away; one back in time is counted as a return. The order keeps within
-    /// its limit even when stamps run backwards.
+    /// Each ghost is forgotten as it passes the horizon, and counted as gone; one back
+    /// in time is counted as back, a refused key's or a victim's in its own tally, and
+    /// only a refused key back goes in directly. The order keeps within its limit even
+    /// when stamps run backwards.
     #[test]
     fn ghosts_are_resolved_back_in_time_or_gone() {
         let mut window = Window::default();
+        let tallies = |w: &Window| {
+            let (r, v) = (&w.judge.refused, &w.judge.victims);
+            [(r.resolved, r.back), (v.resolved, v.back)]
+        };
         for hash in 0..10 {
             window.lost(hash, hash, hash, 100);
         }
+        window.evicted(50, 10, 100);
+        window.evicted(51, 11, 100);
         assert!(window.returned(3, 50, 100).direct, "back in time");
+        assert!(!window.returned(50, 60, 100).direct, "a victim back");
         window.lost(4, 60, 60, 100); // lost again: its first stamp is stale
-        assert_eq!((window.judge.resolved, window.judge.back), (1, 1));
+        assert_eq!(tallies(&window), [(1, 1), (1, 1)]);
         // At 105, 0 to 4 are past the horizon: 0, 1 and 2 are gone; 3 returned, and 4's
         // ghost is now the one stamped 60.
         assert!(!window.returned(99, 105, 100).direct);
-        assert_eq!((window.judge.resolved, window.judge.back), (4, 1));
-        // At 161, 5 to 9 and 4 (stamped 60) are gone too.
+        assert_eq!(tallies(&window), [(4, 1), (1, 1)]);
+        // At 161, 5 to 9, victim 51 and 4 (stamped 60) are gone too.
         assert!(!window.returned(4, 161, 100).direct, "4 is gone by 161");
-        assert_eq!((window.judge.resolved, window.judge.back), (10, 1));
+        assert_eq!(tallies(&window), [(10, 1), (2, 1)]);
         assert!(window.ghosts.missed_at.is_empty());
-        assert!(!window.favors_recency());
         for hash in 100..2_000 {
             window.lost(hash, 5_000 - hash, 200, 10);
         }
