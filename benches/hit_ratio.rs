@@ -36,8 +36,8 @@
 //!   or by misses only, S3-FIFO, SIEVE; and issue 16's, an admission window in front of
 //!   `clock2+tlfu-miss`: fixed at 1% or 20%, hill-climbing, sized by ghosts, or 1% with
 //!   ghosts that let a refused key back in (`w1%+ghost-ties+age`), and that with a
-//!   judge letting recency overrule the sketch (`w1%+judge`, what weakmemo builds; a
-//!   change detector beside it, and LeCaR-like regrets).
+//!   judge letting recency overrule the sketch (`w1%+judge`, what weakmemo builds; its
+//!   first rule, `w1%+judge-half`, and LeCaR-like regrets beside it).
 //!
 //! `HIT_RATIO_ONLY=name,name` runs only those contenders (peers, `weakmemo` or
 //! candidates) and the new user's cases, for a quick look while trying a policy.
@@ -393,19 +393,14 @@ const CANDIDATES: [(&str, Runner); 17] = [
         run_policy(t, c, &mut Windowed::ties_climbing(c, c.max(1000), 50))
     }),
     ("w1%+judge", |t, c| {
-        run_policy(
-            t,
-            c,
-            &mut Windowed::judged(c, JudgeRule::Returns { change: None }),
-        )
+        let rule = JudgeRule::Versus {
+            margin: 2.0,
+            floor: 0.1,
+        };
+        run_policy(t, c, &mut Windowed::judged(c, rule))
     }),
-    ("w1%+judge+change", |t, c| {
-        let change = Some((1.5, 0.02));
-        run_policy(
-            t,
-            c,
-            &mut Windowed::judged(c, JudgeRule::Returns { change }),
-        )
+    ("w1%+judge-half", |t, c| {
+        run_policy(t, c, &mut Windowed::judged(c, JudgeRule::Half))
     }),
     ("w1%+regrets", |t, c| {
         run_policy(t, c, &mut Windowed::judged(c, JudgeRule::Regrets))

@@ -934,34 +934,39 @@ enum Ghost {
 }
 
 /// When the sketch refuses a newcomer that recency (LRU) would keep, whether to admit
-/// it all the same: weakmemo's rule ([`JudgeRule::Returns`], `src/table/window.rs`) and
-/// a rejected one.
+/// it all the same: weakmemo's rule ([`JudgeRule::Versus`], `src/table/window.rs`) and
+/// rejected ones.
 pub struct Judge {
     rule: JudgeRule,
-    /// Returns: refused keys resolved lately (back in time, or gone past the horizon)
-    /// and those back, halved every [`Judge::PERIOD`]; the same over 16 periods.
+    /// Refused keys resolved lately (back in time, or gone past the horizon) and those
+    /// back, halved every [`Judge::PERIOD`].
     resolved: f64,
     back: f64,
-    long: (f64, f64),
     /// Regrets: decisions each way, and their losers back in time.
     refused: f64,
     refused_back: f64,
     overridden: f64,
     overridden_back: f64,
     decisions: u32,
+    /// Versus: victims evicted on the sketch's word, resolved and back, halved alike.
+    victims: (f64, f64),
 }
 
 #[derive(Clone, Copy)]
 pub enum JudgeRule {
     /// Recency while more than half of the refused keys resolved lately came back in
-    /// time; with `change: Some((ratio, floor))`, also while that fraction is over
-    /// ratio × the long run's + floor (a change detector). Every 32nd key recency would
-    /// admit is refused all the same, to keep measuring.
-    Returns { change: Option<(f64, f64)> },
+    /// time (weakmemo's first rule). Every 32nd key recency would admit is refused all
+    /// the same, to keep measuring.
+    Half,
     /// LeCaR's idea on one decision: the rule whose losers come back less often per
     /// decision (refused newcomers for the sketch, victims evicted on the judge's word
     /// for recency); every 16th decision goes the other way, to keep both rates current.
     Regrets,
+    /// Recency while refused keys come back in time more than `margin` × as often as
+    /// the victims that newcomers the sketch preferred evicted (no exploration: those
+    /// evictions happen anyway), + `floor`; before any refused key is resolved, recency
+    /// (weakmemo's rule, with 2 and 0.1). Explores as [`JudgeRule::Half`].
+    Versus { margin: f64, floor: f64 },
 }
 
 impl Judge {
@@ -972,29 +977,30 @@ impl Judge {
             rule,
             resolved: 0.0,
             back: 0.0,
-            long: (0.0, 0.0),
             refused: 0.0,
             refused_back: 0.0,
             overridden: 0.0,
             overridden_back: 0.0,
             decisions: 0,
+            victims: (0.0, 0.0),
         }
     }
 
     /// Whether the judge favors recency now.
     fn favors(&self) -> bool {
         match self.rule {
-            JudgeRule::Returns { change } => {
-                let short = (self.back + 1.0) / (self.resolved + 1.0);
-                let changed = change.is_some_and(|(ratio, floor)| {
-                    let long = self.long.1 / self.long.0.max(1.0);
-                    self.long.0 >= Self::PERIOD && short > ratio * long + floor
-                });
-                short > 0.5 || changed
-            }
+            JudgeRule::Half => (self.back + 1.0) / (self.resolved + 1.0) > 0.5,
             JudgeRule::Regrets => {
                 (self.refused_back + 1.0) / (self.refused + 1.0)
                     > self.overridden_back / (self.overridden + 1.0)
+            }
+            JudgeRule::Versus { margin, floor } => {
+                if self.resolved == 0.0 {
+                    return true;
+                }
+                let refused = self.back / self.resolved;
+                let victims = self.victims.1 / (self.victims.0 + 1.0);
+                refused > margin * victims + floor
             }
         }
     }
@@ -1008,13 +1014,17 @@ impl Judge {
             self.resolved /= 2.0;
             self.back /= 2.0;
         }
-        self.long.0 += 1.0;
-        self.long.1 += back;
-        if self.long.0 >= 16.0 * Self::PERIOD {
-            self.long.0 /= 2.0;
-            self.long.1 /= 2.0;
-        }
         self.refused_back += back;
+    }
+
+    /// A victim the sketch chose is back within the horizon (`true`) or gone past it.
+    fn victim(&mut self, back: bool) {
+        self.victims.0 += 1.0;
+        self.victims.1 += f64::from(u8::from(back));
+        if self.victims.0 >= Self::PERIOD {
+            self.victims.0 /= 2.0;
+            self.victims.1 /= 2.0;
+        }
     }
 
     /// The sketch refuses a newcomer: whether to admit it anyway.
@@ -1022,7 +1032,7 @@ impl Judge {
         self.decisions += 1;
         let favors = self.favors();
         match self.rule {
-            JudgeRule::Returns { .. } => favors && self.decisions % 32 != 0,
+            JudgeRule::Half | JudgeRule::Versus { .. } => favors && self.decisions % 32 != 0,
             JudgeRule::Regrets => {
                 let admit = favors != (self.decisions % 16 == 0);
                 if admit {
@@ -1111,6 +1121,9 @@ impl Windowed {
     fn remember(&mut self, key: u64, how: Ghost) {
         if let Some(ghosts) = &mut self.ghosts {
             ghosts.keys.insert(key, (ghosts.now, how));
+            if how == Ghost::Evicted && ghosts.judge.is_some() {
+                ghosts.fifo.push_back((key, ghosts.now));
+            }
         }
     }
 
@@ -1129,6 +1142,9 @@ impl Windowed {
                 if ghosts.keys.get(&key) == Some(&(at, Ghost::Refused)) {
                     ghosts.keys.remove(&key);
                     judge.resolved(false);
+                } else if ghosts.keys.get(&key) == Some(&(at, Ghost::Evicted)) {
+                    ghosts.keys.remove(&key);
+                    judge.victim(false);
                 }
             }
         }
@@ -1151,10 +1167,12 @@ impl Windowed {
             return;
         };
         if ghosts.now - at > ghosts.horizon {
-            if let Some(judge) = &mut ghosts.judge
-                && how == Ghost::Refused
-            {
-                judge.resolved(false);
+            if let Some(judge) = &mut ghosts.judge {
+                match how {
+                    Ghost::Refused => judge.resolved(false),
+                    Ghost::Evicted => judge.victim(false),
+                    Ghost::Overridden => {}
+                }
             }
             return;
         }
@@ -1162,7 +1180,7 @@ impl Windowed {
             match how {
                 Ghost::Refused => judge.resolved(true),
                 Ghost::Overridden => judge.overridden_back += 1.0,
-                Ghost::Evicted => {}
+                Ghost::Evicted => judge.victim(true),
             }
         }
         if how == Ghost::Refused
