@@ -268,8 +268,9 @@
 //!   was asked for more often lately than the entry it would replace; one asked for
 //!   again within about `maxsize` calls (when an LRU cache of that size would still
 //!   hold it) needs only to be asked for as often. The cache also watches what it
-//!   turned away: while most of it comes back within about `maxsize` calls, it keeps
-//!   what is new instead, as `lru_cache` would, and it starts that way. So a one-off
+//!   turned away and what it evicted: while what it turned away comes back within
+//!   about `maxsize` calls more often than what it evicted, it keeps what is new
+//!   instead, as `lru_cache` would, and it starts that way. So a one-off
 //!   scan, or a loop over a few more keys than fit, does not flush a cache that has
 //!   seen such traffic, and when the calls move to new keys the cache follows at about
 //!   one computation a key, as `lru_cache` does. Dead owners' and expired entries go

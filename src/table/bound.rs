@@ -20,7 +20,7 @@
 //!   stored in the main region over the hand's victim if the sketch has seen it at least
 //!   as often (a tie wins here), and in the window again if not; such returns also age
 //!   the sketch, which then forgets an old working set fast.
-//! - While the judge favors recency (most refused keys come back in time), the hand
+//! - While the judge favors recency (refused keys come back more than victims), the hand
 //!   clears the counters it passes instead of lowering them, and an entry leaving the
 //!   window gets one visit: an old set goes within one lap, as in LRU.
 //! - Admission is what keeps a loop slightly larger than the cache, and one-off scans,

@@ -17,12 +17,15 @@
 //!   often), and in the window again if not. Every eighth of the held entries' worth of
 //!   such returns halves the sketch: they show that what it remembers is no longer what
 //!   is asked.
-//! - **The judge** counts each ghost once, as it returns in time or passes the horizon.
-//!   While more than half of the last ~1,024 came back, the sketch is turning away a
-//!   working set that LRU would have hit (the working set moved, or the cache is new
-//!   and has seen nothing yet), and the judge overrules it: the key goes in over the
-//!   victim all the same. Every 32nd is still turned away, so that the judge keeps
-//!   seeing whether they come back.
+//! - **The judge** weighs what refusing costs against what evicting costs. The victims
+//!   evicted for a newcomer the sketch preferred are ghosts too, marked as such, and
+//!   each ghost is counted once, as it returns in time or passes the horizon. While the
+//!   keys refused lately come back more than twice as often as the victims (and more
+//!   than one in ten), the sketch is turning away a working set that LRU would have
+//!   hit: the working set moved or shifted (its old victims stop coming back), or the
+//!   cache is new and has seen nothing yet. The judge then overrules the sketch: the
+//!   key goes in over the victim all the same. Every 32nd is still turned away, so that
+//!   the judge keeps seeing whether they come back.
 //! - A key that returns only after a longer stretch, as in a loop over more keys than
 //!   the bound holds, or a one-off scan's, is judged by frequency alone, like a window
 //!   entry, and counts as gone for the judge: that is what keeps loops and scans from
