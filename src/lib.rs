@@ -270,10 +270,10 @@
 //!   hold it) needs only to be asked for as often. The cache also watches what it
 //!   turned away and what it evicted: while what it turned away comes back within
 //!   about `maxsize` calls more often than what it evicted, it keeps what is new
-//!   instead, as `lru_cache` would, and it starts that way. So a one-off
-//!   scan, or a loop over a few more keys than fit, does not flush a cache that has
-//!   seen such traffic, and when the calls move to new keys the cache follows at about
-//!   one computation a key, as `lru_cache` does. Dead owners' and expired entries go
+//!   instead, as `lru_cache` would, and it starts that way. So a one-off scan, or a
+//!   loop over a few more keys than fit, does not flush a cache that has seen such
+//!   traffic, and when the calls move to new keys the cache follows at about one
+//!   computation a key, as `lru_cache` does. Dead owners' and expired entries go
 //!   first.
 //! - [`Registry::set_capacity`] bounds all methods together; over it, the method holding
 //!   the most evicts, so one flooding method cannot evict everything else.

@@ -309,8 +309,8 @@ where
     /// `capacity` calls); otherwise it is evicted. While the keys so evicted come back
     /// within about `capacity` calls more often than the entries evicted for others
     /// (as when the working set moves, and in a fresh cache, which has seen none), the
-    /// newest entry takes the room anyway, as in LRU. Hits are not slowed: each sets a small counter on its entry.
-    /// [`Stats::evicted`] counts the entries removed.
+    /// newest entry takes the room anyway, as in LRU. Hits are not slowed: each sets a
+    /// small counter on its entry. [`Stats::evicted`] counts the entries removed.
     /// `Some(0)` stores nothing. A method bounded before its first lookup gets about
     /// one shard per 64 entries of its bound; a lowered bound is met at the next miss.
     /// The policy and its measurements: [`benchmarks`](crate::benchmarks),

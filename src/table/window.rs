@@ -58,8 +58,9 @@ pub(crate) struct Window {
 #[derive(Default)]
 struct Ghosts {
     missed_at: HashMap<u64, u64>,
-    /// The same in the order they lost, so that each is forgotten as it passes the
-    /// horizon; an item whose ghost returned, or lost again since, is skipped then.
+    /// The same in the order they were remembered, so that each is forgotten as it
+    /// passes the horizon; an item whose ghost returned, or was remembered again since,
+    /// is skipped then.
     order: VecDeque<(u64, u64)>,
     /// Returns in time since the sketch was last halved by them.
     returns: usize,
@@ -429,6 +430,38 @@ mod tests {
         let [window, held] = registry.method(plain).table().books();
         assert_eq!(window.0, window.1, "the window's weight");
         assert_eq!(held.0, held.1, "the weight held");
+    }
+
+    /// A victim the sketch chose over a newcomer it has seen more often is remembered,
+    /// and its return counted in the victims' tally; one evicted on the judge's word
+    /// is not.
+    #[test]
+    fn the_sketchs_victims_are_watched() {
+        let registry = Registry::new();
+        let owner = Arc::new(0);
+        let memo = registry.method(plain);
+        memo.set_capacity(Some(2)); // a window of 1, a main region of 1
+        let victims = || {
+            let bound = memo.table().bound.get().unwrap();
+            let hand = bound.hand.lock();
+            (
+                hand.window.judge.victims.resolved,
+                hand.window.judge.victims.back,
+            )
+        };
+        memo.call(&owner, 1); // into the window
+        memo.call(&owner, 2); // 1 joins the main region, which has room
+        memo.call(&owner, 3); // 2, seen as often as 1, goes in on the judge's word
+        assert!(memo.invalidate(&owner, &3));
+        memo.call(&owner, 3); // missed twice now: 3 goes in over 2 on the sketch's word
+        memo.call(&owner, 4);
+        assert_eq!(victims(), (0, 0));
+        // Back within the horizon (the bound's 2 requests): counted as back.
+        memo.call(&owner, 2);
+        assert_eq!(victims(), (1, 1));
+        memo.call(&owner, 1); // evicted on the judge's word: no ghost
+        assert_eq!(victims(), (1, 1));
+        assert_eq!(memo.stats().evicted, 4);
     }
 
     /// Window entries that never leave it by weight (removed first, or weighing 0)
