@@ -142,7 +142,8 @@ impl Judge {
     }
 }
 
-/// What a ghost said of a key just missed.
+/// What a ghost said of a key just missed: by default, nothing.
+#[derive(Default)]
 pub(super) struct Return {
     /// The key lost lately and was asked for again within the horizon: it may go to the
     /// main region directly, winning ties.
@@ -177,26 +178,17 @@ impl Window {
     pub(super) fn returned(&mut self, hash: u64, now: u64, horizon: u64) -> Return {
         if self.ghosts.missed_at.is_empty() {
             // Nothing lost yet (a bound with room): no probe.
-            return Return {
-                direct: false,
-                age: false,
-            };
+            return Return::default();
         }
         self.forget_past(now, horizon);
         let Some(stamp) = self.ghosts.missed_at.remove(&hash) else {
-            return Return {
-                direct: false,
-                age: false,
-            };
+            return Return::default();
         };
         let in_time = now.saturating_sub(stamp & !VICTIM) <= horizon;
         self.judge.resolve(stamp, in_time);
         if stamp & VICTIM != 0 {
             // A victim back is a newcomer like any other.
-            return Return {
-                direct: false,
-                age: false,
-            };
+            return Return::default();
         }
         let mut age = false;
         if in_time {
